@@ -1,0 +1,128 @@
+// Splitting an upper-layer message into data transfer payloads, and putting it back together
+// under the rules of [MS-SMBD] 3.1.5.8.
+import { DATA_TRANSFER_DATA_OFFSET, type DataTransfer } from './data-transfer.js';
+import { fail } from './errors.js';
+import { MIN_RECEIVE_SIZE } from './negotiate.js';
+
+const U32_MAX = 0xffffffff;
+
+export interface Fragment {
+  remainingDataLength: number;
+  /** A view into the message given to split(): no bytes are copied. */
+  data: Uint8Array;
+}
+
+export class Fragmenter {
+  /** Payload bytes per fragment: MaxSendSize minus the 24-byte header. */
+  readonly maxPayload: number;
+  readonly maxMessageSize: number;
+
+  /**
+   * @param maxSendSize the negotiated MaxSendSize (>= 128)
+   * @param maxFragmentedSize the peer's MaxFragmentedSize; longer messages are refused
+   */
+  constructor(maxSendSize: number, maxFragmentedSize = U32_MAX) {
+    if (!Number.isInteger(maxSendSize) || maxSendSize < MIN_RECEIVE_SIZE || maxSendSize > U32_MAX) {
+      fail('ERR_FRAMING_INVALID_ARGUMENT', `maxSendSize must be an integer in [${MIN_RECEIVE_SIZE}, 2^32 - 1], got ${maxSendSize}`);
+    }
+    if (!Number.isInteger(maxFragmentedSize) || maxFragmentedSize < 1 || maxFragmentedSize > U32_MAX) {
+      fail('ERR_FRAMING_INVALID_ARGUMENT', `maxFragmentedSize must be an integer in [1, 2^32 - 1], got ${maxFragmentedSize}`);
+    }
+    this.maxPayload = maxSendSize - DATA_TRANSFER_DATA_OFFSET;
+    this.maxMessageSize = maxFragmentedSize;
+  }
+
+  /** Fragments of `message` in send order; RemainingDataLength strictly decreases to 0. */
+  split(message: Uint8Array): Fragment[] {
+    const total = message.length;
+    if (total === 0) fail('ERR_SMBD_EMPTY_MESSAGE', 'cannot send an empty upper-layer message');
+    if (total > this.maxMessageSize) {
+      fail('ERR_SMBD_MESSAGE_TOO_LARGE', `message of ${total} bytes exceeds MaxFragmentedSize ${this.maxMessageSize}`);
+    }
+    const step = this.maxPayload;
+    const out: Fragment[] = new Array(Math.ceil(total / step));
+    for (let i = 0, at = 0; at < total; i++, at += step) {
+      const end = Math.min(at + step, total);
+      out[i] = { remainingDataLength: total - end, data: message.subarray(at, end) };
+    }
+    return out;
+  }
+}
+
+type Received = Pick<DataTransfer, 'remainingDataLength' | 'dataLength' | 'data'>;
+
+export class Reassembler {
+  readonly maxFragmentedSize: number;
+  #buffer: Uint8Array | undefined;
+  #filled = 0;
+  #remaining = 0;
+
+  constructor(maxFragmentedSize: number) {
+    if (!Number.isInteger(maxFragmentedSize) || maxFragmentedSize < 1 || maxFragmentedSize > U32_MAX) {
+      fail('ERR_FRAMING_INVALID_ARGUMENT', `maxFragmentedSize must be an integer in [1, 2^32 - 1], got ${maxFragmentedSize}`);
+    }
+    this.maxFragmentedSize = maxFragmentedSize;
+  }
+
+  /** True while a message is partly received. */
+  get pending(): boolean {
+    return this.#buffer !== undefined;
+  }
+
+  /** Bytes of the pending message received so far. */
+  get receivedLength(): number {
+    return this.#filled;
+  }
+
+  /**
+   * Feeds one decoded data transfer message. Returns the whole upper-layer message when its last
+   * fragment arrives, else undefined (also for messages with no data, e.g. credit grants).
+   * A message that arrives in one fragment is returned as `m.data` itself, a view into the
+   * receive buffer: copy it before that buffer is reused. Reassembled messages are new memory.
+   * Throws on any 3.1.5.8 violation; the connection must then be terminated.
+   */
+  push(m: Received): Uint8Array | undefined {
+    const { dataLength, remainingDataLength } = m;
+    if (m.data.length !== dataLength) {
+      fail('ERR_FRAMING_INVALID_ARGUMENT', `data holds ${m.data.length} bytes but dataLength says ${dataLength}`);
+    }
+    if (dataLength + remainingDataLength > this.maxFragmentedSize) {
+      this.reset();
+      fail('ERR_SMBD_FRAGMENT_OVERRUN', `DataLength ${dataLength} + RemainingDataLength ${remainingDataLength} exceeds MaxFragmentedSize ${this.maxFragmentedSize} ([MS-SMBD] 3.1.5.8)`);
+    }
+    const buffer = this.#buffer;
+    if (buffer === undefined) {
+      if (dataLength === 0) {
+        if (remainingDataLength !== 0) {
+          fail('ERR_SMBD_FRAGMENT_MISMATCH', `a message cannot start with an empty fragment announcing ${remainingDataLength} more bytes`);
+        }
+        return undefined;
+      }
+      if (remainingDataLength === 0) return m.data;
+      const whole = Buffer.allocUnsafeSlow(dataLength + remainingDataLength);
+      whole.set(m.data, 0);
+      this.#buffer = whole;
+      this.#filled = dataLength;
+      this.#remaining = remainingDataLength;
+      return undefined;
+    }
+    if (this.#remaining - dataLength !== remainingDataLength) {
+      const expected = this.#remaining;
+      this.reset();
+      fail('ERR_SMBD_FRAGMENT_MISMATCH', `${expected} bytes were still due; a fragment of ${dataLength} leaves ${expected - dataLength}, not ${remainingDataLength} ([MS-SMBD] 3.1.5.8)`);
+    }
+    buffer.set(m.data, this.#filled);
+    this.#filled += dataLength;
+    this.#remaining = remainingDataLength;
+    if (remainingDataLength !== 0) return undefined;
+    this.reset();
+    return buffer;
+  }
+
+  /** Drops a partly received message. */
+  reset(): void {
+    this.#buffer = undefined;
+    this.#filled = 0;
+    this.#remaining = 0;
+  }
+}
