@@ -1,0 +1,12 @@
+// The error table in docs/errors.md and the codes in framing/errors.ts must list the same codes.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { it } from 'node:test';
+import { ERROR_CODES } from '../framing/index.js';
+
+it('docs/errors.md documents exactly the codes in ERROR_CODES', () => {
+  const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+  const documented = [...doc.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+  assert.deepEqual([...documented].sort(), Object.keys(ERROR_CODES).sort());
+  assert.equal(new Set(documented).size, documented.length, 'no code listed twice');
+});

@@ -1,0 +1,16 @@
+// The published entry points resolve from the built dist/ (npm test builds first), the way a
+// user's `import ... from 'smbdirect/framing'` does.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+
+it("'smbdirect/framing' and 'smbdirect' load from dist/", async () => {
+  const framing = await import('smbdirect/framing');
+  const root = await import('smbdirect');
+  assert.equal(typeof framing.decodeDataTransfer, 'function');
+  assert.equal(typeof framing.Fragmenter, 'function');
+  assert.equal(root.SmbDirectProtocolError, framing.SmbDirectProtocolError);
+  assert.equal(root.framing.encodeMpaRequest, framing.encodeMpaRequest);
+  const err = (() => { try { framing.decodeDataTransfer(new Uint8Array(3)); } catch (e) { return e; } })();
+  assert.ok(err instanceof root.SmbDirectProtocolError);
+  assert.equal((err as { code: string }).code, 'ERR_SMBD_SHORT_MESSAGE');
+});
