@@ -107,11 +107,17 @@ export function encodeFpdu(h: DdpHeader, payload: Uint8Array, crc = true): [Uint
   const headerSize = ddpHeaderSize(h.tagged);
   const ulpdu = headerSize + payload.length;
   if (ulpdu > MPA_MAX_ULPDU) fail('ERR_FRAMING_INVALID_ARGUMENT', `DDP segment of ${ulpdu} bytes exceeds the ${MPA_MAX_ULPDU}-byte ULPDU limit`);
-  const prefix = new Uint8Array(MPA_ULPDU_LENGTH_SIZE + headerSize);
+  const prefixSize = MPA_ULPDU_LENGTH_SIZE + headerSize;
+  const pad = (4 - ((MPA_ULPDU_LENGTH_SIZE + ulpdu) & 3)) & 3;
+  // Header and trailer share one slice of Node's pre-allocated pool: small typed arrays of their
+  // own (or Buffer#subarray) cost more than the encoding itself.
+  const total = prefixSize + pad + (crc ? MPA_CRC_SIZE : 0);
+  const pool = Buffer.allocUnsafe(total);
+  const prefix = new Uint8Array(pool.buffer, pool.byteOffset, prefixSize);
+  const trailer = new Uint8Array(pool.buffer, pool.byteOffset + prefixSize, total - prefixSize);
+  trailer.fill(0, 0, pad);
   putU16be(prefix, 0, ulpdu);
   writeDdpHeader(prefix, MPA_ULPDU_LENGTH_SIZE, h);
-  const pad = (4 - ((MPA_ULPDU_LENGTH_SIZE + ulpdu) & 3)) & 3;
-  const trailer = new Uint8Array(pad + (crc ? MPA_CRC_SIZE : 0));
   if (crc) putCrc(trailer, pad, crc32c(trailer.subarray(0, pad), crc32c(payload, crc32c(prefix))));
   return [prefix, payload, trailer];
 }
