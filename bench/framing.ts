@@ -3,6 +3,7 @@
 // Usage: node --import tsx bench/framing.ts [--json] [--quick]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { createCRC32 } from 'hash-wasm';
 import { do_not_optimize, measure } from 'mitata';
 import * as f from '../framing/index.js';
 
@@ -117,11 +118,22 @@ await rate('MPA request decode + validate', undefined, () => f.decodeMpaFrame(mp
   });
 
 // --- CRC32c ---
+// References: the pure-JS fallback, and hash-wasm's WebAssembly CRC32c (the other maintained
+// registry option that needs no native build).
+const wasm = await createCRC32(0x82f63b78);
+const wasmCrc = (data: Uint8Array) => { wasm.init(); wasm.update(data); return wasm.digest('binary'); };
+{
+  const check = new TextEncoder().encode('123456789');
+  if (Buffer.from(wasmCrc(check)).readUInt32BE(0) !== f.crc32c(check)) throw new Error('hash-wasm CRC32c disagrees with ours');
+}
 for (const size of [1024, 64 * 1024, MiB]) {
   const data = new Uint8Array(size).map((_, i) => i * 7);
   const label = size >= MiB ? `${size / MiB} MiB` : `${size / 1024} KiB`;
-  await throughput(`CRC32c (${f.crc32cImplementation}) over ${label}`, size, size >= 64 * 1024 ? 1 : undefined, () => f.crc32c(data),
+  const target = size >= 64 * 1024 ? 1 : undefined;
+  await throughput(`CRC32c (${f.crc32cImplementation}) over ${label}`, size, target, () => f.crc32c(data),
     'pure-JS slice-by-8 CRC32c (the fallback)', () => f.crc32cJs(data));
+  await throughput(`CRC32c (${f.crc32cImplementation}) over ${label}`, size, target, () => f.crc32c(data),
+    'hash-wasm CRC32c (WebAssembly)', () => wasmCrc(data));
 }
 
 // --- report ---
