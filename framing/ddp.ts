@@ -1,7 +1,7 @@
 // DDP (RFC 5041) segments carrying RDMAP (RFC 5040) messages, framed as MPA FPDUs (RFC 5044):
 //   ULPDU_Length u16 | DDP/RDMAP header | payload | pad to 4 | CRC32c
 // Big-endian. The layouts match the kernel's siw (drivers/infiniband/sw/siw/iwarp.h).
-import { checkU64, checkUint, putU16be, putU32be, putU64be, u16be, u32be, u64be } from './bytes.js';
+import { checkU64, checkUint, putU16be, putU32be, putU32le, putU64be, u16be, u32be, u32le, u64be } from './bytes.js';
 import { crc32c } from './crc32c.js';
 import { fail } from './errors.js';
 
@@ -118,19 +118,9 @@ export function encodeFpdu(h: DdpHeader, payload: Uint8Array, crc = true): [Uint
   trailer.fill(0, 0, pad);
   putU16be(prefix, 0, ulpdu);
   writeDdpHeader(prefix, MPA_ULPDU_LENGTH_SIZE, h);
-  if (crc) putCrc(trailer, pad, crc32c(trailer.subarray(0, pad), crc32c(payload, crc32c(prefix))));
+  // The CRC travels as the little-endian bytes of the CRC32c value, as in iSCSI and siw.
+  if (crc) putU32le(trailer, pad, crc32c(trailer.subarray(0, pad), crc32c(payload, crc32c(prefix))));
   return [prefix, payload, trailer];
-}
-
-// The CRC travels as the little-endian bytes of the CRC32c value, as in iSCSI and siw.
-function putCrc(b: Uint8Array, at: number, v: number): void {
-  b[at] = v;
-  b[at + 1] = v >>> 8;
-  b[at + 2] = v >>> 16;
-  b[at + 3] = v >>> 24;
-}
-function getCrc(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 }
 
 /**
@@ -151,7 +141,7 @@ export function decodeFpdu(bytes: Uint8Array, crc = true): (DdpSegment & { byteL
   if (bytes.length < byteLength) return undefined;
   if (crc) {
     const expected = crc32c(bytes.subarray(0, crcAt));
-    const got = getCrc(bytes, crcAt);
+    const got = u32le(bytes, crcAt);
     if (expected !== got) {
       fail('ERR_MPA_BAD_CRC', `FPDU CRC32c 0x${got.toString(16)} does not match 0x${expected.toString(16)} (RFC 5044 6)`);
     }
