@@ -1,0 +1,258 @@
+#include "common.h"
+
+#include <fcntl.h>
+
+#include <cstring>
+
+namespace smbdirect {
+
+// ---- errors ---------------------------------------------------------------
+
+const char* ErrnoName(int err) {
+  switch (err) {
+#define E(x) \
+  case x:    \
+    return #x;
+    E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN) E(ENOMEM)
+    E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(ENODEV) E(ENOTDIR) E(EINVAL) E(ENFILE) E(EMFILE)
+    E(ENOSPC) E(EPIPE) E(ERANGE) E(ENOSYS) E(ENODATA) E(ETIME) E(EPROTO) E(EOVERFLOW)
+    E(EOPNOTSUPP) E(EADDRINUSE) E(EADDRNOTAVAIL) E(ENETDOWN) E(ENETUNREACH) E(ECONNABORTED)
+    E(ECONNRESET) E(ENOBUFS) E(EISCONN) E(ENOTCONN) E(ETIMEDOUT) E(ECONNREFUSED) E(EHOSTUNREACH)
+    E(EALREADY) E(EINPROGRESS) E(EPROTONOSUPPORT) E(EAFNOSUPPORT)
+#undef E
+    default:
+      return "EUNKNOWN";
+  }
+}
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
+  std::string msg = std::string(syscall) + " failed: " + ErrnoName(err) + " (" + strerror(err) + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  e.Set("errno", Napi::Number::New(env, -err));  // negative, as node's system errors
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall) { throw ErrnoError(env, err, syscall); }
+
+void ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::TypeError e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+  throw e;
+}
+
+void ThrowRange(Napi::Env env, const std::string& msg) {
+  Napi::RangeError e = Napi::RangeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+  throw e;
+}
+
+void ThrowCode(Napi::Env env, const char* code, const std::string& msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  throw e;
+}
+
+// ---- resources ------------------------------------------------------------
+
+bool Resource::in_finalizer = false;
+
+Resource::Resource() : id_(0) {}
+
+Resource::~Resource() {
+  // Normally closed already (Finalize). A constructor that threw leaves an
+  // unclosed node with no native object yet: just unlink it.
+  if (closed_) return;
+  for (Resource* p : parents_) p->children_.erase(this);
+  for (auto& r : parentRefs_) r.Reset();
+  if (instance_) instance_->live.remove(this);
+}
+
+void Resource::Register(Napi::Env env) {
+  instance_ = Instance(env);
+  id_ = instance_->nextId++;
+  instance_->live.push_back(this);
+}
+
+void Resource::Adopt(Resource* parent, Napi::Object parentObject) {
+  Adopt(parent);
+  parentRefs_.push_back(Napi::Persistent(parentObject));
+}
+
+void Resource::Adopt(Resource* parent) {
+  parent->children_.insert(this);
+  parents_.push_back(parent);
+}
+
+void Resource::Reparent(Resource* from, Resource* to, Napi::Object toObject) {
+  for (size_t i = 0; i < parents_.size(); i++) {
+    if (parents_[i] != from) continue;
+    from->children_.erase(this);
+    parents_.erase(parents_.begin() + static_cast<long>(i));
+    break;
+  }
+  // the old parent's JS reference is dropped with the others at close; a
+  // stale extra reference only delays its GC, never frees early
+  Adopt(to, toObject);
+}
+
+void Resource::Close() {
+  if (closed_) return;
+  closed_ = true;
+  // children first (copy: they unlink themselves from children_)
+  std::vector<Resource*> kids(children_.begin(), children_.end());
+  for (auto it = kids.rbegin(); it != kids.rend(); ++it) (*it)->Close();
+  Release();
+  for (Resource* p : parents_) p->children_.erase(this);
+  parents_.clear();
+  for (auto& r : parentRefs_) r.Reset();
+  parentRefs_.clear();
+  if (instance_) {
+    instance_->live.remove(this);
+    instance_ = nullptr;
+  }
+}
+
+static void Cleanup(InstanceData* data) {
+  data->tearingDown = true;
+  Resource::in_finalizer = true;  // no JS at teardown
+  while (!data->live.empty()) data->live.back()->Close();
+  Resource::in_finalizer = false;
+}
+
+InstanceData* Instance(Napi::Env env) { return env.GetInstanceData<InstanceData>(); }
+
+// ---- arguments ------------------------------------------------------------
+
+uint32_t ValueU32(Napi::Env env, Napi::Value v, const char* name) {
+  if (!v.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint64_t>(d)))
+    ThrowRange(env, std::string(name) + " must be an integer in [0, 2^32)");
+  return static_cast<uint32_t>(d);
+}
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return ValueU32(info.Env(), info[i], name);
+}
+
+uint32_t OptU32(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t dflt) {
+  if (i >= info.Length() || info[i].IsUndefined()) return dflt;
+  return ValueU32(info.Env(), info[i], name);
+}
+
+uint64_t ValueU64(Napi::Env env, Napi::Value v, const char* name) {
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ThrowRange(env, std::string(name) + " must fit in 64 bits unsigned");
+    return x;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d)))
+      ThrowRange(env, std::string(name) + " must be a safe non-negative integer");
+    return static_cast<uint64_t>(d);
+  }
+  ThrowType(env, std::string(name) + " must be a bigint or a number");
+}
+
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return ValueU64(info.Env(), info[i], name);
+}
+
+std::vector<uint8_t> OptBytes(Napi::Env env, Napi::Value v, const char* name, size_t max) {
+  if (v.IsUndefined() || v.IsNull()) return {};
+  if (!v.IsTypedArray() && !v.IsArrayBuffer())
+    ThrowType(env, std::string(name) + " must be a Uint8Array");
+  const uint8_t* p;
+  size_t len;
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    p = static_cast<const uint8_t*>(ab.Data());
+    len = ab.ByteLength();
+  } else {
+    auto ta = v.As<Napi::TypedArray>();
+    p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    len = ta.ByteLength();
+  }
+  if (len > max) ThrowRange(env, std::string(name) + " is longer than " + std::to_string(max) + " bytes");
+  return std::vector<uint8_t>(p, p + len);
+}
+
+Napi::Buffer<uint8_t> CopyBytes(Napi::Env env, const void* data, size_t len) {
+  return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(data), len);
+}
+
+// ---- libuv ----------------------------------------------------------------
+
+int SetNonBlocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return errno;
+  return 0;
+}
+
+int Poll::Start(Napi::Env env, int fd, Callback cb) {
+  Stop();
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return UV_EINVAL;
+  auto* h = new Handle{};
+  h->cb = std::move(cb);
+  int rc = uv_poll_init(loop, &h->poll, fd);
+  if (rc != 0) {
+    delete h;
+    return rc;
+  }
+  h->poll.data = h;
+  rc = uv_poll_start(&h->poll, UV_READABLE, [](uv_poll_t* p, int status, int) {
+    auto* hh = static_cast<Handle*>(p->data);
+    if (status < 0 && status != UV_EBADF) return;
+    Callback cb = hh->cb;  // the callback may Stop() (and so free) this handle
+    if (cb) cb();
+  });
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), [](uv_handle_t* p) { delete static_cast<Handle*>(p->data); });
+    return rc;
+  }
+  handle_ = h;
+  return 0;
+}
+
+void Poll::Stop() {
+  if (!handle_) return;
+  Handle* h = handle_;
+  handle_ = nullptr;
+  h->cb = nullptr;
+  uv_poll_stop(&h->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), [](uv_handle_t* p) { delete static_cast<Handle*>(p->data); });
+}
+
+void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<napi_value>& args) {
+  if (fn.IsEmpty()) return;
+  try {
+    fn.MakeCallback(env.Global(), args);
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+// ---- module ---------------------------------------------------------------
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new InstanceData();
+  env.SetInstanceData(data);  // deleted by the default finalizer at env teardown
+  env.AddCleanupHook([data]() { Cleanup(data); });
+  exports.Set("available", Napi::Boolean::New(env, true));
+  exports.Set("withRdmaCore", Napi::Boolean::New(env, true));
+  InitDevice(env, exports, data);
+  InitMemory(env, exports, data);
+  InitCq(env, exports, data);
+  InitQp(env, exports, data);
+  InitCm(env, exports, data);
+  return exports;
+}
+
+NODE_API_MODULE(smbdirect_native, Init)
+
+}  // namespace smbdirect

@@ -1,0 +1,167 @@
+// Shared pieces of the verbs/rdma_cm binding: the resource tree every native
+// object lives in, libuv poll handles, and errno-style JS errors.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace smbdirect {
+
+// ---- errors ---------------------------------------------------------------
+
+const char* ErrnoName(int err);
+
+// Error with code (errno name), errno and syscall, like node's own system errors.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall);
+// Misuse from JS: TypeError / RangeError / Error with a stable code.
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& msg);
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& msg);
+[[noreturn]] void ThrowCode(Napi::Env env, const char* code, const std::string& msg);
+
+// ---- resources ------------------------------------------------------------
+
+struct InstanceData;
+
+// Every native object is a node in a tree (a DAG: a QP has a PD, two CQs and a
+// cm_id as parents). Closing a node closes its children first, so teardown
+// order is always QP, CQ, channel, MR, PD, cm_id, event channel, device.
+// Close() is idempotent and runs from JS, from the finalizer, from a parent's
+// Close() and from the environment cleanup hook.
+class Resource {
+ public:
+  Resource();
+  virtual ~Resource();
+  void Close();
+  bool closed() const { return closed_; }
+  uint32_t id() const { return id_; }
+  // Makes `parent` close this resource first; holds a JS reference to the
+  // parent (when given) so it outlives this child.
+  void Adopt(Resource* parent, Napi::Object parentObject);
+  void Adopt(Resource* parent);
+  // Moves this node from one parent to another (rdma_migrate_id).
+  void Reparent(Resource* from, Resource* to, Napi::Object toObject);
+  // During GC finalization no JS may run (no detaching of ArrayBuffers).
+  static bool in_finalizer;
+
+ protected:
+  virtual void Release() = 0;  // free the native object; called exactly once
+  void Register(Napi::Env env);
+
+ private:
+  bool closed_ = false;
+  uint32_t id_;
+  InstanceData* instance_ = nullptr;
+  std::set<Resource*> children_;
+  std::vector<Resource*> parents_;
+  std::vector<Napi::ObjectReference> parentRefs_;
+};
+
+struct InstanceData {
+  std::list<Resource*> live;  // creation order; closed newest first at env teardown
+  Napi::FunctionReference device, pd, mr, mw, channel, cq, qp, eventChannel, cmId;
+  std::map<void*, Resource*> devices;  // ibv_context -> its one open Device
+  uint32_t nextId = 1;
+  bool tearingDown = false;
+};
+InstanceData* Instance(Napi::Env env);
+
+// Base for the JS-visible classes: ObjectWrap + Resource, with finalizer close.
+template <typename T>
+class Wrapped : public Napi::ObjectWrap<T>, public Resource {
+ public:
+  explicit Wrapped(const Napi::CallbackInfo& info) : Napi::ObjectWrap<T>(info) {
+    Register(info.Env());
+  }
+  void Finalize(Napi::Env) override {
+    in_finalizer = true;
+    Close();
+    in_finalizer = false;
+  }
+  Napi::Value JsClose(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+  Napi::Value JsClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), closed()); }
+  Napi::Value JsId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id()); }
+  // The class's own properties plus closed / id / close().
+  using Props = std::vector<Napi::ClassPropertyDescriptor<T>>;
+  static Props Common(Props own) {
+    using Method = Napi::Value (T::*)(const Napi::CallbackInfo&);
+    own.push_back(Napi::ObjectWrap<T>::InstanceAccessor("closed", static_cast<Method>(&Wrapped::JsClosed), nullptr));
+    own.push_back(Napi::ObjectWrap<T>::InstanceAccessor("id", static_cast<Method>(&Wrapped::JsId), nullptr));
+    own.push_back(Napi::ObjectWrap<T>::InstanceMethod("close", static_cast<Method>(&Wrapped::JsClose)));
+    return own;
+  }
+  void CheckOpen(Napi::Env env, const char* what) const {
+    if (closed()) ThrowCode(env, "ERR_CLOSED", std::string(what) + " is closed");
+  }
+};
+
+// Unwraps args[i] as T (an open instance); typed errors otherwise.
+template <typename T>
+T* UnwrapArg(Napi::Env env, Napi::Value v, const Napi::FunctionReference& ctor, const char* what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor.Value()))
+    ThrowType(env, std::string("expected a ") + what);
+  T* t = Napi::ObjectWrap<T>::Unwrap(v.As<Napi::Object>());
+  t->CheckOpen(env, what);
+  return t;
+}
+
+// ---- argument helpers -----------------------------------------------------
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name);
+uint32_t OptU32(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t dflt);
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name);  // number or bigint
+uint64_t ValueU64(Napi::Env env, Napi::Value v, const char* name);
+uint32_t ValueU32(Napi::Env env, Napi::Value v, const char* name);
+std::vector<uint8_t> OptBytes(Napi::Env env, Napi::Value v, const char* name, size_t max);
+Napi::Buffer<uint8_t> CopyBytes(Napi::Env env, const void* data, size_t len);
+
+// ---- libuv ----------------------------------------------------------------
+
+// A uv_poll_t on the env's own loop (never uv_default_loop). The handle memory
+// is freed by uv_close's callback, so stopping from inside the callback is safe.
+class Poll {
+ public:
+  using Callback = std::function<void()>;
+  Poll() = default;
+  ~Poll() { Stop(); }
+  Poll(const Poll&) = delete;
+  Poll& operator=(const Poll&) = delete;
+  int Start(Napi::Env env, int fd, Callback cb);  // readable events; returns uv error
+  void Stop();
+  bool active() const { return handle_ != nullptr; }
+
+ private:
+  struct Handle {
+    uv_poll_t poll;
+    Callback cb;
+  };
+  Handle* handle_ = nullptr;
+};
+
+int SetNonBlocking(int fd);
+
+// Calls a JS function from a libuv callback: handle scope, microtasks after,
+// an exception thrown by the callback goes to process 'uncaughtException'.
+void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<napi_value>& args);
+
+// ---- classes (defined in their own files) ---------------------------------
+
+void InitDevice(Napi::Env env, Napi::Object exports, InstanceData* data);
+void InitMemory(Napi::Env env, Napi::Object exports, InstanceData* data);
+void InitCq(Napi::Env env, Napi::Object exports, InstanceData* data);
+void InitQp(Napi::Env env, Napi::Object exports, InstanceData* data);
+void InitCm(Napi::Env env, Napi::Object exports, InstanceData* data);
+
+}  // namespace smbdirect
