@@ -11,8 +11,8 @@
 namespace smbdirect {
 
 Napi::Object NewQueuePair(Napi::Env env, ibv_qp* qp, rdma_cm_id* id, ProtectionDomain* pd, uint32_t maxSendSge,
-                          uint32_t maxRecvSge, Napi::Object pdObj, Napi::Object sendCq, Napi::Object recvCq,
-                          Napi::Object cmId);
+                          uint32_t maxRecvSge, uint32_t maxSgeRd, Napi::Object pdObj, Napi::Object sendCq,
+                          Napi::Object recvCq, Napi::Object cmId);
 
 // ---- EventChannel -----------------------------------------------------------
 
@@ -319,7 +319,9 @@ Napi::Value CmId::CreateQp(const Napi::CallbackInfo& info) {
   a.sq_sig_all = 0;
   // Name the device limit instead of a bare EINVAL from the provider.
   ibv_device_attr da{};
-  if (ibv_query_device(id_->verbs, &da) == 0) {
+  int qrc = ibv_query_device(id_->verbs, &da);
+  if (qrc) ThrowErrno(env, qrc, "ibv_query_device");
+  {
     auto limit = [&](uint32_t want, int max, const char* what, const char* lim) {
       if (want > static_cast<uint32_t>(max))
         ThrowCode(env, "ERR_DEVICE_LIMIT", std::string(what) + " " + std::to_string(want) + " exceeds the device's " + lim +
@@ -331,7 +333,8 @@ Napi::Value CmId::CreateQp(const Napi::CallbackInfo& info) {
     limit(a.cap.max_recv_sge, da.max_sge, "maxRecvSge", "max_sge");
   }
   if (rdma_create_qp(id_, pd->pd(), &a)) ThrowErrno(env, errno, "rdma_create_qp");
-  Napi::Object qp = NewQueuePair(env, id_->qp, id_, pd, a.cap.max_send_sge, a.cap.max_recv_sge, info[0].As<Napi::Object>(),
+  uint32_t maxSgeRd = da.max_sge_rd > 0 ? static_cast<uint32_t>(da.max_sge_rd) : 1;
+  Napi::Object qp = NewQueuePair(env, id_->qp, id_, pd, a.cap.max_send_sge, a.cap.max_recv_sge, maxSgeRd, info[0].As<Napi::Object>(),
                                  info[1].As<Napi::Object>(), info[2].As<Napi::Object>(), Value());
   qp_ = Napi::ObjectWrap<QueuePair>::Unwrap(qp);
   qpObject_ = Napi::Persistent(qp);

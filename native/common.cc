@@ -193,7 +193,7 @@ int SetNonBlocking(int fd) {
   return 0;
 }
 
-int Poll::Start(Napi::Env env, int fd, Callback cb) {
+int Poll::Start(Napi::Env env, int fd, Callback cb, bool keepAlive) {
   Stop();
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return UV_EINVAL;
@@ -215,6 +215,7 @@ int Poll::Start(Napi::Env env, int fd, Callback cb) {
     uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), [](uv_handle_t* p) { delete static_cast<Handle*>(p->data); });
     return rc;
   }
+  if (!keepAlive) uv_unref(reinterpret_cast<uv_handle_t*>(&h->poll));
   handle_ = h;
   return 0;
 }

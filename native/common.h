@@ -48,6 +48,9 @@ class Resource {
   // parent (when given) so it outlives this child.
   void Adopt(Resource* parent, Napi::Object parentObject);
   void Adopt(Resource* parent);
+  void AdoptOnce(Resource* parent, Napi::Object parentObject) {
+    if (!parent->children_.count(this)) Adopt(parent, parentObject);
+  }
   // Moves this node from one parent to another (rdma_migrate_id).
   void Reparent(Resource* from, Resource* to, Napi::Object toObject);
   // During GC finalization no JS may run (no detaching of ArrayBuffers).
@@ -138,7 +141,9 @@ class Poll {
   ~Poll() { Stop(); }
   Poll(const Poll&) = delete;
   Poll& operator=(const Poll&) = delete;
-  int Start(Napi::Env env, int fd, Callback cb);  // readable events; returns uv error
+  // Readable events; returns a uv error. keepAlive=false: the handle does not
+  // keep the loop alive (a device's async events must not hold a process open).
+  int Start(Napi::Env env, int fd, Callback cb, bool keepAlive = true);
   void Stop();
   bool active() const { return handle_ != nullptr; }
 

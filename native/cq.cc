@@ -9,7 +9,16 @@
 
 namespace smbdirect {
 
-static constexpr unsigned kAckEvery = 64;  // ibv_ack_cq_events takes a lock: batch it
+static constexpr unsigned kAckEvery = 64;
+static constexpr uint32_t kRxeVendorId = 0xffffff;
+// rxe writes the kernel's ib_wc_flags into user CQEs unchanged (rxe_resp.c
+// do_complete: IB_WC_WITH_INVALIDATE = 1 << 2, IB_WC_IP_CSUM_OK = 1 << 3), and
+// libibverbs' rxe provider copies them out raw, but user space defines
+// IBV_WC_IP_CSUM_OK = 1 << 2 and IBV_WC_WITH_INV = 1 << 3. Swap the two bits
+// so a remote invalidation is visible as IBV_WC_WITH_INV.
+static inline unsigned RxeFlags(unsigned f) {
+  return (f & ~0xcu) | ((f & 0x4u) << 1) | ((f & 0x8u) >> 1);
+}  // ibv_ack_cq_events takes a lock: batch it
 
 // Channel-side dispatch lives here because it only serves CQs.
 static void ChannelReadable(CompletionChannel* ch);
@@ -64,6 +73,8 @@ CompletionQueue::CompletionQueue(const Napi::CallbackInfo& info) : Wrapped(info)
     }
   }
   cq_ = cq;
+  ibv_device_attr da{};
+  rxeFlags_ = ibv_query_device(device_->ctx(), &da) == 0 && da.vendor_id == kRxeVendorId;
   Adopt(device_, info[0].As<Napi::Object>());
   if (channel_) Adopt(channel_, info[2].As<Napi::Object>());
   // Held open until close(): completions may arrive with no JS reference left.
@@ -89,6 +100,8 @@ int CompletionQueue::PollBatch() {
   polls_++;
   int n = ibv_poll_cq(cq_, kBatch, wc);
   if (n <= 0) return n;
+  if (rxeFlags_)
+    for (int i = 0; i < n; i++) wc[i].wc_flags = RxeFlags(wc[i].wc_flags);
   for (int i = 0; i < n; i++) {
     soa_->wrId[i] = static_cast<double>(wc[i].wr_id);
     soa_->status[i] = wc[i].status;

@@ -250,7 +250,7 @@ Napi::Value Device::OnAsyncEvent(const Napi::CallbackInfo& info) {
   if (!asyncPoll_.active()) {
     int rc = SetNonBlocking(ctx_->async_fd);
     if (rc) ThrowErrno(env, rc, "fcntl");
-    rc = asyncPoll_.Start(env, ctx_->async_fd, [this]() { DrainAsync(); });
+    rc = asyncPoll_.Start(env, ctx_->async_fd, [this]() { DrainAsync(); }, false);
     if (rc) ThrowErrno(env, -rc, "uv_poll_start");
   }
   return env.Undefined();

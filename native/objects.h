@@ -147,6 +147,7 @@ class CompletionQueue : public Wrapped<CompletionQueue> {
   Device* device_ = nullptr;
   CompletionChannel* channel_ = nullptr;
   int compVector_ = 0;
+  bool rxeFlags_ = false;  // see PollBatch
   smbdirect::Poll poll_;
   Napi::FunctionReference onBatch_;
   Napi::Reference<Napi::Object> batch_;  // the typed arrays over soa_
@@ -185,7 +186,7 @@ class QueuePair : public Wrapped<QueuePair> {
   ibv_qp* qp_ = nullptr;
   rdma_cm_id* cmId_ = nullptr;  // the QP belongs to this cm_id (rdma_create_qp)
   ProtectionDomain* pd_ = nullptr;
-  uint32_t maxSendSge_ = 0, maxRecvSge_ = 0;
+  uint32_t maxSendSge_ = 0, maxRecvSge_ = 0, maxSgeRd_ = 0;
 };
 
 class EventChannel : public Wrapped<EventChannel> {

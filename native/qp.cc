@@ -14,7 +14,7 @@ struct QpInit {
   ibv_qp* qp;
   rdma_cm_id* cmId;
   ProtectionDomain* pd;
-  uint32_t maxSendSge, maxRecvSge;
+  uint32_t maxSendSge, maxRecvSge, maxSgeRd;
 };
 
 // new QueuePair(External<QpInit>, pd, sendCq, recvCq, cmId)
@@ -27,6 +27,7 @@ QueuePair::QueuePair(const Napi::CallbackInfo& info) : Wrapped(info) {
   pd_ = init->pd;
   maxSendSge_ = init->maxSendSge;
   maxRecvSge_ = init->maxRecvSge;
+  maxSgeRd_ = init->maxSgeRd;
   InstanceData* d = Instance(env);
   Adopt(pd_, info[1].As<Napi::Object>());
   Adopt(Napi::ObjectWrap<CompletionQueue>::Unwrap(info[2].As<Napi::Object>()), info[2].As<Napi::Object>());
@@ -175,6 +176,9 @@ Napi::Value QueuePair::PostSend(const Napi::CallbackInfo& info) {
   if (inv) {
     wr.opcode = IBV_WR_SEND_WITH_INV;
     wr.invalidate_rkey = ArgU32(info, 3, "invalidateRkey");
+    // libsiw takes the STag to invalidate from wr.rdma.rkey (push_send_wqe),
+    // not from invalidate_rkey; other providers ignore wr.rdma on a send.
+    wr.wr.rdma.rkey = wr.invalidate_rkey;
   } else if (imm) {
     wr.opcode = IBV_WR_SEND_WITH_IMM;
     wr.imm_data = htobe32(ArgU32(info, 4, "imm"));
@@ -213,6 +217,11 @@ Napi::Value QueuePair::PostRead(const Napi::CallbackInfo& info) {
   wr.wr_id = WrId(env, info[0]);
   wr.sg_list = sge;
   wr.num_sge = Sgl(env, info[1], sge, maxSendSge_, true);
+  // iWARP allows one sink SGE per read (siw's user provider would silently
+  // place only the first): refuse what the device says it cannot do.
+  if (static_cast<uint32_t>(wr.num_sge) > maxSgeRd_)
+    ThrowCode(env, "ERR_DEVICE_LIMIT", std::to_string(wr.num_sge) + " SGEs exceed the device's max_sge_rd (" +
+                                           std::to_string(maxSgeRd_) + ") for an RDMA read");
   wr.wr.rdma.remote_addr = ArgU64(info, 2, "remoteAddr");
   wr.wr.rdma.rkey = ArgU32(info, 3, "rkey");
   wr.send_flags = Flags(info, 4);
@@ -250,6 +259,10 @@ Napi::Value QueuePair::PostBindMw(const Napi::CallbackInfo& info) {
   wr.bind_mw.bind_info.mw_access_flags = access;
   Post(env, &wr);
   mw->mw()->rkey = rkey;  // type 2: the consumer owns the key's variant byte
+  // A bound type-2 window holds its QP (rxe keeps a QP reference until the
+  // window is invalidated or freed, and destroying the QP first stalls for
+  // tens of seconds): the QP closes its windows first.
+  mw->AdoptOnce(this, Value());
   return Napi::Number::New(env, rkey);
 }
 
@@ -282,9 +295,10 @@ Napi::Function QueuePair::Define(Napi::Env env) {
 
 // Used by CmId::CreateQp (cm.cc).
 Napi::Object NewQueuePair(Napi::Env env, ibv_qp* qp, rdma_cm_id* id, ProtectionDomain* pd, uint32_t maxSendSge,
-                          uint32_t maxRecvSge, Napi::Object pdObj, Napi::Object sendCq, Napi::Object recvCq,
-                          Napi::Object cmId) {
-  QpInit init{qp, id, pd, std::min(maxSendSge, kMaxSge), std::min(maxRecvSge, kMaxSge)};
+                          uint32_t maxRecvSge, uint32_t maxSgeRd, Napi::Object pdObj, Napi::Object sendCq,
+                          Napi::Object recvCq, Napi::Object cmId) {
+  QpInit init{qp, id, pd, std::min(maxSendSge, kMaxSge), std::min(maxRecvSge, kMaxSge),
+              std::min({maxSgeRd, maxSendSge, kMaxSge})};
   return Instance(env)->qp.New({Napi::External<QpInit>::New(env, &init), pdObj, sendCq, recvCq, cmId});
 }
 
