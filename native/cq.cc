@@ -148,10 +148,10 @@ static void ChannelReadable(CompletionChannel* ch) {
   Napi::HandleScope scope(env);
   ibv_cq* evcq;
   void* ctx;
-  while (!ch->closed() && ibv_get_cq_event(ch->channel(), &evcq, &ctx) == 0) {
-    auto* cq = static_cast<CompletionQueue*>(ctx);
-    cq->NoteEvent();
-  }
+  // One event per wakeup: the poll is level-triggered, so a second pending
+  // event wakes us again, and the common case saves a read() that would
+  // only return EAGAIN.
+  if (ibv_get_cq_event(ch->channel(), &evcq, &ctx) == 0) static_cast<CompletionQueue*>(ctx)->NoteEvent();
   // Drain each CQ that had an event. A handler may close CQs or the channel.
   while (!ch->closed() && !ch->pending_.empty()) {
     CompletionQueue* cq = *ch->pending_.begin();

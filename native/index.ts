@@ -212,6 +212,10 @@ export interface QueuePair extends Closable {
   query(): QpAttributes;
   /** Moves the QP to the error state: outstanding work completes as flushed. */
   toError(): void;
+  /** The RNR NAK delay this (receiving) QP asks senders to wait when no receive
+   * is posted, IB-encoded 0-31 (0 = 655 ms, 1 = 0.01 ms, 12 = 0.64 ms). RTS only;
+   * an InfiniBand/RoCE attribute (iWARP has no RNR). */
+  setMinRnrTimer(code: number): void;
   postRecv(wrId: number, sges: Sges): void;
   /** Send; with invalidateRkey a Send-with-Invalidate, with imm a Send-with-Immediate. */
   postSend(wrId: number, sges: Sges, flags?: number, invalidateRkey?: number | null, imm?: number | null): void;

@@ -174,6 +174,7 @@ class QueuePair : public Wrapped<QueuePair> {
   Napi::Value QpNum(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value ToError(const Napi::CallbackInfo& info);
+  Napi::Value SetMinRnrTimer(const Napi::CallbackInfo& info);
   Napi::Value PostRecv(const Napi::CallbackInfo& info);
   Napi::Value PostSend(const Napi::CallbackInfo& info);
   Napi::Value PostWrite(const Napi::CallbackInfo& info);

@@ -95,6 +95,23 @@ Napi::Value QueuePair::ToError(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setMinRnrTimer(code): the RNR NAK delay this QP asks a sender to wait when
+// no receive is posted (IB encoding 0-31; 0 = 655 ms, 12 = 0.64 ms, 1 = 0.01 ms).
+// rdma_cm leaves it at the CM's value; it may change in RTS (RTS->RTS).
+Napi::Value QueuePair::SetMinRnrTimer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env, "QueuePair");
+  uint32_t code = ArgU32(info, 0, "minRnrTimer");
+  if (code > 31) ThrowRange(env, "minRnrTimer must be in [0, 31]");
+  ibv_qp_attr a{};
+  a.qp_state = IBV_QPS_RTS;
+  a.cur_qp_state = IBV_QPS_RTS;
+  a.min_rnr_timer = static_cast<uint8_t>(code);
+  int rc = ibv_modify_qp(qp_, &a, IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_MIN_RNR_TIMER);
+  if (rc) ThrowErrno(env, rc, "ibv_modify_qp");
+  return env.Undefined();
+}
+
 static uint64_t WrId(Napi::Env env, Napi::Value v) {
   uint64_t id = ValueU64(env, v, "wrId");  // a number: the CQ batch reports it as a float64
   return id;
@@ -284,6 +301,7 @@ Napi::Function QueuePair::Define(Napi::Env env) {
       InstanceAccessor<&QueuePair::QpNum>("qpNum"),
       InstanceMethod<&QueuePair::Query>("query"),
       InstanceMethod<&QueuePair::ToError>("toError"),
+      InstanceMethod<&QueuePair::SetMinRnrTimer>("setMinRnrTimer"),
       InstanceMethod<&QueuePair::PostRecv>("postRecv"),
       InstanceMethod<&QueuePair::PostSend>("postSend"),
       InstanceMethod<&QueuePair::PostWrite>("postWrite"),

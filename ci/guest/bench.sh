@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs INSIDE the VM: perftest references on rxe0 (RC, GID exchange over TCP) and siw0 (-R, rdma_cm:
 # iWARP needs it), written to $VMOUT/perftest.json as an array of
-#   {device, tool, size, iterations, rdma_cm, ok, gbps, gbps_peak, mpps}      (*_bw)
-#   {device, tool, size, iterations, rdma_cm, ok, usec, usec_avg, usec_p99}   (*_lat; usec = typical)
+#   {device, tool, size, iterations, rdma_cm, events, ok, gbps, gbps_peak, mpps}      (*_bw)
+#   {device, tool, size, iterations, rdma_cm, events, ok, usec, usec_avg, usec_p99}   (*_lat; usec = typical)
 # then `node dist/bench/verbs.js` (if built) with PERFTEST_JSON=$VMOUT/perftest.json and
 # BENCH_RESULTS_DIR=$VMOUT/bench-results: the repo is read-only here, so benches write their
 # JSON there and ci/softroce.sh copies bench-results/*.json to the repo's bench/results/.
@@ -23,13 +23,16 @@ RECORDS=()
 # jnum <var> <text>: <var> = <text> if it is a plain number, else null (JSON); no fork
 jnum() { if [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then printf -v "$1" '%s' "$2"; else printf -v "$1" null; fi; }
 
-# perf <dev> <ip> <tool> <size> <iters> [-R]: server in the background, client in the foreground;
-# the client's result line (the first data row under the "#bytes" header) becomes one record
+# perf <dev> <ip> <tool> <size> <iters> [-R|-] [-e]: server in the background, client in the
+# foreground; the client's result line (the first data row under the "#bytes" header) becomes one
+# record. -e: completions by events instead of busy polling (the mode our addon always uses).
 perf() {
-  local dev=$1 ip=$2 tool=$3 size=$4 iters=$5 cm=${6:-} t0=$EPOCHREALTIME ms sp crc src
+  local dev=$1 ip=$2 tool=$3 size=$4 iters=$5 cm=${6:-} ev=${7:-} t0=$EPOCHREALTIME ms sp crc src
+  [ "$cm" = - ] && cm=
   local -a opts=(-d "$dev" -F -s "$size" -n "$iters")
-  local name=$dev-$tool-$size${cm:+-R} hdr=0 rec a c d e f h rest x y z cmj=false
+  local name=$dev-$tool-$size${cm:+-R}${ev} hdr=0 rec a c d e f h rest x y z cmj=false evj=false
   [ -n "$cm" ] && cmj=true
+  [ -n "$ev" ] && { evj=true; opts+=(-e); }
   [ "$dev" = rxe0 ] && [ -z "$cm" ] && opts+=(-x "$RXE_GID_INDEX")
   [ -n "$cm" ] && opts+=(-R)
   [[ $tool == *_bw ]] && opts+=(--report_gbits)
@@ -38,7 +41,7 @@ perf() {
   timeout 120 "$tool" "${opts[@]}" "$ip" > "$LOGS/$name-client.log" 2>&1; crc=$?
   wait $sp; src=$?
   ms_since "$t0" ms
-  rec="{\"device\":\"$dev\",\"tool\":\"$tool\",\"size\":$size,\"iterations\":$iters,\"rdma_cm\":$cmj"
+  rec="{\"device\":\"$dev\",\"tool\":\"$tool\",\"size\":$size,\"iterations\":$iters,\"rdma_cm\":$cmj,\"events\":$evj"
   local val=
   while read -r a _ c d e f _ h rest; do
     if [ "$a" = "#bytes" ]; then hdr=1; continue; fi
@@ -70,11 +73,13 @@ for tool in ib_write_bw ib_read_bw ib_send_bw; do
   perf rxe0 "$RXE_IP" "$tool" 1048576 "$N_BIG"
 done
 perf rxe0 "$RXE_IP" ib_send_lat 64 "$N_LAT"
+perf rxe0 "$RXE_IP" ib_send_lat 64 "$N_LAT" - -e
 for tool in ib_write_bw ib_read_bw ib_send_bw; do
   perf siw0 "$SIW_IP" "$tool" 4096 "$N_SMALL" -R
   perf siw0 "$SIW_IP" "$tool" 1048576 "$N_BIG" -R
 done
 perf siw0 "$SIW_IP" ib_send_lat 64 "$N_LAT" -R
+perf siw0 "$SIW_IP" ib_send_lat 64 "$N_LAT" -R -e
 
 json='[' sep=
 for r in "${RECORDS[@]}"; do json+="$sep"$'\n  '"$r"; sep=,; done
