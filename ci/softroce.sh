@@ -8,7 +8,8 @@
 # tests ran and passed. Last line: "SOFTROCE PASS: ..." or "SOFTROCE FAIL: <reason>" (exit 1).
 # Env: SOFTROCE_TIMEOUT (VM watchdog s, 540), SOFTROCE_TESTS (globs, test/softroce/*.test.ts),
 # SOFTROCE_TEST_TIMEOUT_MS (per test, 120000), SOFTROCE_SMP (2), SOFTROCE_MEM (2G),
-# SOFTROCE_KPKG (pin the kernel package), SOFTROCE_KEEP_RUNS (10). See ci/README.md.
+# SOFTROCE_KPKG (pin the kernel package), SOFTROCE_KEEP_RUNS (10), SOFTROCE_ASAN (1: the addon
+# built with AddressSanitizer). See ci/README.md.
 set -euo pipefail
 shopt -s extglob   # +([0-9]) patterns in the TAP checks
 
@@ -76,6 +77,23 @@ if [ -f "$REPO/binding.gyp" ] && [ "${SOFTROCE_NATIVE_BUILD:-1}" = 1 ]; then
     || fail "native addon build failed (node-gyp ${gyp[*]}, see above)"
   grep -qs 'native/stub\.o' "$REPO"/build/*.target.mk \
     && fail "the native addon was built as the no-rdma-core stub (pkg-config cannot find libibverbs/librdmacm)"
+fi
+
+if [ "${SOFTROCE_ASAN:-0}" = 1 ]; then
+  # The same sources built with AddressSanitizer in ci/cache/asan/, loaded in the VM through
+  # SMBDIRECT_NATIVE_ADDON with the ASan runtime preloaded into node (a use-after-close or an
+  # overrun in the addon aborts the test process with a report instead of passing silently).
+  step "native addon with AddressSanitizer (SOFTROCE_ASAN=1)"
+  ASAN_DIR=$CACHE/asan
+  rm -rf "$ASAN_DIR" && mkdir -p "$ASAN_DIR"
+  cp -r "$REPO/binding.gyp" "$REPO/native" "$ASAN_DIR/"
+  ln -s "$REPO/node_modules" "$ASAN_DIR/node_modules"
+  (cd "$ASAN_DIR" && CXXFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+    timeout 900 "$REPO/node_modules/.bin/node-gyp" rebuild -j max --nodedir="$(npm config get nodedir 2>/dev/null || echo /usr)" \
+    2>&1 | { grep -v '^gyp info' || true; }) || fail "ASan build of the native addon failed"
+  export SMBDIRECT_NATIVE_ADDON=$ASAN_DIR/build/Release/smbdirect_native.node
+  export SMBDIRECT_ASAN_RUNTIME; SMBDIRECT_ASAN_RUNTIME=$(gcc -print-file-name=libasan.so)
+  [ -f "$SMBDIRECT_NATIVE_ADDON" ] && [ -f "$SMBDIRECT_ASAN_RUNTIME" ] || fail "ASan addon or runtime missing"
 fi
 
 args=()

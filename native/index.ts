@@ -315,8 +315,9 @@ function packageRoot(): string {
 function load(): { binding?: Binding; reason?: string } {
   try {
     const require = createRequire(import.meta.url);
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Binding;
-    const b = nodeGypBuild(packageRoot());
+    // SMBDIRECT_NATIVE_ADDON: an explicit .node file (the VM suite's AddressSanitizer build)
+    const explicit = process.env['SMBDIRECT_NATIVE_ADDON'];
+    const b = explicit ? (require(explicit) as Binding) : (require('node-gyp-build') as (dir: string) => Binding)(packageRoot());
     return b.available ? { binding: b } : { reason: b.reason ?? 'stub addon' };
   } catch (err) {
     return { reason: `native addon failed to load: ${(err as Error).message}` };

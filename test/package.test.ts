@@ -14,3 +14,12 @@ it("'smbdirect/framing' and 'smbdirect' load from dist/", async () => {
   assert.ok(err instanceof root.SmbDirectProtocolError);
   assert.equal((err as { code: string }).code, 'ERR_SMBD_SHORT_MESSAGE');
 });
+
+it("'smbdirect/native' loads from dist/ and finds the addon from there", async () => {
+  const native = await import('smbdirect/native');
+  assert.equal(typeof native.available, 'boolean');
+  assert.equal(typeof native.status().addon, 'boolean');
+  // dist/native/index.js locates binding.gyp two levels up and loads build/ or prebuilds/
+  if (!native.available) assert.ok(native.reason);
+  else assert.equal(typeof native.listDevices, 'function');
+});

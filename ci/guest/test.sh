@@ -14,6 +14,12 @@ cd "${SOFTROCE_REPO:?}" || exit 4
 [ $# -gt 0 ] || { glog "no test files given"; exit 5; }
 for f in "$@"; do [ -f "$f" ] || { glog "test file $f missing"; exit 5; }; done
 
+if [ -n "${SMBDIRECT_ASAN_RUNTIME:-}" ]; then
+  # node itself is not instrumented: preload the runtime; node's own exit-time leaks are not ours
+  export LD_PRELOAD=$SMBDIRECT_ASAN_RUNTIME
+  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:print_summary=1
+  glog "AddressSanitizer: $SMBDIRECT_NATIVE_ADDON with $LD_PRELOAD"
+fi
 glog "$# test file(s), per-test timeout ${SOFTROCE_TEST_TIMEOUT_MS}ms, whole run bounded to ${SOFTROCE_GUEST_TEST_TIMEOUT}s"
 t0=$EPOCHREALTIME
 timeout -k 10 "$SOFTROCE_GUEST_TEST_TIMEOUT" "$NODE" --test --test-concurrency=1 \
