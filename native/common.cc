@@ -56,7 +56,7 @@ void ThrowCode(Napi::Env env, const char* code, const std::string& msg) {
 
 // ---- resources ------------------------------------------------------------
 
-bool Resource::in_finalizer = false;
+thread_local bool Resource::in_finalizer = false;
 
 Resource::Resource() : id_(0) {}
 

@@ -54,7 +54,7 @@ class Resource {
   // Moves this node from one parent to another (rdma_migrate_id).
   void Reparent(Resource* from, Resource* to, Napi::Object toObject);
   // During GC finalization no JS may run (no detaching of ArrayBuffers).
-  static bool in_finalizer;
+  static thread_local bool in_finalizer;  // per thread: worker threads have their own GC
 
  protected:
   virtual void Release() = 0;  // free the native object; called exactly once

@@ -122,6 +122,9 @@ int CompletionQueue::PollBatch() {
 // notification and poll once more to close the race with the re-arm.
 uint32_t CompletionQueue::Drain(Napi::Env env, bool rearm) {
   uint32_t total = 0;
+  // The handler may close this CQ, which drops its keep-alive reference: hold
+  // our own until the loop below stops touching `this`.
+  Ref();
   delivering_ = true;
   for (;;) {
     int n;
@@ -140,12 +143,14 @@ uint32_t CompletionQueue::Drain(Napi::Env env, bool rearm) {
     CallJs(env, onBatch_, {Napi::Number::New(env, n)});
   }
   delivering_ = false;
+  Unref();
   return total;
 }
 
 static void ChannelReadable(CompletionChannel* ch) {
   Napi::Env env = ch->Env();
   Napi::HandleScope scope(env);
+  ch->Ref();  // handlers may close (and release) the channel while we loop
   ibv_cq* evcq;
   void* ctx;
   // One event per wakeup: the poll is level-triggered, so a second pending
@@ -158,6 +163,7 @@ static void ChannelReadable(CompletionChannel* ch) {
     ch->pending_.erase(ch->pending_.begin());
     if (!cq->closed()) cq->DrainFromEvent(env);
   }
+  ch->Unref();
 }
 
 void CompletionQueue::NoteEvent() {
