@@ -70,6 +70,13 @@ if (requireVm()) {
           assert.ok(gids.some((g) => g?.type === 'RoCEv2' && g.gid === `::ffff:${dev.ip}`), JSON.stringify(gids));
         }
         assert.throws(() => d.queryPort(9), (e: native.NativeError) => e.code === 'EINVAL' && e.syscall === 'ibv_query_port');
+        // a CQ on the last comp vector
+        const ch = d.createCompChannel();
+        const cq = d.createCq(16, ch, a.numCompVectors - 1, () => {});
+        assert.equal(cq.compVector, a.numCompVectors - 1);
+        assert.ok(cq.cqe >= 16);
+        ch.close();
+        assert.ok(cq.closed, 'closing a channel closes its CQs');
         console.log(`# ${dev.name}: max_qp_wr ${a.maxQpWr}, max_sge ${a.maxSge}, max_qp_rd_atom ${a.maxQpRdAtom}, comp vectors ${a.numCompVectors}, memory windows ${a.memoryWindowType2 ? 'type 2' : 'none'}, mtu ${port.activeMtu}`);
       });
 
@@ -115,6 +122,17 @@ if (requireVm()) {
             assert.ok(rc.flags & WC_FLAGS.WITH_IMM, 'WITH_IMM flag');
             assert.equal(rc.immOrInvalidatedRkey, 0xdeadbeef);
           }
+          // an unsignaled send completes silently; the signaled one after it reports
+          sendBytes(p.client, 30, pattern(10, 30));
+          p.client.qp.postSend(31, { mr: p.client.mr, offset: MSG, length: 10 }, 0);
+          p.client.qp.postSend(32, { mr: p.client.mr, offset: MSG, length: 10 });
+          await p.client.wcs.takeOk(32);
+          await p.client.wcs.takeOk(30);
+          assert.ok(!p.client.wcs.all.some((c) => c.wrId === 31), 'no completion for the unsignaled send');
+          const used = dev.kind === 'RoCE' ? 5 : 4;
+          for (let i = 0; i < 3; i++) await p.server.wcs.takeOk(1000 + used + i);
+          const st = p.server.cq.stats();
+          assert.ok(st.events > 0 && st.batches > 0 && st.completions >= used + 3 && st.polls >= st.batches, JSON.stringify(st));
           // and the other direction, with a scatter-gather list of 3 pieces
           const a = pattern(10, 5), b = pattern(300, 6), c = pattern(7, 7);
           p.server.bytes.set(a, MSG); p.server.bytes.set(b, MSG + 1000); p.server.bytes.set(c, MSG + 5000);
@@ -310,6 +328,23 @@ if (requireVm()) {
         p.events.close();
       });
 
+      it(`${dev.name}: rdma_migrate_id moves a connection's events to another channel`, async () => {
+        const p = await connectPair(dev, { recvs: 1 });
+        const moved = new Events();
+        p.client.id.migrate(moved.channel);
+        p.client.id.disconnect();
+        await p.events.next(p.server.id, ['DISCONNECTED']);
+        p.server.id.disconnect();
+        const ev = await moved.next(p.client.id, ['DISCONNECTED']);
+        assert.equal(ev.id, p.client.id);
+        assert.ok(!p.events.log.some((e) => e.id === p.client.id), 'nothing for the moved id on the old channel');
+        p.events.close();
+        assert.ok(!p.client.id.closed, 'the old channel no longer owns the moved id');
+        moved.close();
+        assert.ok(p.client.id.closed && p.client.qp.closed, 'the new channel closes it');
+        for (const s2 of [p.client, p.server]) { s2.pd.close(); s2.channel.close(); }
+      });
+
       it(`${dev.name}: misuse from JS throws typed errors, never crashes`, async () => {
         const p = await connectPair(dev, { recvs: 1 });
         try {
@@ -367,6 +402,9 @@ if (requireVm()) {
         p.client.qp.close();
         p.client.qp.close(); // idempotent
         assert.ok(p.client.qp.closed);
+        assert.throws(() => p.client.qp.postSend(1, null), (e: native.NativeError) => e.code === 'ERR_CLOSED');
+        assert.throws(() => p.client.qp.postRecv(1, { mr: p.client.mr, offset: 0, length: 1 }), (e: native.NativeError) => e.code === 'ERR_CLOSED');
+        assert.throws(() => p.client.qp.query(), (e: native.NativeError) => e.code === 'ERR_CLOSED');
         p.client.cq.close();
         p.client.pd.close();
         assert.ok(p.client.mr.closed);
