@@ -182,7 +182,8 @@ class QueuePair : public Wrapped<QueuePair> {
   Napi::Value PostBindMw(const Napi::CallbackInfo& info);
   Napi::Value PostLocalInvalidate(const Napi::CallbackInfo& info);
   void Post(Napi::Env env, ibv_send_wr* wr);
-  int Sgl(Napi::Env env, Napi::Value v, ibv_sge* out, uint32_t max, bool needLocalWrite);
+  int Sgl(Napi::Env env, Napi::Value v, ibv_sge* out, uint32_t max);
+  void DataWr(const Napi::CallbackInfo& info, ibv_send_wr* wr, ibv_sge* sge);
 
   ibv_qp* qp_ = nullptr;
   rdma_cm_id* cmId_ = nullptr;  // the QP belongs to this cm_id (rdma_create_qp)

@@ -118,7 +118,7 @@ static uint64_t WrId(Napi::Env env, Napi::Value v) {
 }
 
 // sges: undefined/null (no data), one {mr, offset, length} or an array of them.
-int QueuePair::Sgl(Napi::Env env, Napi::Value v, ibv_sge* out, uint32_t max, bool) {
+int QueuePair::Sgl(Napi::Env env, Napi::Value v, ibv_sge* out, uint32_t max) {
   if (v.IsUndefined() || v.IsNull()) return 0;
   InstanceData* d = Instance(env);
   auto one = [&](Napi::Value e, ibv_sge* sge) {
@@ -155,6 +155,15 @@ static uint32_t Flags(const Napi::CallbackInfo& info, size_t i) {
   return f;
 }
 
+// The part every data-carrying send-queue post shares: wrId and SGL (args 0, 1).
+void QueuePair::DataWr(const Napi::CallbackInfo& info, ibv_send_wr* wr, ibv_sge* sge) {
+  Napi::Env env = info.Env();
+  CheckOpen(env, "QueuePair");
+  wr->wr_id = WrId(env, info[0]);
+  wr->sg_list = sge;
+  wr->num_sge = Sgl(env, info[1], sge, maxSendSge_);
+}
+
 void QueuePair::Post(Napi::Env env, ibv_send_wr* wr) {
   ibv_send_wr* bad = nullptr;
   int rc = ibv_post_send(qp_, wr, &bad);
@@ -169,7 +178,7 @@ Napi::Value QueuePair::PostRecv(const Napi::CallbackInfo& info) {
   ibv_recv_wr wr{};
   wr.wr_id = WrId(env, info[0]);
   wr.sg_list = sge;
-  wr.num_sge = Sgl(env, info[1], sge, maxRecvSge_, true);
+  wr.num_sge = Sgl(env, info[1], sge, maxRecvSge_);
   ibv_recv_wr* bad = nullptr;
   int rc = ibv_post_recv(qp_, &wr, &bad);
   if (rc) ThrowErrno(env, rc, "ibv_post_recv");
@@ -179,12 +188,9 @@ Napi::Value QueuePair::PostRecv(const Napi::CallbackInfo& info) {
 // postSend(wrId, sges, flags = SIGNALED, invalidateRkey?, imm?)
 Napi::Value QueuePair::PostSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckOpen(env, "QueuePair");
   ibv_sge sge[kMaxSge];
   ibv_send_wr wr{};
-  wr.wr_id = WrId(env, info[0]);
-  wr.sg_list = sge;
-  wr.num_sge = Sgl(env, info[1], sge, maxSendSge_, false);
+  DataWr(info, &wr, sge);
   wr.send_flags = Flags(info, 2);
   wr.opcode = IBV_WR_SEND;
   bool inv = info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull();
@@ -207,12 +213,9 @@ Napi::Value QueuePair::PostSend(const Napi::CallbackInfo& info) {
 // postWrite(wrId, sges, remoteAddr, rkey, flags = SIGNALED, imm?)
 Napi::Value QueuePair::PostWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckOpen(env, "QueuePair");
   ibv_sge sge[kMaxSge];
   ibv_send_wr wr{};
-  wr.wr_id = WrId(env, info[0]);
-  wr.sg_list = sge;
-  wr.num_sge = Sgl(env, info[1], sge, maxSendSge_, false);
+  DataWr(info, &wr, sge);
   wr.wr.rdma.remote_addr = ArgU64(info, 2, "remoteAddr");
   wr.wr.rdma.rkey = ArgU32(info, 3, "rkey");
   wr.send_flags = Flags(info, 4);
@@ -228,12 +231,9 @@ Napi::Value QueuePair::PostWrite(const Napi::CallbackInfo& info) {
 // postRead(wrId, sges, remoteAddr, rkey, flags = SIGNALED)
 Napi::Value QueuePair::PostRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckOpen(env, "QueuePair");
   ibv_sge sge[kMaxSge];
   ibv_send_wr wr{};
-  wr.wr_id = WrId(env, info[0]);
-  wr.sg_list = sge;
-  wr.num_sge = Sgl(env, info[1], sge, maxSendSge_, true);
+  DataWr(info, &wr, sge);
   // iWARP allows one sink SGE per read (siw's user provider would silently
   // place only the first): refuse what the device says it cannot do.
   if (static_cast<uint32_t>(wr.num_sge) > maxSgeRd_)

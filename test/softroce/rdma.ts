@@ -291,8 +291,8 @@ export async function disconnectBoth(p: Pair, timeoutMs = 10_000): Promise<void>
   await p.events.next(p.client.id, ['DISCONNECTED'], timeoutMs);
 }
 
-/** Abortive teardown: destroy everything without the disconnect handshake. */
-export function abortPair(p: Pair): void {
+/** Closes both sides, the listener and the event channel (no handshake). */
+export function destroyPair(p: Pair): void {
   for (const s of [p.client, p.server]) {
     s.id.close();
     s.pd.close();
@@ -309,13 +309,7 @@ export async function closePair(p: Pair): Promise<void> {
   try {
     await disconnectBoth(p);
   } finally {
-    for (const s of [p.client, p.server]) {
-      s.id.close();
-      s.pd.close();
-      s.channel.close();
-    }
-    p.listener.close();
-    p.events.close();
+    destroyPair(p);
   }
 }
 
