@@ -1,0 +1,9 @@
+// smbdirect/providers: the RDMA providers behind the SMB Direct layer.
+export type {
+  Access, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener,
+  RdmaProvider, Sge,
+} from './types.js';
+export { RdmaError } from './types.js';
+export { IwarpEndpoint, TerminateError, type IwarpState } from './iwarp/endpoint.js';
+export { MpaRejectedError, createIwarpProvider, upgradeToRdma, type IwarpOptions, type UpgradeOptions } from './iwarp/provider.js';
+export { Smb2StreamFramer, frameSmb2, startsMpaRequest } from './stream.js';

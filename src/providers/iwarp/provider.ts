@@ -1,0 +1,160 @@
+// The `iwarp-tcp` provider: RDMA semantics in TypeScript over plain TCP (MPA + DDP + RDMAP),
+// wire-compatible with the kernel's siw. Also the stream -> RDMA transition (upgradeToRdma).
+import { EventEmitter, once } from 'node:events';
+import { type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
+
+import { encodeMpaRequest } from '../../../framing/mpa.js';
+import type { ConnectOptions, RdmaListener, RdmaProvider } from '../types.js';
+import { RdmaError } from '../types.js';
+import { IwarpEndpoint, type IwarpSettings } from './endpoint.js';
+import {
+  MPA_REPLY_TIMEOUT_MS, MPA_REQUEST_TIMEOUT_MS, type MpaParams, mpaPrivateData, readMpaFrame, refuseMarkers, splitPrivateData,
+} from './mpa.js';
+
+export interface IwarpOptions {
+  /** CRC32c on FPDUs (default true; on whenever either side asks). */
+  crc?: boolean;
+  /** MPA revision (default 2). */
+  revision?: 1 | 2;
+  /** RFC 6581 peer-to-peer RTR the initiator sends (default none, like siw). */
+  rtr?: false | 'write' | 'read';
+  /** Inbound / outbound RDMA Read depth (default 16 / 16). */
+  ird?: number;
+  ord?: number;
+  /** Largest FPDU payload we send (default 16 KiB, max 65517). */
+  maxFpduPayload?: number;
+  maxSendWr?: number;
+  maxRecvWr?: number;
+  disconnectTimeoutMs?: number;
+  /** MPA timeouts (siw: 10 s for the Reply, 5 s for the Request). */
+  replyTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+function settingsOf(o: IwarpOptions): IwarpSettings & { params: MpaParams; replyTimeoutMs: number; requestTimeoutMs: number } {
+  const maxFpduPayload = o.maxFpduPayload ?? 16384;
+  if (!(maxFpduPayload >= 1 && maxFpduPayload <= 65517)) throw new RdmaError('ERR_OUT_OF_RANGE', 'maxFpduPayload must be in [1, 65517]');
+  const params: MpaParams = { crc: o.crc ?? true, revision: o.revision ?? 2, ird: o.ird ?? 16, ord: o.ord ?? 16, rtr: o.rtr ?? false };
+  return {
+    crc: params.crc, ird: params.ird, ord: params.ord, maxFpduPayload,
+    maxSendWr: o.maxSendWr ?? 1024, maxRecvWr: o.maxRecvWr ?? 1024, disconnectTimeoutMs: o.disconnectTimeoutMs ?? 10_000,
+    params, replyTimeoutMs: o.replyTimeoutMs ?? MPA_REPLY_TIMEOUT_MS, requestTimeoutMs: o.requestTimeoutMs ?? MPA_REQUEST_TIMEOUT_MS,
+  };
+}
+
+export interface UpgradeOptions extends IwarpOptions {
+  role: 'initiator' | 'responder';
+  /** Initiator: private data for the MPA Request. */
+  privateData?: Uint8Array;
+  /** Responder: bytes the stream parser already read, starting at the MPA Request. */
+  head?: Uint8Array;
+  /** After a reject: close the TCP connection (default) or return it to stream mode. */
+  onReject?: 'close' | 'stream';
+}
+
+/** A rejected MPA Request, seen by the initiator. */
+export class MpaRejectedError extends RdmaError {
+  constructor(readonly privateData: Uint8Array, readonly socket: Socket | undefined, readonly leftover: Uint8Array) {
+    super('ERR_MPA_REJECTED', 'the peer rejected the MPA Request');
+  }
+}
+
+/**
+ * Takes a connected TCP socket (which may have carried stream traffic) into RDMA mode.
+ * Rules (docs/iwarp.md): the initiator quiesces first (nothing of its own unsent); the responder
+ * calls this only at a stream message boundary where the MPA Request starts, passing what its
+ * parser already read as `head`; bytes after the MPA frame belong to the RDMA layer. The socket's
+ * 'data' listeners are removed: from here on the endpoint owns it.
+ * Initiator: resolves with an endpoint in RTS. Responder: resolves with an endpoint to accept()
+ * or reject().
+ */
+export async function upgradeToRdma(socket: Socket, opts: UpgradeOptions): Promise<IwarpEndpoint> {
+  const s = settingsOf(opts);
+  socket.pause();
+  socket.removeAllListeners('data');
+  if (opts.role === 'initiator') {
+    if (socket.writableLength > 0) await once(socket, 'drain');
+    const pd = mpaPrivateData(s.params, opts.privateData, 'initiator');
+    socket.write(encodeMpaRequest({ revision: s.params.revision, crc: s.params.crc, markers: false, privateData: pd, enhanced: s.params.revision === 2 }));
+    const { frame, leftover } = await readMpaFrame(socket, 'reply', s.replyTimeoutMs);
+    const { user, irdOrd } = splitPrivateData(frame);
+    if (frame.reject) {
+      const keep = opts.onReject === 'stream';
+      if (!keep) socket.destroy();
+      throw new MpaRejectedError(user, keep ? socket : undefined, leftover);
+    }
+    try {
+      refuseMarkers(frame);
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+    const ep = new IwarpEndpoint(socket, { ...s, crc: s.params.crc || frame.crc }, user);
+    if (irdOrd) ep.settings.ord = Math.max(1, Math.min(s.ord, irdOrd.ird));
+    ep.start(leftover);
+    // RFC 6581 RTR: the first FPDU, a zero-length Write (or Read) the responder consumes
+    if (s.params.rtr && irdOrd?.peerToPeer) ep.sendRtr(irdOrd.writeRtr ? 'write' : 'read');
+    return ep;
+  }
+  const { frame, leftover } = await readMpaFrame(socket, 'request', s.requestTimeoutMs, opts.head);
+  try {
+    refuseMarkers(frame);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  const { user } = splitPrivateData(frame);
+  const ep = new IwarpEndpoint(socket, s, user);
+  ep.mpaRequest = { frame, leftover, params: s.params, onReject: opts.onReject ?? 'close' };
+  return ep;
+}
+
+class IwarpListener extends EventEmitter implements RdmaListener {
+  constructor(private readonly server: Server) {
+    super();
+  }
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+  /** Stops accepting. Endpoints already delivered live on (net.Server's own callback would
+   * wait for all of them to end). */
+  close(): Promise<void> {
+    if (this.server.listening) this.server.close();
+    return Promise.resolve();
+  }
+}
+
+/** The software iWARP provider. */
+export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
+  settingsOf(options); // validate now
+  return {
+    name: 'iwarp-tcp',
+    async listen({ host, port, backlog }) {
+      const server = createServer({ noDelay: true, pauseOnConnect: true });
+      const listener = new IwarpListener(server);
+      server.on('connection', (socket) => {
+        socket.on('error', () => {}); // reported by the endpoint once it exists; before, the MPA read fails
+        upgradeToRdma(socket, { ...options, role: 'responder' }).then(
+          (ep) => listener.emit('connection', ep),
+          () => socket.destroy(), // no valid MPA Request: not a connection
+        );
+      });
+      server.on('error', (err) => listener.emit('error', err));
+      server.listen({ host, port, backlog });
+      await once(server, 'listening');
+      return listener;
+    },
+    async connect(opts: ConnectOptions) {
+      const socket = tcpConnect({ host: opts.host, port: opts.port, noDelay: true });
+      socket.pause();
+      await Promise.race([once(socket, 'connect'), once(socket, 'error').then(([err]) => {
+        throw new RdmaError((err as NodeJS.ErrnoException).code ?? 'ERR_CONNECT', `TCP connect to ${opts.host}:${opts.port} failed: ${(err as Error).message}`, { cause: err });
+      })]);
+      return upgradeToRdma(socket, {
+        ...options, role: 'initiator', privateData: opts.privateData,
+        ord: opts.initiatorDepth ?? options.ord, ird: opts.responderResources ?? options.ird,
+      });
+    },
+  };
+}
