@@ -61,10 +61,11 @@ export function ddpHeaderSize(tagged: boolean): number {
   return tagged ? DDP_TAGGED_HEADER_SIZE : DDP_UNTAGGED_HEADER_SIZE;
 }
 
-/** Total bytes of an FPDU carrying `payloadLength` bytes. */
-export function fpduSize(tagged: boolean, payloadLength: number, crc: boolean): number {
+/** Total bytes of an FPDU carrying `payloadLength` bytes. The CRC field is always there (RFC
+ * 5044 6: sent as zero when CRCs are off), so `crc` does not change the size. */
+export function fpduSize(tagged: boolean, payloadLength: number, _crc = true): number {
   const unpadded = MPA_ULPDU_LENGTH_SIZE + ddpHeaderSize(tagged) + payloadLength;
-  return ((unpadded + 3) & ~3) + (crc ? MPA_CRC_SIZE : 0);
+  return ((unpadded + 3) & ~3) + MPA_CRC_SIZE;
 }
 
 /** The queue number an untagged opcode must travel on, or -1 for tagged or unknown opcodes. */
@@ -102,6 +103,7 @@ export function writeDdpHeader(target: Uint8Array, at: number, h: DdpHeader): nu
 /**
  * Frames one DDP segment as an FPDU without copying the payload: returns
  * [ULPDU_Length + header, payload, pad + CRC] for a gathering write (socket.cork / writev).
+ * With `crc` false the CRC field is zero (it is never left out: siw and RFC 5044 keep it).
  */
 export function encodeFpdu(h: DdpHeader, payload: Uint8Array, crc = true): [Uint8Array, Uint8Array, Uint8Array] {
   const headerSize = ddpHeaderSize(h.tagged);
@@ -111,11 +113,11 @@ export function encodeFpdu(h: DdpHeader, payload: Uint8Array, crc = true): [Uint
   const pad = (4 - ((MPA_ULPDU_LENGTH_SIZE + ulpdu) & 3)) & 3;
   // Header and trailer share one slice of Node's pre-allocated pool: small typed arrays of their
   // own (or Buffer#subarray) cost more than the encoding itself.
-  const total = prefixSize + pad + (crc ? MPA_CRC_SIZE : 0);
+  const total = prefixSize + pad + MPA_CRC_SIZE;
   const pool = Buffer.allocUnsafe(total);
   const prefix = new Uint8Array(pool.buffer, pool.byteOffset, prefixSize);
   const trailer = new Uint8Array(pool.buffer, pool.byteOffset + prefixSize, total - prefixSize);
-  trailer.fill(0, 0, pad);
+  trailer.fill(0);
   putU16be(prefix, 0, ulpdu);
   writeDdpHeader(prefix, MPA_ULPDU_LENGTH_SIZE, h);
   // The CRC travels as the little-endian bytes of the CRC32c value, as in iSCSI and siw.
@@ -137,7 +139,7 @@ export function decodeFpdu(bytes: Uint8Array, crc = true): (DdpSegment & { byteL
   }
   const unpadded = MPA_ULPDU_LENGTH_SIZE + ulpdu;
   const crcAt = (unpadded + 3) & ~3;
-  const byteLength = crcAt + (crc ? MPA_CRC_SIZE : 0);
+  const byteLength = crcAt + MPA_CRC_SIZE; // present even when CRCs are off (then zero, unchecked)
   if (bytes.length < byteLength) return undefined;
   if (crc) {
     const expected = crc32c(bytes.subarray(0, crcAt));

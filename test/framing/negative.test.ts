@@ -214,7 +214,7 @@ function patched(wire: Uint8Array, at: number, value: number): Uint8Array {
 
 cases('FPDU / DDP / RDMAP (RFC 5044 6, RFC 5041, RFC 5040)', [
   ['ULPDU_Length 13', 'ERR_MPA_BAD_ULPDU_LENGTH', () => f.decodeFpdu(hex('00 0d'))],
-  ['untagged segment with ULPDU_Length 14', 'ERR_MPA_BAD_ULPDU_LENGTH', () => f.decodeFpdu(new Uint8Array([0x00, 0x0e, 0x41, 0x43, ...new Uint8Array(12)]), false)],
+  ['untagged segment with ULPDU_Length 14', 'ERR_MPA_BAD_ULPDU_LENGTH', () => f.decodeFpdu(new Uint8Array([0x00, 0x0e, 0x41, 0x43, ...new Uint8Array(16)]), false)],
   ['one flipped payload bit', 'ERR_MPA_BAD_CRC', () => f.decodeFpdu(fpdu(SEND).map((x, i) => (i === 20 ? x ^ 1 : x)))],
   ['one flipped CRC bit', 'ERR_MPA_BAD_CRC', () => { const b = fpdu(SEND); b[b.length - 1] ^= 0x80; return f.decodeFpdu(b); }],
   ['DDP version 2', 'ERR_DDP_BAD_VERSION', () => f.decodeFpdu(patched(fpdu(SEND), 2, 0x42))],

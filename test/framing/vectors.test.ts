@@ -204,8 +204,8 @@ describe('DDP / RDMAP vectors (RFC 5041, RFC 5040)', () => {
     });
   });
 
-  it('tagged RDMA Write FPDU without CRC', () => {
-    const wire = hex('00 12 C1 40 12 34 56 78 00 00 00 01 00 00 10 00 AA BB CC DD');
+  it('tagged RDMA Write FPDU without CRC: the CRC field is there, zero', () => {
+    const wire = hex('00 12 C1 40 12 34 56 78 00 00 00 01 00 00 10 00 AA BB CC DD 00 00 00 00');
     const h = { tagged: true as const, last: true, opcode: f.RDMAP_WRITE, stag: 0x12345678, to: 0x100001000n };
     assert.deepEqual(Buffer.concat(f.encodeFpdu(h, hex('AA BB CC DD'), false)), Buffer.from(wire));
     const seg = f.decodeFpdu(wire, false);
@@ -218,7 +218,7 @@ describe('DDP / RDMAP vectors (RFC 5041, RFC 5040)', () => {
   it('Send-with-Invalidate carries the STag in RsvdULP', () => {
     const parts = f.encodeFpdu({ tagged: false, last: true, opcode: f.RDMAP_SEND_INVALIDATE, invalidateStag: 0xcafe0001, qn: 0, msn: 7, mo: 0 }, new Uint8Array(0), false);
     const wire = Buffer.concat(parts);
-    assert.equal(toHex(wire), toHex(hex('00 12 41 44 CA FE 00 01 00 00 00 00 00 00 00 07 00 00 00 00')));
+    assert.equal(toHex(wire), toHex(hex('00 12 41 44 CA FE 00 01 00 00 00 00 00 00 00 07 00 00 00 00 00 00 00 00')));
   });
 
   it('Read Request: 28-byte body on queue 1', () => {

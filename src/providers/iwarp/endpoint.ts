@@ -412,7 +412,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   private fpduLength(b: Uint8Array, at: number): number {
     const ulpdu = (b[at]! << 8) | b[at + 1]!;
-    return (((2 + ulpdu) + 3) & ~3) + (this.settings.crc ? 4 : 0);
+    return (((2 + ulpdu) + 3) & ~3) + 4; // the CRC field is there even when CRCs are off
   }
 
   /** Splits the stream into FPDUs; at most one partial FPDU is ever buffered (bounded carry). */

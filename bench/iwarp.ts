@@ -1,0 +1,402 @@
+// npm run bench:iwarp: the software iWARP provider (iwarp-tcp: MPA + DDP + RDMAP in TypeScript)
+// on 127.0.0.1, next to raw net.Socket measured in the same run. RDMA write, RDMA read and
+// Send/Recv throughput at 4 KiB, 64 KiB and 1 MiB with CRC32c on and off, and 64-byte Send
+// latency. Prints a Markdown table and writes bench/results/iwarp.json.
+// Usage: node --import tsx bench/iwarp.ts [--quick]
+//
+// What is timed (both ends live in this process, on one event loop, as the raw TCP reference):
+// - raw TCP throughput: the client writes N messages of the size into a net.Socket (respecting
+//   backpressure), the server only counts bytes; from the first write until the server has them all.
+// - RDMA write: WINDOW writes in flight (a new one posted per write completion); the last write is
+//   followed by a 4-byte Send, and the clock stops when the server's receive completes: TCP and
+//   DDP keep order, so by then every write has been placed in the server's memory.
+// - RDMA read: WINDOW reads in flight (ORD 16, the rest queue in the provider); until the last
+//   read completion, i.e. all data placed in the client's memory.
+// - Send/Recv: the server keeps WINDOW receives posted and re-posts one per receive completion;
+//   the client sends only against posted receives (a credit handed over in-process, the most
+//   optimistic credit return a protocol could have); until the server's last receive completion.
+// - latency: 64-byte ping-pong (Send both ways / socket.write both ways), one-way = RTT / 2,
+//   median and p99 over all round trips.
+// Each row runs REPS times, interleaved with the raw TCP runs of the same size; medians reported.
+// A hand-timed loop with process.hrtime.bigint: the subject is a streaming pipeline across two
+// endpoints, which a per-call harness such as mitata does not model.
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { type Socket, connect as tcpConnect, createServer } from 'node:net';
+import { cpus } from 'node:os';
+
+import { type Completion, type IwarpOptions, type MemoryRegion, type RdmaEndpoint, createIwarpProvider } from '../src/providers/index.js';
+
+const HOST = '127.0.0.1';
+const KiB = 1024, MiB = 1 << 20;
+const quick = process.argv.includes('--quick');
+const SIZES = [4 * KiB, 64 * KiB, MiB];
+// Bytes per run: the small sizes cost per message, so fewer bytes keep every run ~0.1-0.5 s.
+const BYTES: Record<number, number> = { [4 * KiB]: 32 * MiB, [64 * KiB]: 128 * MiB, [MiB]: 256 * MiB };
+const scale = quick ? 1 / 8 : 1;
+// Operations in flight: enough to keep the socket busy, at most 16 MiB queued.
+const windowOf = (size: number) => Math.max(16, Math.min(64, (16 * MiB) / size));
+const REPS = quick ? 1 : 3;
+const PINGS = quick ? 1000 : 4000;   // round trips per latency run
+const LAT_SIZE = 64;
+const RUN_TIMEOUT_MS = 60_000;       // a stalled run is a bug: fail loudly instead of hanging
+const RW = { localWrite: true, remoteRead: true, remoteWrite: true };
+const now = () => process.hrtime.bigint();
+
+// ---- connections --------------------------------------------------------------------------------
+
+/** An iwarp-tcp connection, both ends here, with the memory the tests use registered once. */
+interface Conn {
+  label: string;
+  client: RdmaEndpoint;
+  server: RdmaEndpoint;
+  src: MemoryRegion;      // client: source of writes and sends
+  sink: MemoryRegion;     // client: sink of reads
+  cSmall: MemoryRegion;   // client: latency buffers
+  target: MemoryRegion;   // server: target of writes, source of reads
+  recv: MemoryRegion;     // server: receive slots
+  sSmall: MemoryRegion;   // server: latency buffers, the final Send of the write test
+}
+
+let failure: ((err: Error) => void) | undefined;
+const fail = (err: Error) => (failure ? failure(err) : (console.error(err), process.exit(1)));
+
+async function iwarpConn(label: string, opts: IwarpOptions): Promise<Conn> {
+  const listener = await createIwarpProvider(opts).listen({ host: HOST, port: 0 });
+  const accepted = once(listener, 'connection') as Promise<[RdmaEndpoint]>;
+  const clientP = createIwarpProvider(opts).connect({ host: HOST, port: listener.port });
+  const [server] = await accepted;
+  await server.accept();
+  const client = await clientP;
+  await listener.close();
+  for (const ep of [client, server]) ep.on('error', (err: Error) => fail(err));
+  const slots = Math.max(...SIZES.map((s) => s * windowOf(s)));
+  return {
+    label, client, server,
+    src: client.registerMemory(new Uint8Array(MiB).fill(0xa5), RW), sink: client.registerMemory(MiB, RW),
+    cSmall: client.registerMemory(4 * KiB, RW),
+    target: server.registerMemory(new Uint8Array(MiB).fill(0x5a), RW), recv: server.registerMemory(slots, RW),
+    sSmall: server.registerMemory(4 * KiB, RW),
+  };
+}
+
+interface RawConn { client: Socket; server: Socket }
+
+async function rawConn(): Promise<RawConn> {
+  const srv = createServer({ noDelay: true });   // as the provider's sockets: no Nagle
+  srv.listen(0, HOST);
+  await once(srv, 'listening');
+  const accepted = once(srv, 'connection') as Promise<[Socket]>;
+  const client = tcpConnect({ host: HOST, port: (srv.address() as { port: number }).port, noDelay: true });
+  await once(client, 'connect');
+  const [server] = await accepted;
+  srv.close();
+  for (const s of [client, server]) s.on('error', fail);
+  return { client, server };
+}
+
+/** Resolves with the run's result, or rejects on an endpoint error, a bad completion or a stall. */
+function run<T>(body: (resolve: (v: T) => void, reject: (e: Error) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`run stalled for ${RUN_TIMEOUT_MS} ms`)), RUN_TIMEOUT_MS);
+    const settle = <A>(f: (a: A) => void) => (a: A) => { clearTimeout(timer); failure = undefined; f(a); };
+    failure = settle(reject);
+    try { body(settle(resolve), settle(reject)); } catch (err) { settle(reject)(err as Error); }
+  });
+}
+
+function ok(c: Completion): void {
+  if (c.status !== 'success') throw new Error(`completion ${c.opcode} #${c.wrId}: ${c.status}`);
+}
+
+// ---- throughput: ns for `total` bytes in messages of `size` --------------------------------------
+
+function rawStream({ client, server }: RawConn, size: number, total: number): Promise<bigint> {
+  const msg = Buffer.alloc(size, 0xa5);
+  const n = total / size;
+  return run((resolve) => {
+    let got = 0;
+    const onData = (chunk: Buffer) => {
+      got += chunk.length;
+      if (got === total) { server.off('data', onData); resolve(now() - t0); }
+    };
+    server.on('data', onData);
+    const t0 = now();
+    let sent = 0;
+    const pump = () => {
+      while (sent < n) {
+        sent++;
+        if (!client.write(msg)) { client.once('drain', pump); return; }
+      }
+    };
+    pump();
+  });
+}
+
+function rdmaWrite(c: Conn, size: number, total: number): Promise<bigint> {
+  const n = total / size;
+  const win = windowOf(size);
+  return run((resolve) => {
+    let posted = 0, tRecv = 0n, sendDone = false;
+    const finish = () => { if (tRecv && sendDone) resolve(tRecv - t0); };
+    const post = () => {
+      c.client.postWrite(posted++, [{ mr: c.src, offset: 0, length: size }], c.target.addr, c.target.rkey);
+      if (posted === n) c.client.postSend(n, [{ mr: c.cSmall, offset: 0, length: 4 }]);   // the marker
+    };
+    c.server.onCompletions((batch) => { for (const wc of batch) { ok(wc); tRecv = now(); finish(); } });
+    c.client.onCompletions((batch) => {
+      for (const wc of batch) {
+        ok(wc);
+        if (wc.opcode === 'send') { sendDone = true; finish(); } else if (posted < n) post();
+      }
+    });
+    c.server.postRecv(0, { mr: c.sSmall, offset: 0, length: 64 });
+    const t0 = now();
+    while (posted < Math.min(win, n)) post();
+  });
+}
+
+function rdmaRead(c: Conn, size: number, total: number): Promise<bigint> {
+  const n = total / size;
+  const win = windowOf(size);
+  return run((resolve) => {
+    let posted = 0, done = 0;
+    const post = () => c.client.postRead(posted++, [{ mr: c.sink, offset: 0, length: size }], c.target.addr, c.target.rkey);
+    c.server.onCompletions(() => {});
+    c.client.onCompletions((batch) => {
+      for (const wc of batch) {
+        ok(wc);
+        if (++done === n) resolve(now() - t0); else if (posted < n) post();
+      }
+    });
+    const t0 = now();
+    while (posted < Math.min(win, n)) post();
+  });
+}
+
+function rdmaSend(c: Conn, size: number, total: number): Promise<bigint> {
+  const n = total / size;
+  const win = windowOf(size);
+  return run((resolve) => {
+    let recvsPosted = 0, received = 0, sent = 0, sendsDone = 0, credits = 0, tEnd = 0n;
+    // the clock stops at the last receive; the run ends once the sends have completed too, so
+    // no completion of this run reaches the next one's handler
+    const finish = () => { if (tEnd && sendsDone === n) resolve(tEnd - t0); };
+    // exactly n receives in all, so none is left posted for the next run
+    const postRecv = (slot: number) => {
+      c.server.postRecv(slot, { mr: c.recv, offset: slot * size, length: size });
+      recvsPosted++;
+      credits++;
+    };
+    const pump = () => {
+      while (credits > 0 && sent < n) { credits--; c.client.postSend(sent++, [{ mr: c.src, offset: 0, length: size }]); }
+    };
+    c.client.onCompletions((batch) => { for (const wc of batch) { ok(wc); sendsDone++; } finish(); });
+    c.server.onCompletions((batch) => {
+      for (const wc of batch) {
+        ok(wc);
+        if (++received === n) { tEnd = now(); return finish(); }
+        if (recvsPosted < n) postRecv(wc.wrId);
+      }
+      pump();
+    });
+    for (let i = 0; i < Math.min(win, n); i++) postRecv(i);
+    const t0 = now();
+    pump();
+  });
+}
+
+// ---- latency: round-trip times in ns ---------------------------------------------------------------
+
+function rawPingPong({ client, server }: RawConn, pings: number): Promise<bigint[]> {
+  const msg = Buffer.alloc(LAT_SIZE, 1);
+  return run((resolve) => {
+    const rtts: bigint[] = [];
+    let sPending = 0, cPending = 0, t = 0n;
+    const onServer = (chunk: Buffer) => {
+      for (sPending += chunk.length; sPending >= LAT_SIZE; sPending -= LAT_SIZE) server.write(msg);
+    };
+    const onClient = (chunk: Buffer) => {
+      for (cPending += chunk.length; cPending >= LAT_SIZE; cPending -= LAT_SIZE) {
+        rtts.push(now() - t);
+        if (rtts.length === pings) {
+          server.off('data', onServer); client.off('data', onClient);
+          return resolve(rtts);
+        }
+        t = now();
+        client.write(msg);
+      }
+    };
+    server.on('data', onServer);
+    client.on('data', onClient);
+    t = now();
+    client.write(msg);
+  });
+}
+
+function rdmaPingPong(c: Conn, pings: number): Promise<bigint[]> {
+  return run((resolve) => {
+    const rtts: bigint[] = [];
+    let served = 0, sends = 0, t = 0n;
+    const finish = () => { if (rtts.length === pings && sends === 2 * pings) resolve(rtts); };
+    const ping = () => {
+      c.client.postRecv(0, { mr: c.cSmall, offset: 2048, length: LAT_SIZE });   // before the ping: the pong may be quick
+      t = now();
+      c.client.postSend(0, [{ mr: c.cSmall, offset: 0, length: LAT_SIZE }]);
+    };
+    c.server.onCompletions((batch) => {
+      for (const wc of batch) {
+        ok(wc);
+        if (wc.opcode !== 'recv') { sends++; finish(); continue; }
+        if (++served < pings) c.server.postRecv(0, { mr: c.sSmall, offset: 2048, length: LAT_SIZE });
+        c.server.postSend(0, [{ mr: c.sSmall, offset: 0, length: LAT_SIZE }]);
+      }
+    });
+    c.client.onCompletions((batch) => {
+      for (const wc of batch) {
+        ok(wc);
+        if (wc.opcode !== 'recv') { sends++; finish(); continue; }
+        rtts.push(now() - t);
+        if (rtts.length === pings) { finish(); continue; }
+        ping();
+      }
+    });
+    c.server.postRecv(0, { mr: c.sSmall, offset: 2048, length: LAT_SIZE });
+    ping();
+  });
+}
+
+// ---- the plan -----------------------------------------------------------------------------------
+
+type Op = 'write' | 'read' | 'send';
+interface Subject { op: Op; conn: Conn; crc: boolean; maxFpduPayload: number; sizes: number[] }
+interface Row {
+  test: string;
+  size: number;
+  unit: 'GB/s' | 'us';
+  ours: number;
+  raw: number;
+  /** ours / raw: a throughput share, or a latency multiple */
+  ratio: number;
+  target?: { min?: number; max?: number };
+  met?: boolean;
+  crc: boolean;
+  maxFpduPayload: number;
+  bytes?: number;
+  window?: number;
+  samples: { ours: number[]; raw: number[] };
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+const gbps = (bytes: number, ns: bigint) => bytes / Number(ns);   // bytes per ns = GB/s
+const sizeLabel = (s: number) => (s >= MiB ? `${s / MiB} MiB` : s >= KiB ? `${s / KiB} KiB` : `${s} B`);
+
+const t0 = Date.now();
+const DEFAULT_FPDU = 16384, BIG_FPDU = 65517;
+const crcOn = await iwarpConn('CRC32c on', { crc: true });
+const crcOff = await iwarpConn('CRC32c off', { crc: false });
+const bigOn = await iwarpConn('CRC32c on, FPDU 65517', { crc: true, maxFpduPayload: BIG_FPDU });
+const bigOff = await iwarpConn('CRC32c off, FPDU 65517', { crc: false, maxFpduPayload: BIG_FPDU });
+const raw = await rawConn();
+
+const subjects: Subject[] = [];
+for (const op of ['write', 'read', 'send'] as const) {
+  subjects.push({ op, conn: crcOn, crc: true, maxFpduPayload: DEFAULT_FPDU, sizes: SIZES });
+  subjects.push({ op, conn: crcOff, crc: false, maxFpduPayload: DEFAULT_FPDU, sizes: SIZES });
+}
+// The FPDU size only matters for large messages: 1 MiB writes with 65517-byte FPDUs.
+subjects.push({ op: 'write', conn: bigOn, crc: true, maxFpduPayload: BIG_FPDU, sizes: [MiB] });
+subjects.push({ op: 'write', conn: bigOff, crc: false, maxFpduPayload: BIG_FPDU, sizes: [MiB] });
+
+const opName: Record<Op, string> = { write: 'RDMA write', read: 'RDMA read', send: 'Send/Recv' };
+const runOp = (s: Subject, size: number, total: number) =>
+  (s.op === 'write' ? rdmaWrite : s.op === 'read' ? rdmaRead : rdmaSend)(s.conn, size, total);
+const targetOf = (s: Subject, size: number) =>
+  s.op === 'write' && size === MiB && s.maxFpduPayload === DEFAULT_FPDU ? { min: s.crc ? 0.7 : 0.85 } : undefined;
+
+const rows: Row[] = [];
+for (const size of SIZES) {
+  const total = Math.max(size * 64, Math.round(BYTES[size]! * scale / size) * size);
+  const here = subjects.filter((s) => s.sizes.includes(size));
+  // warm-up (JIT, socket buffers): an eighth of a run of everything, not recorded
+  await rawStream(raw, size, total / 8);
+  for (const s of here) await runOp(s, size, Math.max(size, Math.round(total / 8 / size) * size));
+  const rawRuns: number[] = [];
+  const ourRuns = here.map(() => [] as number[]);
+  for (let rep = 0; rep < REPS; rep++) {
+    rawRuns.push(gbps(total, await rawStream(raw, size, total)));
+    for (const [i, s] of here.entries()) ourRuns[i]!.push(gbps(total, await runOp(s, size, total)));
+  }
+  const rawGbps = median(rawRuns);
+  for (const [i, s] of here.entries()) {
+    const ours = median(ourRuns[i]!);
+    const target = targetOf(s, size);
+    rows.push({
+      test: `${opName[s.op]}, ${s.conn.label}`, size, unit: 'GB/s', ours, raw: rawGbps, ratio: ours / rawGbps,
+      target, met: target ? ours / rawGbps >= target.min! : undefined, crc: s.crc, maxFpduPayload: s.maxFpduPayload,
+      bytes: total, window: windowOf(size), samples: { ours: ourRuns[i]!, raw: rawRuns },
+    });
+  }
+  process.stderr.write(`${sizeLabel(size)} done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+}
+
+// latency: runs interleaved as above; percentiles over all round trips of all runs
+{
+  await rawPingPong(raw, PINGS / 4);
+  for (const c of [crcOn, crcOff]) await rdmaPingPong(c, PINGS / 4);
+  const rawRtts: bigint[] = [];
+  const ours = new Map<Conn, bigint[]>([[crcOn, []], [crcOff, []]]);
+  for (let rep = 0; rep < REPS; rep++) {
+    rawRtts.push(...await rawPingPong(raw, PINGS));
+    for (const [c, rtts] of ours) rtts.push(...await rdmaPingPong(c, PINGS));
+  }
+  const oneWayUs = (rtts: bigint[]) => rtts.map((r) => Number(r) / 2 / 1e3).sort((a, b) => a - b);
+  const rawUs = oneWayUs(rawRtts);
+  for (const [c, rtts] of ours) {
+    const us = oneWayUs(rtts);
+    for (const [stat, q] of [['median', 0.5], ['p99', 0.99]] as const) {
+      const o = quantile(us, q), r = quantile(rawUs, q);
+      const target = stat === 'median' ? { max: 1.5 } : undefined;
+      rows.push({
+        test: `${LAT_SIZE} B Send latency (one-way, ${stat}), ${c.label}`, size: LAT_SIZE, unit: 'us', ours: o, raw: r, ratio: o / r,
+        target, met: target ? o / r <= target.max! : undefined, crc: c === crcOn, maxFpduPayload: DEFAULT_FPDU,
+        samples: { ours: [], raw: [] },
+      });
+    }
+  }
+}
+
+for (const c of [crcOn, crcOff, bigOn, bigOff]) await Promise.all([c.client.disconnect(), once(c.server, 'close')]);
+raw.client.end();
+raw.server.end();
+const seconds = (Date.now() - t0) / 1000;
+
+// ---- report --------------------------------------------------------------------------------------
+
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const ratioText = (r: Row) => (r.unit === 'GB/s' ? `${(r.ratio * 100).toFixed(0)} %` : `${r.ratio.toFixed(2)}x`);
+const targetText = (r: Row) => {
+  if (!r.target) return '';
+  const t = r.target.min !== undefined ? `>= ${r.target.min * 100} %` : `<= ${r.target.max}x`;
+  return `${t} ${r.met ? '(met)' : '(**missed**)'}`;
+};
+const unitText = (r: Row, v: number) => (r.unit === 'GB/s' ? `${fmt(v)} GB/s` : `${fmt(v)} µs`);
+const cpu = cpus();
+const machine = { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length };
+const table = [
+  '| test | size | ours | raw TCP (same run) | ratio | target |',
+  '|---|---:|---:|---:|---:|---|',
+  ...rows.map((r) => `| ${r.test} | ${sizeLabel(r.size)} | ${unitText(r, r.ours)} | ${unitText(r, r.raw)} | ${ratioText(r)} | ${targetText(r)} |`),
+];
+console.log(`iwarp-tcp on 127.0.0.1: ${machine.cores} x ${machine.cpu}, Node ${process.version}; ` +
+  `median of ${REPS} run(s) per row${quick ? ' (--quick)' : ''}, ${seconds.toFixed(0)} s\n`);
+console.log(table.join('\n'));
+const missed = rows.filter((r) => r.met === false);
+if (missed.length) console.log(`\nbelow target: ${missed.map((r) => `${r.test} ${sizeLabel(r.size)}`).join('; ')}`);
+if (!quick) {
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/iwarp.json', import.meta.url), JSON.stringify({
+    date: new Date().toISOString(), machine, node: process.version, seconds, reps: REPS, pings: PINGS, rows,
+  }, null, 2) + '\n');
+}

@@ -1,0 +1,160 @@
+// Wire compatibility with the kernel's soft-iWARP: our TypeScript iwarp-tcp endpoint against a
+// native (libibverbs/librdmacm) endpoint on siw0, in both directions: MPA setup with private data,
+// send/recv, 1 MiB RDMA write and read with content checks, and both close kinds.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+
+import { type Completion, type IwarpEndpoint, createIwarpProvider } from '../../src/providers/index.js';
+import {
+  DATA, DEVICES, Events, SLAB, type Side, baselineCounts, closeAll, expectCountsBack, makeSide, pattern, requireVm, resolve,
+  type Counts,
+} from './helpers.js';
+
+const RW = { localWrite: true, remoteRead: true, remoteWrite: true };
+const MiB = 1 << 20;
+const siw = DEVICES.find((d) => d.kind === 'iWARP')!;
+
+class Wcs {
+  all: Completion[] = [];
+  constructor(ep: IwarpEndpoint) { ep.onCompletions((b) => { for (const c of b) this.all.push(c); }); }
+  async ok(wrId: number, ms = 20_000): Promise<Completion> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const i = this.all.findIndex((c) => c.wrId === wrId);
+      if (i >= 0) {
+        const c = this.all.splice(i, 1)[0]!;
+        assert.equal(c.status, 'success', JSON.stringify(c));
+        return c;
+      }
+      if (Date.now() > end) throw new Error(`no completion ${wrId}: ${JSON.stringify(this.all)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+/** The native side's region, advertised in private data: addr u64 LE, rkey u32 LE. */
+function advertise(side: Omit<Side, 'peerPrivateData'>): Buffer {
+  const pd = Buffer.alloc(12);
+  pd.writeBigUInt64LE(side.mr.addr, 0);
+  pd.writeUInt32LE(side.mr.rkey, 8);
+  return pd;
+}
+
+/** Exercises a connection: ts <-> nat both ways, 1 MiB write and read against nat's region. */
+async function exchange(ts: IwarpEndpoint, tw: Wcs, nat: Omit<Side, 'peerPrivateData'>, natAddr: bigint, natRkey: number): Promise<void> {
+  const tm = ts.registerMemory(2 * MiB, RW);
+  // ts -> native send (native receives were posted at wrIds 1000+ from the end of its slab)
+  tm.buffer.set(pattern(3000, 1), 0);
+  ts.postSend(1, [{ mr: tm, offset: 0, length: 3000 }]);
+  await tw.ok(1);
+  const rc = await nat.wcs.takeOk(1000);
+  assert.equal(rc.byteLength, 3000);
+  assert.ok(Buffer.from(nat.bytes.subarray(SLAB - 4096, SLAB - 4096 + 3000)).equals(pattern(3000, 1)), 'siw received our Send');
+  // native -> ts send
+  ts.postRecv(2, { mr: tm, offset: MiB, length: 4096 });
+  nat.bytes.set(pattern(1500, 2), DATA);
+  nat.qp.postSend(3, { mr: nat.mr, offset: DATA, length: 1500 });
+  await nat.wcs.takeOk(3);
+  const r2 = await tw.ok(2);
+  assert.equal(r2.byteLength, 1500);
+  assert.ok(Buffer.from(tm.buffer.subarray(MiB, MiB + 1500)).equals(pattern(1500, 2)), 'we received siw\'s Send');
+  // RDMA write 1 MiB into siw's memory, then a Send: when siw has it, the write is placed
+  tm.buffer.set(pattern(MiB, 3), 0);
+  ts.postWrite(4, [{ mr: tm, offset: 0, length: MiB }], natAddr, natRkey);
+  ts.postSend(5, [{ mr: tm, offset: 0, length: 8 }]);
+  await tw.ok(4); await tw.ok(5);
+  await nat.wcs.takeOk(1001);
+  assert.ok(Buffer.from(nat.bytes.subarray(0, MiB)).equals(pattern(MiB, 3)), 'siw placed our 1 MiB RDMA Write');
+  // RDMA read 1 MiB of siw's memory
+  nat.bytes.set(pattern(MiB, 4), 0);
+  ts.postRead(6, [{ mr: tm, offset: MiB, length: MiB }], natAddr, natRkey);
+  await tw.ok(6);
+  assert.ok(Buffer.from(tm.buffer.subarray(MiB, 2 * MiB)).equals(pattern(MiB, 4)), 'siw answered our 1 MiB RDMA Read');
+  // and siw reads and writes ours
+  const exposed = ts.registerMemory(MiB, RW);
+  exposed.buffer.set(pattern(MiB, 5));
+  nat.qp.postRead(7, { mr: nat.mr, offset: 0, length: MiB }, exposed.addr, exposed.rkey);
+  await nat.wcs.takeOk(7);
+  assert.ok(Buffer.from(nat.bytes.subarray(0, MiB)).equals(pattern(MiB, 5)), 'we answered siw\'s 1 MiB RDMA Read');
+  nat.bytes.set(pattern(MiB, 6), 0);
+  nat.qp.postWrite(8, { mr: nat.mr, offset: 0, length: MiB }, exposed.addr, exposed.rkey);
+  ts.postRecv(9, { mr: tm, offset: MiB, length: 64 });
+  nat.qp.postSend(10, { mr: nat.mr, offset: 0, length: 8 });
+  await nat.wcs.takeOk(8); await nat.wcs.takeOk(10); await tw.ok(9);
+  assert.ok(Buffer.from(exposed.buffer).equals(pattern(MiB, 6)), 'we placed siw\'s 1 MiB RDMA Write');
+}
+
+if (requireVm()) {
+  let base: Counts;
+  before(async () => { base = await baselineCounts(); });
+  after(async () => {
+    try { await expectCountsBack(base, 'iwarp-siw.test'); } finally { closeAll(); }
+  });
+
+  describe(`iwarp-tcp (TypeScript) <-> ${siw.name} (kernel siw)`, () => {
+    for (const crc of [true, false]) {
+      for (const close of ['graceful', 'abortive'] as const) {
+        it(`our client -> native server on ${siw.name}: crc ${crc}, ${close} close by us`, async () => {
+          const events = new Events();
+          const listener = events.channel.createId();
+          listener.bind(siw.ip, 0);
+          listener.listen(4);
+          const port = listener.localAddress!.port;
+          const clientP = createIwarpProvider({ crc }).connect({ host: siw.ip, port, privateData: Buffer.from('ts client') });
+          const req = await events.next(listener, ['CONNECT_REQUEST']);
+          assert.equal(req.privateData!.subarray(0, 9).toString(), 'ts client', 'siw delivered our MPA private data');
+          const nat = makeSide(req.id!);
+          for (let i = 0; i < 4; i++) nat.qp.postRecv(1000 + i, { mr: nat.mr, offset: SLAB - (i + 1) * 4096, length: 4096 });
+          req.id!.accept({ privateData: advertise(nat), initiatorDepth: 4, responderResources: 4 });
+          const ts = (await clientP) as IwarpEndpoint;
+          await events.next(req.id!, ['ESTABLISHED']);
+          const pd = Buffer.from(ts.peerPrivateData);
+          assert.ok(pd.length >= 12, 'siw delivered the accept private data');
+          console.log(`# siw -> us: MPA crc ${ts.settings.crc}, ord ${ts.settings.ord}`);
+          const tw = new Wcs(ts);
+          await exchange(ts, tw, nat, pd.readBigUInt64LE(0), pd.readUInt32LE(8));
+          if (close === 'graceful') {
+            await Promise.all([ts.disconnect(), events.next(req.id!, ['DISCONNECTED'])]);
+          } else {
+            ts.on('error', () => {});
+            ts.destroy();
+            await events.next(req.id!, ['DISCONNECTED']);
+          }
+          req.id!.close(); nat.pd.close(); nat.channel.close(); listener.close(); events.close();
+        });
+
+        it(`native client on ${siw.name} -> our server: crc ${crc}, ${close} close by siw`, async () => {
+          const listener = await createIwarpProvider({ crc }).listen({ host: siw.ip, port: 0 });
+          const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
+          const events = new Events();
+          const id = await resolve(events, siw.ip, listener.port);
+          const nat = makeSide(id);
+          for (let i = 0; i < 4; i++) nat.qp.postRecv(1000 + i, { mr: nat.mr, offset: SLAB - (i + 1) * 4096, length: 4096 });
+          id.connect({ privateData: advertise(nat), initiatorDepth: 4, responderResources: 4 });
+          const [ts] = await accepted;
+          const pd = Buffer.from(ts.peerPrivateData);
+          assert.ok(pd.length >= 12, 'siw sent its private data in the MPA Request');
+          const tw = new Wcs(ts);
+          await ts.accept(Buffer.from('ts server'));
+          const est = await events.next(id, ['ESTABLISHED']);
+          assert.equal(est.privateData!.subarray(0, 9).toString(), 'ts server', 'siw got our MPA Reply private data');
+          console.log(`# us -> siw: MPA crc ${ts.settings.crc}`);
+          await exchange(ts, tw, nat, pd.readBigUInt64LE(0), pd.readUInt32LE(8));
+          const ended = new Promise<string>((r) => { ts.once('disconnected', () => r('disconnected')); ts.once('error', (e: { code: string }) => r(e.code)); });
+          if (close === 'graceful') {
+            id.disconnect();
+            assert.equal(await ended, 'disconnected');
+            await events.next(id, ['DISCONNECTED']);
+            id.close();
+          } else {
+            id.close(); // destroy the cm_id and QP without a disconnect: siw aborts the connection
+            console.log(`# siw abort -> our endpoint: ${await ended}`);
+          }
+          nat.pd.close(); nat.channel.close(); events.close();
+          await listener.close();
+        });
+      }
+    }
+  });
+}
