@@ -235,6 +235,13 @@ export interface Terminate {
   ddpHeader?: Uint8Array;
   /** The terminated RDMA Read Request body (28 bytes), raw. */
   rdmaHeader?: Uint8Array;
+  /**
+   * Bit order of the control word. 'rfc' (RFC 5040 4.8): Layer in the high nibble of byte 0,
+   * M/D/R in the high bits of byte 2. 'siw': Linux siw on little-endian hosts sends its
+   * little-endian bitfields as they lie in memory (iwarp.h): Layer in the low nibble, EType in the
+   * high one, M/D/R in the low bits of byte 2. Seen on the wire from a 6.1 kernel siw.
+   */
+  bitOrder?: 'rfc' | 'siw';
 }
 
 /**
@@ -246,9 +253,15 @@ export function encodeTerminate(t: Terminate): Uint8Array {
   const rdma = t.rdmaHeader ?? new Uint8Array(0);
   const extra = t.m || t.d || t.r;
   const b = new Uint8Array(TERMINATE_CONTROL_SIZE + (extra ? 2 + ddp.length + rdma.length : 0));
-  b[0] = (checkUint('layer', t.layer, 4) << 4) | checkUint('etype', t.etype, 4);
+  const layer = checkUint('layer', t.layer, 4), etype = checkUint('etype', t.etype, 4);
   b[1] = checkUint('errorCode', t.errorCode, 8);
-  b[2] = (t.m ? 0x80 : 0) | (t.d ? 0x40 : 0) | (t.r ? 0x20 : 0);
+  if (t.bitOrder === 'siw') {
+    b[0] = (etype << 4) | layer;
+    b[2] = (t.m ? 0x01 : 0) | (t.d ? 0x02 : 0) | (t.r ? 0x04 : 0);
+  } else {
+    b[0] = (layer << 4) | etype;
+    b[2] = (t.m ? 0x80 : 0) | (t.d ? 0x40 : 0) | (t.r ? 0x20 : 0);
+  }
   if (extra) {
     putU16be(b, 4, checkUint('ddpSegmentLength', t.ddpSegmentLength ?? 0, 16));
     b.set(ddp, 6);
@@ -262,13 +275,25 @@ export function decodeTerminate(payload: Uint8Array): Terminate {
   if (payload.length < TERMINATE_CONTROL_SIZE) {
     fail('ERR_RDMAP_BAD_TERMINATE', `Terminate body is ${payload.length} bytes, needs ${TERMINATE_CONTROL_SIZE}`);
   }
-  const t: Terminate = {
+  // siw's bit order shows as flags in the low bits of byte 2, where RFC 5040 has reserved zeros.
+  // Without flags the two orders cannot be told apart: RFC 5040 is assumed.
+  const siw = (payload[2] & 0xe0) === 0 && (payload[2] & 0x07) !== 0;
+  const t: Terminate = siw ? {
+    layer: payload[0] & 0x0f,
+    etype: payload[0] >> 4,
+    errorCode: payload[1],
+    m: (payload[2] & 0x01) !== 0,
+    d: (payload[2] & 0x02) !== 0,
+    r: (payload[2] & 0x04) !== 0,
+    bitOrder: 'siw',
+  } : {
     layer: payload[0] >> 4,
     etype: payload[0] & 0x0f,
     errorCode: payload[1],
     m: (payload[2] & 0x80) !== 0,
     d: (payload[2] & 0x40) !== 0,
     r: (payload[2] & 0x20) !== 0,
+    bitOrder: 'rfc',
   };
   if (!t.m && !t.d && !t.r) return t;
   let at = TERMINATE_CONTROL_SIZE;

@@ -101,7 +101,7 @@ describe('round trips', () => {
     fc.assert(fc.property(rr, (r) => { assert.deepEqual(f.decodeReadRequest(f.encodeReadRequest(r)), r); }), { seed: SEED });
     const hdr = fc.oneof(fc.uint8Array({ minLength: 14, maxLength: 14 }).map((b) => { b[0] |= 0x80; return b; }),
       fc.uint8Array({ minLength: 18, maxLength: 18 }).map((b) => { b[0] &= 0x7f; b[1] = 0x43; return b; }));
-    const term = rec({ layer: fc.integer({ min: 0, max: 15 }), etype: fc.integer({ min: 0, max: 15 }), errorCode: fc.integer({ min: 0, max: 255 }), ddpSegmentLength: u16, ddpHeader: hdr });
+    const term = rec({ layer: fc.integer({ min: 0, max: 15 }), etype: fc.integer({ min: 0, max: 15 }), errorCode: fc.integer({ min: 0, max: 255 }), ddpSegmentLength: u16, ddpHeader: hdr, bitOrder: fc.constantFrom('rfc' as const, 'siw' as const) });
     fc.assert(fc.property(term, (t) => {
       const full = { ...t, m: true, d: true, r: false };
       const d = f.decodeTerminate(f.encodeTerminate(full));

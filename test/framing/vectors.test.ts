@@ -231,9 +231,9 @@ describe('DDP / RDMAP vectors (RFC 5041, RFC 5040)', () => {
     assert.deepEqual(f.decodeReadRequest(seg.payload), rr);
   });
 
-  it('Terminate as siw sends it: DDP untagged buffer error with the offending header', () => {
+  it('Terminate in RFC 5040 bit order: DDP untagged buffer error with the offending header', () => {
     const offending = hex('41 43 00 00 00 00 00 00 00 05 00 00 00 09 00 00 00 00'); // Send on QN 5
-    const t = { layer: f.TERM_LAYER_DDP, etype: 2, errorCode: 1, m: true, d: true, r: false, ddpSegmentLength: 100, ddpHeader: offending };
+    const t = { layer: f.TERM_LAYER_DDP, etype: 2, errorCode: 1, m: true, d: true, r: false, ddpSegmentLength: 100, ddpHeader: offending, bitOrder: 'rfc' as const };
     const body = f.encodeTerminate(t);
     assert.equal(toHex(body), toHex(new Uint8Array([0x12, 0x01, 0xc0, 0x00, 0x00, 0x64, ...offending])));
     assert.deepEqual(f.decodeTerminate(body), t);
@@ -246,12 +246,26 @@ describe('DDP / RDMAP vectors (RFC 5041, RFC 5040)', () => {
   it('Terminate reporting a bad Read Request carries the 28-byte RDMA header', () => {
     const ddp = hex('41 41 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00');
     const rdma = f.encodeReadRequest({ sinkStag: 1, sinkTo: 2n, size: 3, srcStag: 4, srcTo: 5n });
-    const t = { layer: f.TERM_LAYER_RDMAP, etype: 1, errorCode: 2, m: true, d: true, r: true, ddpSegmentLength: 28, ddpHeader: ddp, rdmaHeader: rdma };
+    const t = { layer: f.TERM_LAYER_RDMAP, etype: 1, errorCode: 2, m: true, d: true, r: true, ddpSegmentLength: 28, ddpHeader: ddp, rdmaHeader: rdma, bitOrder: 'rfc' as const };
     assert.deepEqual(f.decodeTerminate(f.encodeTerminate(t)), t);
   });
 
+  it("Terminate as a 6.1 kernel siw sends it (little-endian bitfields): control 10 00 07 00", () => {
+    // captured from siw answering an RDMA Read Request with an invalid STag: RDMAP layer, remote
+    // protection error, invalid STag, M/D/R set; then the Read Request's DDP and RDMA headers
+    const ddp = hex('41 41 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00');
+    const rdma = f.encodeReadRequest({ sinkStag: 0x100, sinkTo: 0n, size: 4096, srcStag: 0xdead00, srcTo: 0x7f00n });
+    const body = new Uint8Array([0x10, 0x00, 0x07, 0x00, 0x00, 0x2e, ...ddp, ...rdma]);
+    const t = f.decodeTerminate(body);
+    assert.deepEqual({ ...t, ddpHeader: undefined, rdmaHeader: undefined }, {
+      layer: f.TERM_LAYER_RDMAP, etype: 1, errorCode: 0, m: true, d: true, r: true, ddpSegmentLength: 46, bitOrder: 'siw', ddpHeader: undefined, rdmaHeader: undefined,
+    });
+    assert.deepEqual(t.rdmaHeader, rdma);
+    assert.deepEqual(f.encodeTerminate(t), body, 'encodes back in the same bit order');
+  });
+
   it('catastrophic Terminate is the bare 4-byte control word', () => {
-    const t = { layer: f.TERM_LAYER_RDMAP, etype: 0, errorCode: 0xff, m: false, d: false, r: false };
+    const t = { layer: f.TERM_LAYER_RDMAP, etype: 0, errorCode: 0xff, m: false, d: false, r: false, bitOrder: 'rfc' as const };
     assert.equal(toHex(f.encodeTerminate(t)), '00 ff 00 00');
     assert.deepEqual(f.decodeTerminate(hex('00 ff 00 00')), t);
   });

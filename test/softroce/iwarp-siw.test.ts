@@ -156,5 +156,52 @@ if (requireVm()) {
         });
       }
     }
+
+    it(`a Terminate from ${siw.name} (read with a wrong STag) reaches us as a remote access error`, async () => {
+      const events = new Events();
+      const listener = events.channel.createId();
+      listener.bind(siw.ip, 0);
+      listener.listen(4);
+      const clientP = createIwarpProvider().connect({ host: siw.ip, port: listener.localAddress!.port });
+      const req = await events.next(listener, ['CONNECT_REQUEST']);
+      const nat = makeSide(req.id!);
+      req.id!.accept({ privateData: advertise(nat), initiatorDepth: 4, responderResources: 4 });
+      const ts = (await clientP) as IwarpEndpoint;
+      await events.next(req.id!, ['ESTABLISHED']);
+      const tw = new Wcs(ts);
+      const err = new Promise<{ code: string; message: string; layer: number; etype: number }>((r) => ts.once('error', r));
+      const tm = ts.registerMemory(4096, RW);
+      ts.postRead(1, [{ mr: tm, offset: 0, length: 4096 }], nat.mr.addr, (nat.mr.rkey ^ 0x5a5a5a00) >>> 0);
+      const e = await err;
+      console.log(`# siw's Terminate, decoded by us: ${e.message}`);
+      assert.equal(e.code, 'ERR_IWARP_TERMINATED');
+      const wc = tw.all.find((c) => c.wrId === 1);
+      assert.equal(wc?.status, 'remote-access');
+      await events.next(req.id!, ['DISCONNECTED']);
+      req.id!.close(); nat.pd.close(); nat.channel.close(); listener.close(); events.close();
+    });
+
+    it(`our Terminate (write to a read-only region) takes the ${siw.name} QP down; nothing is written`, async () => {
+      const listener = await createIwarpProvider().listen({ host: siw.ip, port: 0 });
+      const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
+      const events = new Events();
+      const id = await resolve(events, siw.ip, listener.port);
+      const nat = makeSide(id);
+      for (let i = 0; i < 2; i++) nat.qp.postRecv(1000 + i, { mr: nat.mr, offset: SLAB - (i + 1) * 4096, length: 4096 });
+      id.connect({ initiatorDepth: 4, responderResources: 4 });
+      const [ts] = await accepted;
+      const backing = new Uint8Array(3 * 4096).fill(0xee);
+      const ro = ts.registerMemory(backing.subarray(4096, 8192), { localWrite: true, remoteRead: true });
+      const err = new Promise<{ code: string }>((r) => ts.once('error', r));
+      await ts.accept();
+      await events.next(id, ['ESTABLISHED']);
+      nat.qp.postWrite(1, { mr: nat.mr, offset: 0, length: 4096 }, ro.addr, ro.rkey);
+      assert.equal((await err).code, 'ERR_IWARP_ACCESS');
+      // siw takes its QP to error on our Terminate: the posted receives flush
+      for (let i = 0; i < 2; i++) assert.equal((await nat.wcs.take(1000 + i)).status, 'flushed');
+      assert.ok(backing.every((b) => b === 0xee), 'not a byte written');
+      id.close(); nat.pd.close(); nat.channel.close(); events.close();
+      await listener.close();
+    });
   });
 }

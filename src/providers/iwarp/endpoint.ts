@@ -497,9 +497,9 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       try {
         t = decodeTerminate(seg.payload);
       } catch {
-        t = { layer: TERM_LAYER_RDMAP, etype: RDMAP_ETYPE_CATASTROPHIC, errorCode: 0xff };
+        t = { layer: TERM_LAYER_RDMAP, etype: RDMAP_ETYPE_CATASTROPHIC, errorCode: 0xff, bitOrder: 'rfc' as const };
       }
-      return this.onTerminate(t.layer, t.etype, t.errorCode);
+      return this.onTerminate(t.layer, t.etype, t.errorCode, t.bitOrder ?? 'rfc');
     }
     if (seg.qn === DDP_QN_READ_REQUEST) {
       if (seg.msn !== this.inReadMsn) return this.terminate('ERR_IWARP_BAD_MSN', `Read Request MSN ${seg.msn}, expected ${this.inReadMsn}`, TERM_LAYER_DDP, DDP_ETYPE_UNTAGGED, DDP_ECODE_UT_INVALID_MSN, raw);
@@ -579,9 +579,9 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.fail(new TerminateError(code, message, layer, etype, errorCode), 'TERMINATE', false);
   }
 
-  private onTerminate(layer: number, etype: number, errorCode: number): void {
+  private onTerminate(layer: number, etype: number, errorCode: number, bitOrder: 'rfc' | 'siw'): void {
     const names = ['RDMAP', 'DDP', 'MPA'];
-    const err = new TerminateError('ERR_IWARP_TERMINATED', `the peer terminated the connection: ${names[layer] ?? layer} error type ${etype}, code 0x${errorCode.toString(16)}`, layer, etype, errorCode);
+    const err = new TerminateError('ERR_IWARP_TERMINATED', `the peer terminated the connection: ${names[layer] ?? layer} error type ${etype}, code 0x${errorCode.toString(16)}${bitOrder === 'siw' ? ' (siw bit order)' : ''}`, layer, etype, errorCode);
     // a protection error answers our oldest outstanding tagged operation
     const protection = (layer === TERM_LAYER_RDMAP && etype === RDMAP_ETYPE_REMOTE_PROTECTION) || (layer === TERM_LAYER_DDP && etype === DDP_ETYPE_TAGGED);
     if (protection) {
