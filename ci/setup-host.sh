@@ -10,6 +10,7 @@ PKGS=(
   rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest  # RDMA userspace (used inside the VM)
   libibverbs-dev librdmacm-dev pkg-config                          # headers for the native addon
   gcc-12 make binutils                                             # out-of-tree siw build (= kernel's compiler)
+  tshark                                                           # decodes a captured iWARP session (test/softroce)
 )
 
 command -v dpkg-query >/dev/null || { echo "setup-host: not a Debian system (no dpkg-query)" >&2; exit 1; }
