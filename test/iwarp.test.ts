@@ -242,6 +242,9 @@ describe('iwarp-tcp provider', () => {
     for (let round = 0; round < 40; round++) {
       const { server, raw } = await rawPeer();
       const done = new Promise<string>((resolve) => { server.once('error', (e: { code: string }) => resolve(e.code)); server.once('close', () => resolve('closed')); });
+      let back = Buffer.alloc(0);
+      raw.on('data', (d: Buffer) => { back = Buffer.concat([back, d]); });
+      const rawClosed = once(raw, 'close');
       const junk = new Uint8Array(1 + (rand() % 3000));
       for (let i = 0; i < junk.length; i++) junk[i] = rand() & 0xff;
       if (round % 2) { junk[0] = 0xff; junk[1] = 0xff; } // a 64 KiB length that never completes
@@ -249,7 +252,9 @@ describe('iwarp-tcp provider', () => {
       const code = await done;
       assert.match(code, /^ERR_/, `round ${round}: ${code}`);
       assert.ok((server as unknown as { carryLen: number }).carryLen <= 65544);
-      raw.destroy();
+      await rawClosed;
+      // the connection ended with a Terminate: an untagged FPDU with RDMAP opcode 7 on queue 2
+      assert.ok(back.length >= 24 && (back[3]! & 0x0f) === 7 && back.readUInt32BE(8) === 2, `round ${round}: no Terminate (${back.subarray(0, 12).toString('hex')})`);
     }
   });
 });
