@@ -9,7 +9,8 @@
 //   backpressure), the server only counts bytes; from the first write until the server has them all.
 // - RDMA write: WINDOW writes in flight (a new one posted per write completion); the last write is
 //   followed by a 4-byte Send, and the clock stops when the server's receive completes: TCP and
-//   DDP keep order, so by then every write has been placed in the server's memory.
+//   DDP keep order, so by then every write has been placed in the server's memory. (A write
+//   completes once its FPDUs are handed to the kernel: write completions alone time the sender.)
 // - RDMA read: WINDOW reads in flight (ORD 16, the rest queue in the provider); until the last
 //   read completion, i.e. all data placed in the client's memory.
 // - Send/Recv: the server keeps WINDOW receives posted and re-posts one per receive completion;
@@ -17,7 +18,8 @@
 //   optimistic credit return a protocol could have); until the server's last receive completion.
 // - latency: 64-byte ping-pong (Send both ways / socket.write both ways), one-way = RTT / 2,
 //   median and p99 over all round trips.
-// Each row runs REPS times, interleaved with the raw TCP runs of the same size; medians reported.
+// Each row runs REPS times, each run right after a raw TCP run of its own; medians reported.
+// After every run the receiving memory is checked to hold the source pattern (outside the clock).
 // A hand-timed loop with process.hrtime.bigint: the subject is a streaming pipeline across two
 // endpoints, which a per-call harness such as mitata does not model.
 import { once } from 'node:events';
@@ -36,11 +38,15 @@ const BYTES: Record<number, number> = { [4 * KiB]: 32 * MiB, [64 * KiB]: 128 * M
 const scale = quick ? 1 / 8 : 1;
 // Operations in flight: enough to keep the socket busy, at most 16 MiB queued.
 const windowOf = (size: number) => Math.max(16, Math.min(64, (16 * MiB) / size));
-const REPS = quick ? 1 : 3;
+const REPS = quick ? 1 : 7;
+// Each connection first streams 1 MiB messages this long: loopback TCP throughput ramps up over
+// the first second or so (the raw socket as much as ours), and the JIT needs its share too.
+const WARMUP_MS = quick ? 200 : 1000;
 const PINGS = quick ? 1000 : 4000;   // round trips per latency run
 const LAT_SIZE = 64;
 const RUN_TIMEOUT_MS = 60_000;       // a stalled run is a bug: fail loudly instead of hanging
 const RW = { localWrite: true, remoteRead: true, remoteWrite: true };
+const PATTERN = 0xa5;                // what the client's source region holds
 const now = () => process.hrtime.bigint();
 
 // ---- connections --------------------------------------------------------------------------------
@@ -73,9 +79,9 @@ async function iwarpConn(label: string, opts: IwarpOptions): Promise<Conn> {
   const slots = Math.max(...SIZES.map((s) => s * windowOf(s)));
   return {
     label, client, server,
-    src: client.registerMemory(new Uint8Array(MiB).fill(0xa5), RW), sink: client.registerMemory(MiB, RW),
+    src: client.registerMemory(new Uint8Array(MiB).fill(PATTERN), RW), sink: client.registerMemory(MiB, RW),
     cSmall: client.registerMemory(4 * KiB, RW),
-    target: server.registerMemory(new Uint8Array(MiB).fill(0x5a), RW), recv: server.registerMemory(slots, RW),
+    target: server.registerMemory(MiB, RW), recv: server.registerMemory(slots, RW),
     sSmall: server.registerMemory(4 * KiB, RW),
   };
 }
@@ -105,14 +111,25 @@ function run<T>(body: (resolve: (v: T) => void, reject: (e: Error) => void) => v
   });
 }
 
-function ok(c: Completion): void {
+function ok(c: Completion, byteLength?: number): void {
   if (c.status !== 'success') throw new Error(`completion ${c.opcode} #${c.wrId}: ${c.status}`);
+  if (byteLength !== undefined && c.byteLength !== byteLength) throw new Error(`completion ${c.opcode} #${c.wrId}: ${c.byteLength} bytes, expected ${byteLength}`);
+}
+
+const patternMiB = Buffer.alloc(MiB, PATTERN);
+/** Whether the first `length` bytes of `u` all hold PATTERN: the run really moved the data. */
+function holdsPattern(u: Uint8Array, length: number): boolean {
+  for (let off = 0; off < length; off += MiB) {
+    const n = Math.min(MiB, length - off);
+    if (!Buffer.from(u.buffer, u.byteOffset + off, n).equals(patternMiB.subarray(0, n))) return false;
+  }
+  return true;
 }
 
 // ---- throughput: ns for `total` bytes in messages of `size` --------------------------------------
 
 function rawStream({ client, server }: RawConn, size: number, total: number): Promise<bigint> {
-  const msg = Buffer.alloc(size, 0xa5);
+  const msg = Buffer.alloc(size, PATTERN);
   const n = total / size;
   return run((resolve) => {
     let got = 0;
@@ -143,7 +160,7 @@ function rdmaWrite(c: Conn, size: number, total: number): Promise<bigint> {
       c.client.postWrite(posted++, [{ mr: c.src, offset: 0, length: size }], c.target.addr, c.target.rkey);
       if (posted === n) c.client.postSend(n, [{ mr: c.cSmall, offset: 0, length: 4 }]);   // the marker
     };
-    c.server.onCompletions((batch) => { for (const wc of batch) { ok(wc); tRecv = now(); finish(); } });
+    c.server.onCompletions((batch) => { for (const wc of batch) { ok(wc, 4); tRecv = now(); finish(); } });
     c.client.onCompletions((batch) => {
       for (const wc of batch) {
         ok(wc);
@@ -165,7 +182,7 @@ function rdmaRead(c: Conn, size: number, total: number): Promise<bigint> {
     c.server.onCompletions(() => {});
     c.client.onCompletions((batch) => {
       for (const wc of batch) {
-        ok(wc);
+        ok(wc, size);
         if (++done === n) resolve(now() - t0); else if (posted < n) post();
       }
     });
@@ -194,7 +211,7 @@ function rdmaSend(c: Conn, size: number, total: number): Promise<bigint> {
     c.client.onCompletions((batch) => { for (const wc of batch) { ok(wc); sendsDone++; } finish(); });
     c.server.onCompletions((batch) => {
       for (const wc of batch) {
-        ok(wc);
+        ok(wc, size);
         if (++received === n) { tEnd = now(); return finish(); }
         if (recvsPosted < n) postRecv(wc.wrId);
       }
@@ -282,9 +299,12 @@ interface Row {
   met?: boolean;
   crc: boolean;
   maxFpduPayload: number;
+  /** throughput: bytes per run, operations in flight, GB/s of every run */
   bytes?: number;
   window?: number;
-  samples: { ours: number[]; raw: number[] };
+  samples?: { ours: number[]; raw: number[] };
+  /** latency: round trips behind the percentiles */
+  pings?: number;
 }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
@@ -300,6 +320,10 @@ const bigOn = await iwarpConn('CRC32c on, FPDU 65517', { crc: true, maxFpduPaylo
 const bigOff = await iwarpConn('CRC32c off, FPDU 65517', { crc: false, maxFpduPayload: BIG_FPDU });
 const raw = await rawConn();
 
+for (const stream of [() => rawStream(raw, MiB, 64 * MiB), ...[crcOn, crcOff, bigOn, bigOff].map((c) => () => rdmaWrite(c, MiB, 64 * MiB))]) {
+  for (const end = Date.now() + WARMUP_MS; Date.now() < end;) await stream();
+}
+
 const subjects: Subject[] = [];
 for (const op of ['write', 'read', 'send'] as const) {
   subjects.push({ op, conn: crcOn, crc: true, maxFpduPayload: DEFAULT_FPDU, sizes: SIZES });
@@ -310,8 +334,16 @@ subjects.push({ op: 'write', conn: bigOn, crc: true, maxFpduPayload: BIG_FPDU, s
 subjects.push({ op: 'write', conn: bigOff, crc: false, maxFpduPayload: BIG_FPDU, sizes: [MiB] });
 
 const opName: Record<Op, string> = { write: 'RDMA write', read: 'RDMA read', send: 'Send/Recv' };
-const runOp = (s: Subject, size: number, total: number) =>
-  (s.op === 'write' ? rdmaWrite : s.op === 'read' ? rdmaRead : rdmaSend)(s.conn, size, total);
+/** One run; outside the timed part, clears where the data goes and checks it arrived. */
+async function runOp(s: Subject, size: number, total: number): Promise<bigint> {
+  const c = s.conn;
+  const [placed, length] = s.op === 'write' ? [c.target, size] : s.op === 'read' ? [c.sink, size] : [c.recv, Math.min(total / size, windowOf(size)) * size];
+  placed.buffer.fill(0, 0, length);
+  if (s.op === 'read') c.target.buffer.fill(PATTERN, 0, size);
+  const ns = await (s.op === 'write' ? rdmaWrite : s.op === 'read' ? rdmaRead : rdmaSend)(c, size, total);
+  if (!holdsPattern(placed.buffer, length)) throw new Error(`${s.op} ${size} B, ${c.label}: the data did not arrive`);
+  return ns;
+}
 const targetOf = (s: Subject, size: number) =>
   s.op === 'write' && size === MiB && s.maxFpduPayload === DEFAULT_FPDU ? { min: s.crc ? 0.7 : 0.85 } : undefined;
 
@@ -319,51 +351,49 @@ const rows: Row[] = [];
 for (const size of SIZES) {
   const total = Math.max(size * 64, Math.round(BYTES[size]! * scale / size) * size);
   const here = subjects.filter((s) => s.sizes.includes(size));
-  // warm-up (JIT, socket buffers): an eighth of a run of everything, not recorded
+  // warm-up of this size (JIT): an eighth of a run of everything, not recorded
   await rawStream(raw, size, total / 8);
   for (const s of here) await runOp(s, size, Math.max(size, Math.round(total / 8 / size) * size));
-  const rawRuns: number[] = [];
-  const ourRuns = here.map(() => [] as number[]);
+  // Each of our runs right after a raw TCP run of its own: loopback TCP throughput drifts
+  // (+-30 % from minute to minute on this VM), so a row's reference is its own paired runs.
+  const runs = here.map(() => ({ ours: [] as number[], raw: [] as number[] }));
   for (let rep = 0; rep < REPS; rep++) {
-    rawRuns.push(gbps(total, await rawStream(raw, size, total)));
-    for (const [i, s] of here.entries()) ourRuns[i]!.push(gbps(total, await runOp(s, size, total)));
+    for (const [i, s] of here.entries()) {
+      runs[i]!.raw.push(gbps(total, await rawStream(raw, size, total)));
+      runs[i]!.ours.push(gbps(total, await runOp(s, size, total)));
+    }
   }
-  const rawGbps = median(rawRuns);
   for (const [i, s] of here.entries()) {
-    const ours = median(ourRuns[i]!);
+    const ours = median(runs[i]!.ours), rawGbps = median(runs[i]!.raw);
     const target = targetOf(s, size);
     rows.push({
       test: `${opName[s.op]}, ${s.conn.label}`, size, unit: 'GB/s', ours, raw: rawGbps, ratio: ours / rawGbps,
       target, met: target ? ours / rawGbps >= target.min! : undefined, crc: s.crc, maxFpduPayload: s.maxFpduPayload,
-      bytes: total, window: windowOf(size), samples: { ours: ourRuns[i]!, raw: rawRuns },
+      bytes: total, window: windowOf(size), samples: runs[i]!,
     });
   }
   process.stderr.write(`${sizeLabel(size)} done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
 }
 
-// latency: runs interleaved as above; percentiles over all round trips of all runs
-{
+// latency: paired the same way; percentiles over all round trips of all runs of a row
+for (const c of [crcOn, crcOff]) {
   await rawPingPong(raw, PINGS / 4);
-  for (const c of [crcOn, crcOff]) await rdmaPingPong(c, PINGS / 4);
-  const rawRtts: bigint[] = [];
-  const ours = new Map<Conn, bigint[]>([[crcOn, []], [crcOff, []]]);
+  await rdmaPingPong(c, PINGS / 4);
+  const rawRtts: bigint[] = [], ourRtts: bigint[] = [];
   for (let rep = 0; rep < REPS; rep++) {
     rawRtts.push(...await rawPingPong(raw, PINGS));
-    for (const [c, rtts] of ours) rtts.push(...await rdmaPingPong(c, PINGS));
+    ourRtts.push(...await rdmaPingPong(c, PINGS));
   }
   const oneWayUs = (rtts: bigint[]) => rtts.map((r) => Number(r) / 2 / 1e3).sort((a, b) => a - b);
-  const rawUs = oneWayUs(rawRtts);
-  for (const [c, rtts] of ours) {
-    const us = oneWayUs(rtts);
-    for (const [stat, q] of [['median', 0.5], ['p99', 0.99]] as const) {
-      const o = quantile(us, q), r = quantile(rawUs, q);
-      const target = stat === 'median' ? { max: 1.5 } : undefined;
-      rows.push({
-        test: `${LAT_SIZE} B Send latency (one-way, ${stat}), ${c.label}`, size: LAT_SIZE, unit: 'us', ours: o, raw: r, ratio: o / r,
-        target, met: target ? o / r <= target.max! : undefined, crc: c === crcOn, maxFpduPayload: DEFAULT_FPDU,
-        samples: { ours: [], raw: [] },
-      });
-    }
+  const us = oneWayUs(ourRtts), rawUs = oneWayUs(rawRtts);
+  for (const [stat, q] of [['median', 0.5], ['p99', 0.99]] as const) {
+    const o = quantile(us, q), r = quantile(rawUs, q);
+    const target = stat === 'median' ? { max: 1.5 } : undefined;
+    rows.push({
+      test: `Send latency (one-way, ${stat}), ${c.label}`, size: LAT_SIZE, unit: 'us', ours: o, raw: r, ratio: o / r,
+      target, met: target ? o / r <= target.max! : undefined, crc: c === crcOn, maxFpduPayload: DEFAULT_FPDU,
+      pings: us.length,
+    });
   }
 }
 

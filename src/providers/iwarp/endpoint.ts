@@ -347,7 +347,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   private emitUntagged(opcode: number, qn: number, msn: number, invalidateStag: number, payload: Uint8Array, done?: () => void): void {
     const max = this.settings.maxFpduPayload;
-    this.socket.cork();
+    this.corkForTick();
     let mo = 0;
     do {
       const n = Math.min(max, payload.length - mo);
@@ -355,12 +355,11 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       this.write({ tagged: false, last, opcode, invalidateStag, qn, msn, mo }, payload.subarray(mo, mo + n), last ? done : undefined);
       mo += n;
     } while (mo < payload.length);
-    this.socket.uncork();
   }
 
   private emitTagged(opcode: number, stag: number, to: bigint, payload: Uint8Array, done?: () => void): void {
     const max = this.settings.maxFpduPayload;
-    this.socket.cork();
+    this.corkForTick();
     let off = 0;
     do {
       const n = Math.min(max, payload.length - off);
@@ -368,8 +367,23 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       this.write({ tagged: true, last, opcode, stag: stag >>> 0, to: (to + BigInt(off)) & 0xffffffffffffffffn }, payload.subarray(off, off + n), last ? done : undefined);
       off += n;
     } while (off < payload.length);
+  }
+
+  /** Everything posted in one tick leaves in one writev: cork now, uncork after the tick. */
+  private corkForTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => this.uncork());
+  }
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
     this.socket.uncork();
   }
+
+  private corked = false;
 
   /** Issues queued reads while fewer than ORD are outstanding. */
   private issueReads(): void {
@@ -571,6 +585,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     try {
       this.write({ tagged: false, last: true, opcode: RDMAP_TERMINATE, invalidateStag: 0, qn: DDP_QN_TERMINATE, msn: 1, mo: 0 }, body);
     } catch { /* the socket is going anyway */ }
+    this.uncork(); // out before the reset that may follow
   }
 
   /** A protocol violation by the peer: Terminate it, report, flush, close. Never places bytes. */
