@@ -205,6 +205,23 @@ describe('iwarp-tcp provider', () => {
     await listener.close();
   });
 
+  it('MPA timeouts: no Reply, no Request; the socket is closed, nothing hangs', async () => {
+    const silent = createServer({ pauseOnConnect: true });
+    silent.listen(0, HOST);
+    await once(silent, 'listening');
+    const t0 = Date.now();
+    await assert.rejects(createIwarpProvider({ replyTimeoutMs: 200 }).connect({ host: HOST, port: (silent.address() as { port: number }).port }), { code: 'ERR_MPA_TIMEOUT' });
+    assert.ok(Date.now() - t0 < 2000);
+    silent.close();
+    const listener = await createIwarpProvider({ requestTimeoutMs: 200 }).listen({ host: HOST, port: 0 });
+    let connections = 0;
+    listener.on('connection', () => connections++);
+    const sock = tcpConnect({ host: HOST, port: listener.port });
+    await once(sock, 'close'); // the listener gave up on the silent client
+    assert.equal(connections, 0);
+    await listener.close();
+  });
+
   it('a reject reaches the initiator with the private data', async () => {
     const listener = await createIwarpProvider().listen({ host: HOST, port: 0 });
     listener.once('connection', (ep: IwarpEndpoint) => void ep.reject(Buffer.from('go away')));

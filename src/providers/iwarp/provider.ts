@@ -76,7 +76,10 @@ export async function upgradeToRdma(socket: Socket, opts: UpgradeOptions): Promi
     if (socket.writableLength > 0) await once(socket, 'drain');
     const pd = mpaPrivateData(s.params, opts.privateData, 'initiator');
     socket.write(encodeMpaRequest({ revision: s.params.revision, crc: s.params.crc, markers: false, privateData: pd, enhanced: s.params.revision === 2 }));
-    const { frame, leftover } = await readMpaFrame(socket, 'reply', s.replyTimeoutMs);
+    const { frame, leftover } = await readMpaFrame(socket, 'reply', s.replyTimeoutMs).catch((err: unknown) => {
+      socket.destroy(); // no usable reply (timeout, bad frame, closed): the connection is spent
+      throw err;
+    });
     const { user, irdOrd } = splitPrivateData(frame);
     if (frame.reject) {
       const keep = opts.onReject === 'stream';
@@ -96,7 +99,10 @@ export async function upgradeToRdma(socket: Socket, opts: UpgradeOptions): Promi
     if (s.params.rtr && irdOrd?.peerToPeer) ep.sendRtr(irdOrd.writeRtr ? 'write' : 'read');
     return ep;
   }
-  const { frame, leftover } = await readMpaFrame(socket, 'request', s.requestTimeoutMs, opts.head);
+  const { frame, leftover } = await readMpaFrame(socket, 'request', s.requestTimeoutMs, opts.head).catch((err: unknown) => {
+    socket.destroy();
+    throw err;
+  });
   try {
     refuseMarkers(frame);
   } catch (err) {
