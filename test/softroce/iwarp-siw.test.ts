@@ -3,6 +3,8 @@
 // send/recv, 1 MiB RDMA write and read with content checks, and both close kinds.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
@@ -32,6 +34,19 @@ class Wcs {
       await new Promise((r) => setTimeout(r, 5));
     }
   }
+}
+
+/** True once the pcapng file holds a packet (an Enhanced Packet Block, type 6). */
+function hasPacket(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const b = readFileSync(file);
+  for (let off = 0; off + 8 <= b.length;) {
+    const type = b.readUInt32LE(off), len = b.readUInt32LE(off + 4);
+    if (type === 6) return true;
+    if (len < 12) return false;
+    off += len;
+  }
+  return false;
 }
 
 /** The native side's region, advertised in private data: addr u64 LE, rkey u32 LE. */
@@ -214,11 +229,20 @@ if (requireVm()) {
       listener.listen(4);
       const port = listener.localAddress!.port;
       // the TCP connection between our socket and siw runs over lo (both ends are local)
-      const cap = spawn('dumpcap', ['-q', '-i', 'lo', '-f', `tcp port ${port}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const cap = spawn('dumpcap', ['-q', '-i', 'lo', '-f', `port ${port}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
       let capErr = '';
       cap.stderr!.on('data', (d: Buffer) => { capErr += d.toString(); });
       for (let i = 0; i < 600 && !/Capturing on/.test(capErr); i++) await new Promise((r) => setTimeout(r, 50));
       assert.match(capErr, /Capturing on/, `dumpcap did not start: ${capErr}`);
+      // "Capturing on" comes before packets are really captured: send UDP probes to the port until
+      // one lands in the file, so the MPA handshake is never missed
+      const probe = createSocket('udp4');
+      for (let i = 0; i < 400 && !hasPacket(file); i++) {
+        probe.send(Buffer.from('probe'), port, siw.ip);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      probe.close();
+      assert.ok(hasPacket(file), 'dumpcap captured a probe');
       const clientP = createIwarpProvider().connect({ host: siw.ip, port, privateData: Buffer.from('capture') });
       const req = await events.next(listener, ['CONNECT_REQUEST']);
       const nat = makeSide(req.id!);
