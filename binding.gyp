@@ -16,11 +16,11 @@
       "conditions": [
         ["with_rdma==1", {
           "sources": ["native/common.cc", "native/device.cc", "native/memory.cc", "native/cq.cc",
-                      "native/qp.cc", "native/cm.cc"],
+                      "native/qp.cc", "native/cm.cc", "native/crc32c.cc"],
           "cflags_cc": ["<!@(pkg-config --cflags libibverbs librdmacm)"],
           "libraries": ["<!@(pkg-config --libs libibverbs librdmacm)"]
         }, {
-          "sources": ["native/stub.cc"]
+          "sources": ["native/stub.cc", "native/crc32c.cc"]
         }]
       ]
     }

@@ -48,8 +48,26 @@ function loadNative(): Crc32c | undefined {
 
 const native = loadNative();
 
-/** Which implementation `crc32c` uses: 'native' (@node-rs/crc32) or 'js'. */
-export const crc32cImplementation: 'native' | 'js' = native ? 'native' : 'js';
+/** Which implementation `crc32c` uses: 'native' (@node-rs/crc32), 'js', or one installed with
+ * `useCrc32c` (the package's own addon installs 'addon': three interleaved SSE4.2 lanes). */
+export let crc32cImplementation: string = native ? 'native' : 'js';
 
 /** CRC32c of `data`; pass a previous result as `initial` to continue over data split in pieces. */
-export const crc32c: Crc32c = native ?? crc32cJs;
+export let crc32c: Crc32c = native ?? crc32cJs;
+
+/**
+ * Installs a faster CRC32c for every codec here (framing itself loads nothing else). It is
+ * checked first against the check value and the JS implementation, split and whole; a function
+ * that disagrees is refused (returns false) and the current one stays.
+ */
+export function useCrc32c(fn: Crc32c, name: string): boolean {
+  const check = new TextEncoder().encode('123456789');
+  const sample = new Uint8Array(20_000).map((_, i) => (i * 131 + 17) & 0xff);
+  const ok = fn(check) === 0xe3069283 && fn(sample) === crc32cJs(sample) &&
+    fn(sample.subarray(7_000), fn(sample.subarray(0, 7_000))) === crc32cJs(sample);
+  if (ok) {
+    crc32c = fn;
+    crc32cImplementation = name;
+  }
+  return ok;
+}

@@ -8,4 +8,4 @@ export * from './smb2-channel.js';
 export * from './fragment.js';
 export * from './mpa.js';
 export * from './ddp.js';
-export { crc32c, crc32cJs, crc32cImplementation } from './crc32c.js';
+export { crc32c, crc32cJs, crc32cImplementation, useCrc32c } from './crc32c.js';

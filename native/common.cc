@@ -251,6 +251,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitCq(env, exports, data);
   InitQp(env, exports, data);
   InitCm(env, exports, data);
+  InitCrc32c(env, exports);
   return exports;
 }
 

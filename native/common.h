@@ -168,5 +168,6 @@ void InitMemory(Napi::Env env, Napi::Object exports, InstanceData* data);
 void InitCq(Napi::Env env, Napi::Object exports, InstanceData* data);
 void InitQp(Napi::Env env, Napi::Object exports, InstanceData* data);
 void InitCm(Napi::Env env, Napi::Object exports, InstanceData* data);
+void InitCrc32c(Napi::Env env, Napi::Object exports);
 
 }  // namespace smbdirect

@@ -300,6 +300,8 @@ interface Binding {
   ACCESS: Record<string, number>;
   SEND_FLAGS: Record<string, number>;
   CQ_BATCH: number;
+  crc32c?: Crc32c;
+  crc32cHardware?: boolean;
 }
 
 function packageRoot(): string {
@@ -312,19 +314,26 @@ function packageRoot(): string {
   return dir;
 }
 
-function load(): { binding?: Binding; reason?: string } {
+type Crc32c = (data: Uint8Array, initial?: number) => number;
+
+function load(): { binding?: Binding; reason?: string; crc32c?: Crc32c } {
   try {
     const require = createRequire(import.meta.url);
     // SMBDIRECT_NATIVE_ADDON: an explicit .node file (the VM suite's AddressSanitizer build)
     const explicit = process.env['SMBDIRECT_NATIVE_ADDON'];
     const b = explicit ? (require(explicit) as Binding) : (require('node-gyp-build') as (dir: string) => Binding)(packageRoot());
-    return b.available ? { binding: b } : { reason: b.reason ?? 'stub addon' };
+    const crc = b.crc32cHardware ? b.crc32c : undefined; // the stub has it too
+    return b.available ? { binding: b, crc32c: crc } : { reason: b.reason ?? 'stub addon', crc32c: crc };
   } catch (err) {
     return { reason: `native addon failed to load: ${(err as Error).message}` };
   }
 }
 
 const loaded = load();
+
+/** The addon's CRC32c (three interleaved SSE4.2 lanes, in the stub build too), where the CPU has
+ * SSE4.2; the iwarp provider installs it into smbdirect/framing with `useCrc32c`. */
+export const crc32c: Crc32c | undefined = loaded.crc32c;
 
 /** True when the addon was built and loaded with rdma-core. Devices may still
  * be absent: see `status()`. */

@@ -10,7 +10,12 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { crc32cJs } from '../framing/crc32c.js';
+import * as framing from '../framing/crc32c.js';
 import * as native from '../native/index.js';
+
+const { useCrc32c } = framing;
+const crc32cImplementationOf = () => framing.crc32cImplementation;
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const hasRdmaCore = spawnSync('pkg-config', ['--exists', 'libibverbs', 'librdmacm']).status === 0;
@@ -92,5 +97,22 @@ describe('a build without rdma-core', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the addon's CRC32c", () => {
+  it('matches the reference on every length and split, and framing takes it; a wrong one is refused', () => {
+    const crc = native.crc32c;
+    assert.ok(crc, 'built into the addon and the stub where the CPU has SSE4.2');
+    const data = new Uint8Array(3 * 4096 * 3 + 77).map((_, i) => (i * 7919 + 13) & 0xff);
+    for (const n of [0, 1, 7, 8, 9, 4095, 12287, 12288, 12289, 24576, data.length]) {
+      const d = data.subarray(0, n);
+      assert.equal(crc(d), crc32cJs(d), `length ${n}`);
+      assert.equal(crc(d.subarray(n >> 1), crc(d.subarray(0, n >> 1))), crc32cJs(d), `split ${n}`);
+    }
+    assert.equal(useCrc32c(() => 0, 'broken'), false);
+    assert.notEqual(crc32cImplementationOf(), 'broken');
+    assert.equal(useCrc32c(crc, 'addon'), true);
+    assert.equal(crc32cImplementationOf(), 'addon');
   });
 });

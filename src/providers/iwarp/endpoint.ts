@@ -16,6 +16,8 @@ import {
   decodeTerminate, encodeFpdu, encodeReadRequest, encodeTerminate, fpduSize,
 } from '../../../framing/ddp.js';
 import { SmbDirectProtocolError } from '../../../framing/errors.js';
+import { useCrc32c } from '../../../framing/crc32c.js';
+import { crc32c as addonCrc32c } from '../../../native/index.js';
 import { type MpaFrame, encodeMpaReply } from '../../../framing/mpa.js';
 import { type MpaParams, mpaPrivateData, splitPrivateData } from './mpa.js';
 import type {
@@ -62,6 +64,9 @@ const LLP_ECODE_CRC = 0x02;
 const LLP_ECODE_BAD_FPDU = 0x04;
 
 const MAX_FPDU_BYTES = fpduSize(false, MPA_MAX_ULPDU, true) + 4;
+
+// every FPDU is checksummed on both sides: use the addon's 3-lane SSE4.2 CRC32c where it loads
+if (addonCrc32c) useCrc32c(addonCrc32c, 'addon');
 
 /** One registration: an STag over a Uint8Array, with its rights. */
 class Region implements MemoryRegion {
