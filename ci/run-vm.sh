@@ -7,7 +7,8 @@
 # <run-dir>/console.log. Exits with the guest script's exit code; 124 if a watchdog fired,
 # 99 if the guest left no exit code (did not boot or crashed).
 # No network device at all (-nic none): RDMA traffic stays on dummy netdevs inside the guest.
-# Env: SOFTROCE_TIMEOUT (s, default 540), SOFTROCE_SMP (2), SOFTROCE_MEM (2G), SOFTROCE_KDIR.
+# Env: SOFTROCE_TIMEOUT (s, default 540), SOFTROCE_BOOT_TIMEOUT (s until /init must have started,
+# else one more boot; 90), SOFTROCE_SMP (2), SOFTROCE_MEM (2G), SOFTROCE_KDIR.
 set -euo pipefail
 
 CI=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,12 +27,32 @@ rm -f "$OUT/rc" "$OUT/booted"
 # guest-side watchdog fires first so the guest can still report; the host one is the backstop
 GUEST_TIMEOUT=$((TIMEOUT > 60 ? TIMEOUT - 15 : TIMEOUT * 3 / 4))
 
+BOOT_TIMEOUT=${SOFTROCE_BOOT_TIMEOUT:-90}
+: > "$RUN/console.log"
+
+# Boot watchdog: once in a while qemu (TCG) sits before the first kernel line until the main
+# watchdog fires; if /init has not said SOFTROCE-BOOT within BOOT_TIMEOUT, kill it and boot again.
+watch_boot() {
+  local i
+  for ((i = 0; i < BOOT_TIMEOUT * 10; i++)); do
+    grep -q 'SOFTROCE-BOOT' "$RUN/console.log" 2>/dev/null && return 0
+    [ -f "$RUN/qemu.pid" ] && ! kill -0 "$(cat "$RUN/qemu.pid")" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "HOST: no boot within ${BOOT_TIMEOUT}s: killing qemu" >> "$RUN/console.log"
+  [ -f "$RUN/qemu.pid" ] && kill "$(cat "$RUN/qemu.pid")" 2>/dev/null
+  return 0
+}
+
+for attempt in 1 2; do
+rm -f "$RUN/qemu.pid"
 T0=$EPOCHREALTIME
-echo "HOST: qemu start $(date -u +%FT%TZ) tcg smp=$SMP mem=$MEM kernel=${KERNEL#"$CI/"} watchdog=${TIMEOUT}s"
+echo "HOST: qemu start $(date -u +%FT%TZ) tcg smp=$SMP mem=$MEM kernel=${KERNEL#"$CI/"} watchdog=${TIMEOUT}s attempt=$attempt"
+watch_boot & watcher=$!
 set +e
 # KVM on these hosts cannot boot a stock kernel: TCG only, multi-threaded.
 # --foreground keeps qemu in our process group so Ctrl-C reaches it.
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -pidfile "$RUN/qemu.pid" \
   -accel tcg,thread=multi,tb-size=512 -cpu max -smp "$SMP" -m "$MEM" \
   -machine q35 -display none -monitor none -serial stdio -no-reboot -nic none \
   -device virtio-rng-pci \
@@ -48,9 +69,14 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
       printf '%s\n' "$line"
       printf '%s\n' "$line" >&3
     done
-  } 3>"$RUN/console.log"
+  } 3>>"$RUN/console.log"
 qrc=${PIPESTATUS[0]}
 set -e
+kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true
+grep -q 'SOFTROCE-BOOT' "$RUN/console.log" && break
+grep -q 'HOST: no boot within' "$RUN/console.log" || break   # not the boot hang: report as is
+[ "$attempt" -lt 2 ] && echo "HOST: booting again" | tee -a "$RUN/console.log"
+done
 d=$(( ${EPOCHREALTIME/./} - ${T0/./} ))
 printf -v secs '%d.%03d' $((d / 1000000)) $((d % 1000000 / 1000))
 echo "HOST: qemu exit $qrc after ${secs}s" | tee -a "$RUN/console.log"
