@@ -8,7 +8,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 
-import * as native from '../../native/index.js';
 import {
   DATA, DEVICES, Events, SLAB, baselineCounts, closeAll, expectCountsBack, makeSide, pattern, requireVm, resolve,
   type Counts, type TestDevice,
