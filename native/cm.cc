@@ -31,8 +31,7 @@ static Napi::Value CreateEventChannel(const Napi::CallbackInfo& info) {
 
 EventChannel::EventChannel(const Napi::CallbackInfo& info) : Wrapped(info), env_(info.Env()) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(env, "EventChannel is not constructible from JS");
-  rdma_event_channel* ch = info[0].As<Napi::External<rdma_event_channel>>().Data();
+  rdma_event_channel* ch = CtorArg<rdma_event_channel>(info, "EventChannel");
   int rc = poll_.Start(env, ch->fd, [this]() { Drain(); });
   if (rc) {
     rdma_destroy_event_channel(ch);
@@ -125,9 +124,7 @@ Napi::Object CmId::Wrap(Napi::Env env, rdma_cm_id* id, EventChannel* ch) {
 }
 
 CmId::CmId(const Napi::CallbackInfo& info) : Wrapped(info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(env, "CmId is not constructible from JS");
-  CmIdInit* init = info[0].As<Napi::External<CmIdInit>>().Data();
+  CmIdInit* init = CtorArg<CmIdInit>(info, "CmId");
   id_ = init->id;
   channel_ = init->channel;
   id_->context = this;

@@ -120,6 +120,14 @@ T* UnwrapArg(Napi::Env env, Napi::Value v, const Napi::FunctionReference& ctor, 
   return t;
 }
 
+// The classes are made by native code only: their constructor's first argument is an External.
+template <typename T>
+T* CtorArg(const Napi::CallbackInfo& info, const char* what) {
+  if (info.Length() < 1 || !info[0].IsExternal())
+    ThrowType(info.Env(), std::string(what) + " is not constructible from JS");
+  return info[0].As<Napi::External<T>>().Data();
+}
+
 // ---- argument helpers -----------------------------------------------------
 
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name);

@@ -7,14 +7,6 @@
 
 namespace smbdirect {
 
-// Native constructors take one External: the object is made by native code only.
-template <typename T>
-static T* CtorArg(const Napi::CallbackInfo& info, const char* what) {
-  if (info.Length() < 1 || !info[0].IsExternal())
-    ThrowType(info.Env(), std::string(what) + " is not constructible from JS");
-  return info[0].As<Napi::External<T>>().Data();
-}
-
 // The contexts librdmacm keeps open for the process. PDs, CQs and QPs used
 // with a cm_id must come from the same context as cm_id->verbs, so devices
 // are always these contexts rather than a second ibv_open_device().

@@ -6,13 +6,6 @@
 
 namespace smbdirect {
 
-template <typename T>
-static T* CtorArg(const Napi::CallbackInfo& info, const char* what) {
-  if (info.Length() < 1 || !info[0].IsExternal())
-    ThrowType(info.Env(), std::string(what) + " is not constructible from JS");
-  return info[0].As<Napi::External<T>>().Data();
-}
-
 static const int kAccessMask = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
                                IBV_ACCESS_REMOTE_ATOMIC | IBV_ACCESS_MW_BIND | IBV_ACCESS_ZERO_BASED;
 

@@ -19,22 +19,18 @@ struct QpInit {
 
 // new QueuePair(External<QpInit>, pd, sendCq, recvCq, cmId)
 QueuePair::QueuePair(const Napi::CallbackInfo& info) : Wrapped(info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(env, "QueuePair is not constructible from JS");
-  QpInit* init = info[0].As<Napi::External<QpInit>>().Data();
+  QpInit* init = CtorArg<QpInit>(info, "QueuePair");
   qp_ = init->qp;
   cmId_ = init->cmId;
   pd_ = init->pd;
   maxSendSge_ = init->maxSendSge;
   maxRecvSge_ = init->maxRecvSge;
   maxSgeRd_ = init->maxSgeRd;
-  InstanceData* d = Instance(env);
   Adopt(pd_, info[1].As<Napi::Object>());
   Adopt(Napi::ObjectWrap<CompletionQueue>::Unwrap(info[2].As<Napi::Object>()), info[2].As<Napi::Object>());
   if (info[3] != info[2])
     Adopt(Napi::ObjectWrap<CompletionQueue>::Unwrap(info[3].As<Napi::Object>()), info[3].As<Napi::Object>());
   Adopt(Napi::ObjectWrap<CmId>::Unwrap(info[4].As<Napi::Object>()), info[4].As<Napi::Object>());
-  (void)d;
 }
 
 void QueuePair::Release() {
