@@ -61,11 +61,16 @@ export function ddpHeaderSize(tagged: boolean): number {
   return tagged ? DDP_TAGGED_HEADER_SIZE : DDP_UNTAGGED_HEADER_SIZE;
 }
 
-/** Total bytes of an FPDU carrying `payloadLength` bytes. The CRC field is always there (RFC
- * 5044 6: sent as zero when CRCs are off), so `crc` does not change the size. */
+/** Total bytes of the FPDU whose ULPDU_Length is `ulpduLength`: length field, segment, pad to 4,
+ * and the CRC field, which is always there (RFC 5044 6: sent as zero when CRCs are off). A stream
+ * parser reads the first 2 bytes and knows how much to wait for. */
+export function fpduLength(ulpduLength: number): number {
+  return ((MPA_ULPDU_LENGTH_SIZE + ulpduLength + 3) & ~3) + MPA_CRC_SIZE;
+}
+
+/** Total bytes of an FPDU carrying `payloadLength` bytes (`crc` does not change the size). */
 export function fpduSize(tagged: boolean, payloadLength: number, _crc = true): number {
-  const unpadded = MPA_ULPDU_LENGTH_SIZE + ddpHeaderSize(tagged) + payloadLength;
-  return ((unpadded + 3) & ~3) + MPA_CRC_SIZE;
+  return fpduLength(ddpHeaderSize(tagged) + payloadLength);
 }
 
 /** The queue number an untagged opcode must travel on, or -1 for tagged or unknown opcodes. */
@@ -137,9 +142,8 @@ export function decodeFpdu(bytes: Uint8Array, crc = true): (DdpSegment & { byteL
   if (ulpdu < DDP_TAGGED_HEADER_SIZE) {
     fail('ERR_MPA_BAD_ULPDU_LENGTH', `ULPDU_Length ${ulpdu} is shorter than any DDP header (RFC 5044 6)`);
   }
-  const unpadded = MPA_ULPDU_LENGTH_SIZE + ulpdu;
-  const crcAt = (unpadded + 3) & ~3;
-  const byteLength = crcAt + MPA_CRC_SIZE; // present even when CRCs are off (then zero, unchecked)
+  const byteLength = fpduLength(ulpdu);
+  const crcAt = byteLength - MPA_CRC_SIZE; // the field is there even when CRCs are off (zero, unchecked)
   if (bytes.length < byteLength) return undefined;
   if (crc) {
     const expected = crc32c(bytes.subarray(0, crcAt));

@@ -13,7 +13,7 @@ import {
   DDP_QN_READ_REQUEST, DDP_QN_SEND, DDP_QN_TERMINATE, MPA_MAX_ULPDU, RDMAP_READ_REQUEST, RDMAP_READ_RESPONSE,
   RDMAP_SEND, RDMAP_SEND_INVALIDATE, RDMAP_SEND_SE, RDMAP_SEND_SE_INVALIDATE, RDMAP_TERMINATE, RDMAP_WRITE,
   TERM_LAYER_DDP, TERM_LAYER_LLP, TERM_LAYER_RDMAP, type DdpHeader, type DdpSegment, decodeFpdu, decodeReadRequest,
-  decodeTerminate, encodeFpdu, encodeReadRequest, encodeTerminate, fpduSize,
+  decodeTerminate, encodeFpdu, encodeReadRequest, encodeTerminate, fpduLength,
 } from '../../../framing/ddp.js';
 import { SmbDirectProtocolError } from '../../../framing/errors.js';
 import { useCrc32c } from '../../../framing/crc32c.js';
@@ -63,7 +63,7 @@ const LLP_ETYPE_MPA = 0;
 const LLP_ECODE_CRC = 0x02;
 const LLP_ECODE_BAD_FPDU = 0x04;
 
-const MAX_FPDU_BYTES = fpduSize(false, MPA_MAX_ULPDU, true) + 4;
+const MAX_FPDU_BYTES = fpduLength(MPA_MAX_ULPDU); // the most a carry ever holds
 
 // every FPDU is checksummed on both sides: use the addon's 3-lane SSE4.2 CRC32c where it loads
 if (addonCrc32c) useCrc32c(addonCrc32c, 'addon');
@@ -430,8 +430,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   // ---- receive side -------------------------------------------------------------------
 
   private fpduLength(b: Uint8Array, at: number): number {
-    const ulpdu = (b[at]! << 8) | b[at + 1]!;
-    return (((2 + ulpdu) + 3) & ~3) + 4; // the CRC field is there even when CRCs are off
+    return fpduLength((b[at]! << 8) | b[at + 1]!);
   }
 
   /** Splits the stream into FPDUs; at most one partial FPDU is ever buffered (bounded carry). */
