@@ -9,43 +9,14 @@ import { describe, it } from 'node:test';
 import { encodeFpdu, RDMAP_SEND, DDP_QN_SEND, RDMAP_WRITE } from '../framing/ddp.js';
 import { encodeMpaReply, encodeMpaRequest } from '../framing/mpa.js';
 import {
-  type Completion, type IwarpEndpoint, type IwarpOptions, MpaRejectedError, type RdmaEndpoint, Smb2StreamFramer,
+  type IwarpEndpoint, type IwarpOptions, MpaRejectedError, type RdmaEndpoint, Smb2StreamFramer,
   createIwarpProvider, frameSmb2, upgradeToRdma,
 } from '../src/providers/index.js';
+import { Wcs, pattern } from './support.js';
 
 const HOST = '127.0.0.1';
 const MiB = 1 << 20;
 const RW = { localWrite: true, remoteRead: true, remoteWrite: true };
-
-function pattern(len: number, seed: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < len; i++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; out[i] = x & 0xff; }
-  return out;
-}
-
-/** Collects completions; take(wrId) awaits one. */
-class Wcs {
-  all: Completion[] = [];
-  private wake?: () => void;
-  constructor(ep: RdmaEndpoint) {
-    ep.onCompletions((batch) => { for (const c of batch) this.all.push(c); this.wake?.(); });
-  }
-  async take(wrId: number, ms = 5000): Promise<Completion> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const i = this.all.findIndex((c) => c.wrId === wrId);
-      if (i >= 0) return this.all.splice(i, 1)[0]!;
-      if (Date.now() > end) throw new Error(`no completion ${wrId}: ${JSON.stringify(this.all)}`);
-      await new Promise<void>((r) => { this.wake = r; setTimeout(r, 20); });
-    }
-  }
-  async ok(wrId: number): Promise<Completion> {
-    const c = await this.take(wrId);
-    assert.equal(c.status, 'success', JSON.stringify(c));
-    return c;
-  }
-}
 
 async function pair(opts: { server?: IwarpOptions; client?: IwarpOptions; clientPd?: Uint8Array; serverPd?: Uint8Array } = {}) {
   const listener = await createIwarpProvider(opts.server).listen({ host: HOST, port: 0 });

@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
-import { type Completion, type IwarpEndpoint, createIwarpProvider } from '../../src/providers/index.js';
+import { type IwarpEndpoint, createIwarpProvider } from '../../src/providers/index.js';
+import { Wcs } from '../support.js';
 import {
   DATA, DEVICES, Events, SLAB, type Side, baselineCounts, closeAll, expectCountsBack, makeSide, pattern, requireVm, resolve,
   type Counts,
@@ -17,24 +18,6 @@ import {
 const RW = { localWrite: true, remoteRead: true, remoteWrite: true };
 const MiB = 1 << 20;
 const siw = DEVICES.find((d) => d.kind === 'iWARP')!;
-
-class Wcs {
-  all: Completion[] = [];
-  constructor(ep: IwarpEndpoint) { ep.onCompletions((b) => { for (const c of b) this.all.push(c); }); }
-  async ok(wrId: number, ms = 20_000): Promise<Completion> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const i = this.all.findIndex((c) => c.wrId === wrId);
-      if (i >= 0) {
-        const c = this.all.splice(i, 1)[0]!;
-        assert.equal(c.status, 'success', JSON.stringify(c));
-        return c;
-      }
-      if (Date.now() > end) throw new Error(`no completion ${wrId}: ${JSON.stringify(this.all)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-}
 
 /** True once the pcapng file holds a packet (an Enhanced Packet Block, type 6). */
 function hasPacket(file: string): boolean {
@@ -128,7 +111,7 @@ if (requireVm()) {
           const pd = Buffer.from(ts.peerPrivateData);
           assert.ok(pd.length >= 12, 'siw delivered the accept private data');
           console.log(`# siw -> us: MPA crc ${ts.settings.crc}, ord ${ts.settings.ord}`);
-          const tw = new Wcs(ts);
+          const tw = new Wcs(ts, 20_000);
           await exchange(ts, tw, nat, pd.readBigUInt64LE(0), pd.readUInt32LE(8));
           if (close === 'graceful') {
             await Promise.all([ts.disconnect(), events.next(req.id!, ['DISCONNECTED'])]);
@@ -151,7 +134,7 @@ if (requireVm()) {
           const [ts] = await accepted;
           const pd = Buffer.from(ts.peerPrivateData);
           assert.ok(pd.length >= 12, 'siw sent its private data in the MPA Request');
-          const tw = new Wcs(ts);
+          const tw = new Wcs(ts, 20_000);
           await ts.accept(Buffer.from('ts server'));
           const est = await events.next(id, ['ESTABLISHED']);
           assert.equal(est.privateData!.subarray(0, 9).toString(), 'ts server', 'siw got our MPA Reply private data');
@@ -184,7 +167,7 @@ if (requireVm()) {
       req.id!.accept({ privateData: advertise(nat), initiatorDepth: 4, responderResources: 4 });
       const ts = (await clientP) as IwarpEndpoint;
       await events.next(req.id!, ['ESTABLISHED']);
-      const tw = new Wcs(ts);
+      const tw = new Wcs(ts, 20_000);
       const err = new Promise<{ code: string; message: string; layer: number; etype: number }>((r) => ts.once('error', r));
       const tm = ts.registerMemory(4096, RW);
       ts.postRead(1, [{ mr: tm, offset: 0, length: 4096 }], nat.mr.addr, (nat.mr.rkey ^ 0x5a5a5a00) >>> 0);
@@ -250,7 +233,7 @@ if (requireVm()) {
       req.id!.accept({ privateData: advertise(nat), initiatorDepth: 4, responderResources: 4 });
       const ts = (await clientP) as IwarpEndpoint;
       await events.next(req.id!, ['ESTABLISHED']);
-      const tw = new Wcs(ts);
+      const tw = new Wcs(ts, 20_000);
       const tm = ts.registerMemory(256 * 1024, RW);
       ts.postSend(1, [{ mr: tm, offset: 0, length: 200 }]);
       ts.postWrite(2, [{ mr: tm, offset: 0, length: 100_000 }], nat.mr.addr, nat.mr.rkey);

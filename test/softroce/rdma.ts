@@ -313,15 +313,4 @@ export async function closePair(p: Pair): Promise<void> {
   }
 }
 
-/** Deterministic bytes for content checks. */
-export function pattern(len: number, seed: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+export { pattern } from '../support.js';
