@@ -5,8 +5,10 @@
 // Usage: node --import tsx bench/iwarp.ts [--quick]
 //
 // What is timed (both ends live in this process, on one event loop, as the raw TCP reference):
-// - raw TCP throughput: the client writes N messages of the size into a net.Socket (respecting
-//   backpressure), the server only counts bytes; from the first write until the server has them all.
+// - raw TCP throughput: one end writes N messages of the size into a net.Socket (respecting
+//   backpressure), the other only counts bytes; from the first write until all have arrived. The
+//   reference reads into one reused buffer (net.connect's `onread`), as our endpoint does; a
+//   second raw run reading through 'data' events (a Buffer per read) is shown for context.
 // - RDMA write: WINDOW writes in flight (a new one posted per write completion); the last write is
 //   followed by a 4-byte Send, and the clock stops when the server's receive completes: TCP and
 //   DDP keep order, so by then every write has been placed in the server's memory. (A write
@@ -16,9 +18,10 @@
 // - Send/Recv: the server keeps WINDOW receives posted and re-posts one per receive completion;
 //   the client sends only against posted receives (a credit handed over in-process, the most
 //   optimistic credit return a protocol could have); until the server's last receive completion.
-// - latency: 64-byte ping-pong (Send both ways / socket.write both ways), one-way = RTT / 2,
+// - latency: 64-byte ping-pong (Send both ways / socket.write both ways; the raw client reads
+//   through onread, the raw server through 'data'), one-way = RTT / 2,
 //   median and p99 over all round trips.
-// Each row runs REPS times, each run right after a raw TCP run of its own; medians reported.
+// Each row runs REPS times, each run between raw TCP runs of its own; medians reported.
 // After every run the receiving memory is checked to hold the source pattern (outside the clock).
 // A hand-timed loop with process.hrtime.bigint: the subject is a streaming pipeline across two
 // endpoints, which a per-call harness such as mitata does not model.
@@ -86,19 +89,32 @@ async function iwarpConn(label: string, opts: IwarpOptions): Promise<Conn> {
   };
 }
 
-interface RawConn { client: Socket; server: Socket }
+/** A raw TCP connection: `writer` streams to `reader`, whose bytes are counted by `onBytes`. */
+interface RawConn { client: Socket; server: Socket; writer: Socket; reader: Socket; onBytes: (n: number) => void }
 
-async function rawConn(): Promise<RawConn> {
+/**
+ * mode 'data': the reader takes 'data' events (a new Buffer per read, what most code does);
+ * mode 'onread': the reader reads into one reused buffer (net.connect's documented `onread`
+ * option), the fastest a plain socket reads and the reference our ratios are taken against: the
+ * iwarp-tcp endpoint reads the same way (src/providers/iwarp/reader.ts).
+ */
+async function rawConn(mode: 'data' | 'onread'): Promise<RawConn> {
   const srv = createServer({ noDelay: true });   // as the provider's sockets: no Nagle
   srv.listen(0, HOST);
   await once(srv, 'listening');
   const accepted = once(srv, 'connection') as Promise<[Socket]>;
-  const client = tcpConnect({ host: HOST, port: (srv.address() as { port: number }).port, noDelay: true });
+  const port = (srv.address() as { port: number }).port;
+  const conn = { onBytes: (_n: number) => {} } as RawConn;
+  const client = mode === 'data'
+    ? tcpConnect({ host: HOST, port, noDelay: true })
+    : tcpConnect({ host: HOST, port, noDelay: true, onread: { buffer: Buffer.allocUnsafe(256 * KiB), callback: (n: number) => { conn.onBytes(n); return true; } } });
   await once(client, 'connect');
   const [server] = await accepted;
   srv.close();
   for (const s of [client, server]) s.on('error', fail);
-  return { client, server };
+  Object.assign(conn, mode === 'data' ? { client, server, writer: client, reader: server } : { client, server, writer: server, reader: client });
+  if (mode === 'data') server.on('data', (chunk: Buffer) => conn.onBytes(chunk.length));
+  return conn;
 }
 
 /** Resolves with the run's result, or rejects on an endpoint error, a bad completion or a stall. */
@@ -128,22 +144,22 @@ function holdsPattern(u: Uint8Array, length: number): boolean {
 
 // ---- throughput: ns for `total` bytes in messages of `size` --------------------------------------
 
-function rawStream({ client, server }: RawConn, size: number, total: number): Promise<bigint> {
+function rawStream(conn: RawConn, size: number, total: number): Promise<bigint> {
   const msg = Buffer.alloc(size, PATTERN);
   const n = total / size;
+  const { writer } = conn;
   return run((resolve) => {
     let got = 0;
-    const onData = (chunk: Buffer) => {
-      got += chunk.length;
-      if (got === total) { server.off('data', onData); resolve(now() - t0); }
+    conn.onBytes = (bytes: number) => {
+      got += bytes;
+      if (got === total) { conn.onBytes = () => {}; resolve(now() - t0); }
     };
-    server.on('data', onData);
     const t0 = now();
     let sent = 0;
     const pump = () => {
       while (sent < n) {
         sent++;
-        if (!client.write(msg)) { client.once('drain', pump); return; }
+        if (!writer.write(msg)) { writer.once('drain', pump); return; }
       }
     };
     pump();
@@ -225,7 +241,9 @@ function rdmaSend(c: Conn, size: number, total: number): Promise<bigint> {
 
 // ---- latency: round-trip times in ns ---------------------------------------------------------------
 
-function rawPingPong({ client, server }: RawConn, pings: number): Promise<bigint[]> {
+/** On the 'onread' connection: the client reads into its reused buffer, the server takes 'data'. */
+function rawPingPong(conn: RawConn, pings: number): Promise<bigint[]> {
+  const { client, server } = conn;
   const msg = Buffer.alloc(LAT_SIZE, 1);
   return run((resolve) => {
     const rtts: bigint[] = [];
@@ -233,11 +251,12 @@ function rawPingPong({ client, server }: RawConn, pings: number): Promise<bigint
     const onServer = (chunk: Buffer) => {
       for (sPending += chunk.length; sPending >= LAT_SIZE; sPending -= LAT_SIZE) server.write(msg);
     };
-    const onClient = (chunk: Buffer) => {
-      for (cPending += chunk.length; cPending >= LAT_SIZE; cPending -= LAT_SIZE) {
+    conn.onBytes = (n: number) => {
+      for (cPending += n; cPending >= LAT_SIZE; cPending -= LAT_SIZE) {
         rtts.push(now() - t);
         if (rtts.length === pings) {
-          server.off('data', onServer); client.off('data', onClient);
+          server.off('data', onServer);
+          conn.onBytes = () => {};
           return resolve(rtts);
         }
         t = now();
@@ -245,7 +264,6 @@ function rawPingPong({ client, server }: RawConn, pings: number): Promise<bigint
       }
     };
     server.on('data', onServer);
-    client.on('data', onClient);
     t = now();
     client.write(msg);
   });
@@ -292,7 +310,10 @@ interface Row {
   size: number;
   unit: 'GB/s' | 'us';
   ours: number;
+  /** raw TCP reading into a reused buffer (onread): the reference */
   raw: number;
+  /** raw TCP reading through 'data' events (throughput rows only) */
+  rawData?: number;
   /** ours / raw: a throughput share, or a latency multiple */
   ratio: number;
   target?: { min?: number; max?: number };
@@ -302,7 +323,7 @@ interface Row {
   /** throughput: bytes per run, operations in flight, GB/s of every run */
   bytes?: number;
   window?: number;
-  samples?: { ours: number[]; raw: number[] };
+  samples?: { ours: number[]; raw: number[]; rawData: number[] };
   /** latency: round trips behind the percentiles */
   pings?: number;
 }
@@ -318,9 +339,10 @@ const crcOn = await iwarpConn('CRC32c on', { crc: true });
 const crcOff = await iwarpConn('CRC32c off', { crc: false });
 const bigOn = await iwarpConn('CRC32c on, FPDU 65517', { crc: true, maxFpduPayload: BIG_FPDU });
 const bigOff = await iwarpConn('CRC32c off, FPDU 65517', { crc: false, maxFpduPayload: BIG_FPDU });
-const raw = await rawConn();
+const raw = await rawConn('onread');
+const rawData = await rawConn('data');
 
-for (const stream of [() => rawStream(raw, MiB, 64 * MiB), ...[crcOn, crcOff, bigOn, bigOff].map((c) => () => rdmaWrite(c, MiB, 64 * MiB))]) {
+for (const stream of [() => rawStream(raw, MiB, 64 * MiB), () => rawStream(rawData, MiB, 64 * MiB), ...[crcOn, crcOff, bigOn, bigOff].map((c) => () => rdmaWrite(c, MiB, 64 * MiB))]) {
   for (const end = Date.now() + WARMUP_MS; Date.now() < end;) await stream();
 }
 
@@ -353,21 +375,23 @@ for (const size of SIZES) {
   const here = subjects.filter((s) => s.sizes.includes(size));
   // warm-up of this size (JIT): an eighth of a run of everything, not recorded
   await rawStream(raw, size, total / 8);
+  await rawStream(rawData, size, total / 8);
   for (const s of here) await runOp(s, size, Math.max(size, Math.round(total / 8 / size) * size));
-  // Each of our runs right after a raw TCP run of its own: loopback TCP throughput drifts
+  // Each of our runs between two raw TCP runs of its own: loopback TCP throughput drifts
   // (+-30 % from minute to minute on this VM), so a row's reference is its own paired runs.
-  const runs = here.map(() => ({ ours: [] as number[], raw: [] as number[] }));
+  const runs = here.map(() => ({ ours: [] as number[], raw: [] as number[], rawData: [] as number[] }));
   for (let rep = 0; rep < REPS; rep++) {
     for (const [i, s] of here.entries()) {
       runs[i]!.raw.push(gbps(total, await rawStream(raw, size, total)));
       runs[i]!.ours.push(gbps(total, await runOp(s, size, total)));
+      runs[i]!.rawData.push(gbps(total, await rawStream(rawData, size, total)));
     }
   }
   for (const [i, s] of here.entries()) {
     const ours = median(runs[i]!.ours), rawGbps = median(runs[i]!.raw);
     const target = targetOf(s, size);
     rows.push({
-      test: `${opName[s.op]}, ${s.conn.label}`, size, unit: 'GB/s', ours, raw: rawGbps, ratio: ours / rawGbps,
+      test: `${opName[s.op]}, ${s.conn.label}`, size, unit: 'GB/s', ours, raw: rawGbps, rawData: median(runs[i]!.rawData), ratio: ours / rawGbps,
       target, met: target ? ours / rawGbps >= target.min! : undefined, crc: s.crc, maxFpduPayload: s.maxFpduPayload,
       bytes: total, window: windowOf(size), samples: runs[i]!,
     });
@@ -398,8 +422,7 @@ for (const c of [crcOn, crcOff]) {
 }
 
 for (const c of [crcOn, crcOff, bigOn, bigOff]) await Promise.all([c.client.disconnect(), once(c.server, 'close')]);
-raw.client.end();
-raw.server.end();
+for (const r of [raw, rawData]) { r.client.end(); r.server.end(); }
 const seconds = (Date.now() - t0) / 1000;
 
 // ---- report --------------------------------------------------------------------------------------
@@ -415,9 +438,9 @@ const unitText = (r: Row, v: number) => (r.unit === 'GB/s' ? `${fmt(v)} GB/s` : 
 const cpu = cpus();
 const machine = { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length };
 const table = [
-  '| test | size | ours | raw TCP (same run) | ratio | target |',
-  '|---|---:|---:|---:|---:|---|',
-  ...rows.map((r) => `| ${r.test} | ${sizeLabel(r.size)} | ${unitText(r, r.ours)} | ${unitText(r, r.raw)} | ${ratioText(r)} | ${targetText(r)} |`),
+  '| test | size | ours | raw TCP (onread, same run) | ratio | target | raw TCP (\'data\' events) |',
+  '|---|---:|---:|---:|---:|---|---:|',
+  ...rows.map((r) => `| ${r.test} | ${sizeLabel(r.size)} | ${unitText(r, r.ours)} | ${unitText(r, r.raw)} | ${ratioText(r)} | ${targetText(r)} | ${r.rawData !== undefined ? unitText(r, r.rawData) : ''} |`),
 ];
 console.log(`iwarp-tcp on 127.0.0.1: ${machine.cores} x ${machine.cpu}, Node ${process.version}; ` +
   `median of ${REPS} run(s) per row${quick ? ' (--quick)' : ''}, ${seconds.toFixed(0)} s\n`);

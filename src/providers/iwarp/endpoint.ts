@@ -20,6 +20,7 @@ import { useCrc32c } from '../../../framing/crc32c.js';
 import { crc32c as addonCrc32c } from '../../../native/index.js';
 import { type MpaFrame, encodeMpaReply } from '../../../framing/mpa.js';
 import { type MpaParams, mpaPrivateData, splitPrivateData } from './mpa.js';
+import { readIntoBuffer } from './reader.js';
 import type {
   Access, Completion, CompletionOpcode, MemoryRegion, PostSendOptions, RdmaEndpoint, Sge,
 } from '../types.js';
@@ -36,6 +37,8 @@ export interface IwarpSettings {
   maxFpduPayload: number;
   maxSendWr: number;
   maxRecvWr: number;
+  /** Bytes of the receive buffer the socket reads into (raised to MIN_READ_BUFFER); 0: 'data' events. */
+  readBufferSize: number;
   /** Graceful disconnect: how long to wait for outstanding work and the peer's FIN. */
   disconnectTimeoutMs: number;
 }
@@ -63,7 +66,10 @@ const LLP_ETYPE_MPA = 0;
 const LLP_ECODE_CRC = 0x02;
 const LLP_ECODE_BAD_FPDU = 0x04;
 
-const MAX_FPDU_BYTES = fpduLength(MPA_MAX_ULPDU); // the most a carry ever holds
+const MAX_FPDU_BYTES = fpduLength(MPA_MAX_ULPDU);
+/** The least a read asks for, and so the smallest receive buffer: one maximal FPDU + READ_SIZE. */
+const READ_SIZE = 64 * 1024;
+export const MIN_READ_BUFFER = MAX_FPDU_BYTES + READ_SIZE;
 
 // every FPDU is checksummed on both sides: use the addon's 3-lane SSE4.2 CRC32c where it loads
 if (addonCrc32c) useCrc32c(addonCrc32c, 'addon');
@@ -140,8 +146,10 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   private recvMsn = 1;                   // expected MSN on queue 0
   private inReadMsn = 1;                 // expected MSN on queue 1
   private current?: { wr: RecvWr; received: number }; // the receive being placed
-  private carry = Buffer.allocUnsafe(MAX_FPDU_BYTES);
-  private carryLen = 0;
+  // The receive buffer (see onRead): FPDUs are parsed in place from rx[rxStart, rxEnd).
+  private readonly rx: Uint8Array;
+  private rxStart = 0;
+  private rxEnd = 0;
   private completions: Completion[] = [];
   private flushScheduled = false;
   private handler: (batch: Iterable<Completion>) => void = () => {};
@@ -156,18 +164,26 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     super();
     this.settings = settings;
     this.peerPrivateData = peerPrivateData;
+    this.rx = new Uint8Array(Math.max(settings.readBufferSize, MIN_READ_BUFFER));
   }
+
+  /** Whether the socket reads into one reused buffer (reader.ts) rather than a Buffer per read. */
+  readsIntoBuffer = false;
 
   /** Enters RTS: from here on every byte on the socket is an FPDU. `head` are bytes already read. */
   start(head?: Uint8Array): void {
     if (this.state !== 'IDLE') return;
     this.state = 'RTS';
     this.socket.setNoDelay(true);
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const onChunk = (chunk: Uint8Array) => this.onChunk(chunk);
+    this.readsIntoBuffer = this.settings.readBufferSize > 0 && readIntoBuffer(this.socket, {
+      nextBuffer: () => this.nextReadBuffer(), onRead: (n) => this.onRead(n), onChunk,
+    });
+    if (!this.readsIntoBuffer) this.socket.on('data', onChunk);
     this.socket.on('end', () => this.onPeerEnd());
     this.socket.on('error', (err) => this.fail(new RdmaError('ERR_IWARP_TCP', `TCP error: ${err.message}`, { cause: err }), 'ERROR', false));
     this.socket.on('close', () => this.onSocketClose());
-    if (head && head.length) this.onData(head);
+    if (head && head.length) this.onChunk(head);
     this.socket.resume();
   }
 
@@ -429,36 +445,50 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   // ---- receive side -------------------------------------------------------------------
 
-  private fpduLength(b: Uint8Array, at: number): number {
-    return fpduLength((b[at]! << 8) | b[at + 1]!);
+  // Receiving. The socket reads straight into rx at rxEnd (reader.ts); whole FPDUs are handled in
+  // place; a partial one stays where it is until the free tail gets shorter than READ_SIZE, then
+  // moves to the front. So nothing is copied but that partial FPDU now and then, and rx (at least
+  // one maximal FPDU + READ_SIZE) never needs to grow: the bound on what a peer makes us buffer.
+
+  /** Where the next read lands: the free tail of rx, made long enough first. */
+  private nextReadBuffer(): Uint8Array {
+    if (this.rx.length - this.rxEnd < READ_SIZE) {
+      this.rx.copyWithin(0, this.rxStart, this.rxEnd);
+      this.rxEnd -= this.rxStart;
+      this.rxStart = 0;
+    }
+    return this.rx.subarray(this.rxEnd);
   }
 
-  /** Splits the stream into FPDUs; at most one partial FPDU is ever buffered (bounded carry). */
-  private onData(chunk: Uint8Array): void {
-    let off = 0;
-    while (this.carryLen > 0 && off < chunk.length && this.live()) {
-      const need = this.carryLen < 2 ? 2 - this.carryLen : this.fpduLength(this.carry, 0) - this.carryLen;
-      const take = Math.min(need, chunk.length - off);
-      this.carry.set(chunk.subarray(off, off + take), this.carryLen);
-      this.carryLen += take;
-      off += take;
-      if (this.carryLen >= 2 && this.carryLen === this.fpduLength(this.carry, 0)) {
-        const len = this.carryLen;
-        this.carryLen = 0;
-        this.onFpdu(this.carry.subarray(0, len));
-      }
+  /** `n` bytes were read into nextReadBuffer(). */
+  private onRead(n: number): void {
+    this.rxEnd += n;
+    this.parse();
+  }
+
+  /** Bytes that arrived in a buffer of their own ('data' events, the head of the stream): copied in. */
+  private onChunk(chunk: Uint8Array): void {
+    for (let off = 0; off < chunk.length && this.live();) {
+      const into = this.nextReadBuffer();
+      const n = Math.min(into.length, chunk.length - off);
+      into.set(chunk.subarray(off, off + n));
+      off += n;
+      this.onRead(n);
     }
-    while (off < chunk.length && this.live()) {
-      const rest = chunk.length - off;
-      const len = rest >= 2 ? this.fpduLength(chunk, off) : Infinity;
-      if (rest < len) {
-        this.carry.set(chunk.subarray(off), 0);
-        this.carryLen = rest;
-        return;
-      }
-      this.onFpdu(chunk.subarray(off, off + len));
-      off += len;
+  }
+
+  /** Handles every whole FPDU in rx[rxStart, rxEnd). */
+  private parse(): void {
+    const rx = this.rx;
+    let at = this.rxStart;
+    while (this.live() && this.rxEnd - at >= 2) {
+      const len = fpduLength((rx[at]! << 8) | rx[at + 1]!);
+      if (this.rxEnd - at < len) break;
+      this.onFpdu(rx.subarray(at, at + len));
+      at += len;
     }
+    if (at === this.rxEnd) this.rxStart = this.rxEnd = 0;
+    else this.rxStart = at;
   }
 
   private live(): boolean {
@@ -476,7 +506,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
         crcError ? LLP_ETYPE_MPA : DDP_ETYPE_CATASTROPHIC, crcError ? LLP_ECODE_CRC : LLP_ECODE_BAD_FPDU, bytes);
       return;
     }
-    if (!seg) return; // cannot happen: onData hands over whole FPDUs
+    if (!seg) return; // cannot happen: parse() hands over whole FPDUs
     if (seg.tagged) this.onTagged(seg, bytes);
     else this.onUntagged(seg, bytes);
   }
@@ -612,8 +642,8 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   private onPeerEnd(): void {
     this.peerEnded = true;
-    if (this.carryLen > 0 && this.live()) {
-      return this.terminate('ERR_IWARP_TRUNCATED_FPDU', `the peer closed the stream inside an FPDU (${this.carryLen} bytes of it)`,
+    if (this.rxEnd > this.rxStart && this.live()) {
+      return this.terminate('ERR_IWARP_TRUNCATED_FPDU', `the peer closed the stream inside an FPDU (${this.rxEnd - this.rxStart} bytes of it)`,
         TERM_LAYER_LLP, LLP_ETYPE_MPA, LLP_ECODE_BAD_FPDU);
     }
     if (this.state === 'CLOSING' && this.sq.length === 0) return this.finish('CLOSED', undefined);
@@ -649,7 +679,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     for (const r of this.rq.splice(0)) this.push({ wrId: r.wrId, opcode: 'recv', status: 'flushed', byteLength: 0 });
     for (const r of this.regions.values()) r.valid = false;
     this.regions.clear();
-    this.carryLen = 0;
+    this.rxStart = this.rxEnd = 0;
     if (err && !this.firstError) this.firstError = err;
     if (reset || err) {
       if (reset) this.socket.resetAndDestroy(); else this.socket.destroy();

@@ -25,6 +25,10 @@ export interface IwarpOptions {
   maxFpduPayload?: number;
   maxSendWr?: number;
   maxRecvWr?: number;
+  /** Bytes of the buffer each connection's socket reads into and FPDUs are parsed from in place
+   * (default 256 KiB, at least one maximal FPDU + 64 KiB); 0: read through 'data' events, a new
+   * Buffer per read, copied in (slower: reader.ts says why). */
+  readBufferSize?: number;
   disconnectTimeoutMs?: number;
   /** MPA timeouts (siw: 10 s for the Reply, 5 s for the Request). */
   replyTimeoutMs?: number;
@@ -34,9 +38,11 @@ export interface IwarpOptions {
 function settingsOf(o: IwarpOptions): IwarpSettings & { params: MpaParams; replyTimeoutMs: number; requestTimeoutMs: number } {
   const maxFpduPayload = o.maxFpduPayload ?? 16384;
   if (!(maxFpduPayload >= 1 && maxFpduPayload <= 65517)) throw new RdmaError('ERR_OUT_OF_RANGE', 'maxFpduPayload must be in [1, 65517]');
+  const readBufferSize = o.readBufferSize ?? 256 * 1024;
+  if (!(Number.isInteger(readBufferSize) && readBufferSize >= 0 && readBufferSize <= 1 << 24)) throw new RdmaError('ERR_OUT_OF_RANGE', 'readBufferSize must be an integer in [0, 16 MiB]');
   const params: MpaParams = { crc: o.crc ?? true, revision: o.revision ?? 2, ird: o.ird ?? 16, ord: o.ord ?? 16, rtr: o.rtr ?? false };
   return {
-    crc: params.crc, ird: params.ird, ord: params.ord, maxFpduPayload,
+    crc: params.crc, ird: params.ird, ord: params.ord, maxFpduPayload, readBufferSize,
     maxSendWr: o.maxSendWr ?? 1024, maxRecvWr: o.maxRecvWr ?? 1024, disconnectTimeoutMs: o.disconnectTimeoutMs ?? 10_000,
     params, replyTimeoutMs: o.replyTimeoutMs ?? MPA_REPLY_TIMEOUT_MS, requestTimeoutMs: o.requestTimeoutMs ?? MPA_REQUEST_TIMEOUT_MS,
   };
