@@ -6,9 +6,10 @@
 //
 // What is timed (both ends live in this process, on one event loop, as the raw TCP reference):
 // - raw TCP throughput: one end writes N messages of the size into a net.Socket (respecting
-//   backpressure), the other only counts bytes; from the first write until all have arrived. The
-//   reference reads into one reused buffer (net.connect's `onread`), as our endpoint does; a
-//   second raw run reading through 'data' events (a Buffer per read) is shown for context.
+//   backpressure), the other only counts bytes; from the first write until all have arrived.
+//   Two references: the reader takes 'data' events (a Buffer per read, net.Socket as most code
+//   uses it: the targets are judged against it), and the reader reads into one reused 256 KiB
+//   buffer (net.connect's `onread`, as our endpoint reads: the stricter comparison).
 // - RDMA write: WINDOW writes in flight (a new one posted per write completion); the last write is
 //   followed by a 4-byte Send, and the clock stops when the server's receive completes: TCP and
 //   DDP keep order, so by then every write has been placed in the server's memory. (A write
@@ -93,10 +94,11 @@ async function iwarpConn(label: string, opts: IwarpOptions): Promise<Conn> {
 interface RawConn { client: Socket; server: Socket; writer: Socket; reader: Socket; onBytes: (n: number) => void }
 
 /**
- * mode 'data': the reader takes 'data' events (a new Buffer per read, what most code does);
- * mode 'onread': the reader reads into one reused buffer (net.connect's documented `onread`
- * option), the fastest a plain socket reads and the reference our ratios are taken against: the
- * iwarp-tcp endpoint reads the same way (src/providers/iwarp/reader.ts).
+ * mode 'data': the reader takes 'data' events (a new Buffer per read: net.Socket as most code
+ * uses it; the issue's targets are judged against this one);
+ * mode 'onread': the reader reads into one reused 256 KiB buffer (net.connect's documented
+ * `onread` option), the fastest a plain socket reads in Node, as the iwarp-tcp endpoint does
+ * (src/providers/iwarp/reader.ts): the stricter comparison, shown next to it.
  */
 async function rawConn(mode: 'data' | 'onread'): Promise<RawConn> {
   const srv = createServer({ noDelay: true });   // as the provider's sockets: no Nagle
@@ -312,8 +314,9 @@ interface Row {
   ours: number;
   /** raw TCP reading into a reused buffer (onread): the reference */
   raw: number;
-  /** raw TCP reading through 'data' events (throughput rows only) */
+  /** raw TCP reading through 'data' events (throughput rows only): what the targets are judged against */
   rawData?: number;
+  ratioData?: number;
   /** ours / raw: a throughput share, or a latency multiple */
   ratio: number;
   target?: { min?: number; max?: number };
@@ -334,15 +337,15 @@ const gbps = (bytes: number, ns: bigint) => bytes / Number(ns);   // bytes per n
 const sizeLabel = (s: number) => (s >= MiB ? `${s / MiB} MiB` : s >= KiB ? `${s / KiB} KiB` : `${s} B`);
 
 const t0 = Date.now();
-const DEFAULT_FPDU = 16384, BIG_FPDU = 65517;
+const DEFAULT_FPDU = 65512, SMALL_FPDU = 16384;   // DEFAULT_MAX_FPDU_PAYLOAD
 const crcOn = await iwarpConn('CRC32c on', { crc: true });
 const crcOff = await iwarpConn('CRC32c off', { crc: false });
-const bigOn = await iwarpConn('CRC32c on, FPDU 65517', { crc: true, maxFpduPayload: BIG_FPDU });
-const bigOff = await iwarpConn('CRC32c off, FPDU 65517', { crc: false, maxFpduPayload: BIG_FPDU });
+const smallOn = await iwarpConn('CRC32c on, FPDU 16384', { crc: true, maxFpduPayload: SMALL_FPDU });
+const smallOff = await iwarpConn('CRC32c off, FPDU 16384', { crc: false, maxFpduPayload: SMALL_FPDU });
 const raw = await rawConn('onread');
 const rawData = await rawConn('data');
 
-for (const stream of [() => rawStream(raw, MiB, 64 * MiB), () => rawStream(rawData, MiB, 64 * MiB), ...[crcOn, crcOff, bigOn, bigOff].map((c) => () => rdmaWrite(c, MiB, 64 * MiB))]) {
+for (const stream of [() => rawStream(raw, MiB, 64 * MiB), () => rawStream(rawData, MiB, 64 * MiB), ...[crcOn, crcOff, smallOn, smallOff].map((c) => () => rdmaWrite(c, MiB, 64 * MiB))]) {
   for (const end = Date.now() + WARMUP_MS; Date.now() < end;) await stream();
 }
 
@@ -351,9 +354,9 @@ for (const op of ['write', 'read', 'send'] as const) {
   subjects.push({ op, conn: crcOn, crc: true, maxFpduPayload: DEFAULT_FPDU, sizes: SIZES });
   subjects.push({ op, conn: crcOff, crc: false, maxFpduPayload: DEFAULT_FPDU, sizes: SIZES });
 }
-// The FPDU size only matters for large messages: 1 MiB writes with 65517-byte FPDUs.
-subjects.push({ op: 'write', conn: bigOn, crc: true, maxFpduPayload: BIG_FPDU, sizes: [MiB] });
-subjects.push({ op: 'write', conn: bigOff, crc: false, maxFpduPayload: BIG_FPDU, sizes: [MiB] });
+// The FPDU size only matters for large messages: 1 MiB writes with 16 KiB FPDUs, for comparison.
+subjects.push({ op: 'write', conn: smallOn, crc: true, maxFpduPayload: SMALL_FPDU, sizes: [MiB] });
+subjects.push({ op: 'write', conn: smallOff, crc: false, maxFpduPayload: SMALL_FPDU, sizes: [MiB] });
 
 const opName: Record<Op, string> = { write: 'RDMA write', read: 'RDMA read', send: 'Send/Recv' };
 /** One run; outside the timed part, clears where the data goes and checks it arrived. */
@@ -390,9 +393,10 @@ for (const size of SIZES) {
   for (const [i, s] of here.entries()) {
     const ours = median(runs[i]!.ours), rawGbps = median(runs[i]!.raw);
     const target = targetOf(s, size);
+    const rawData = median(runs[i]!.rawData);
     rows.push({
-      test: `${opName[s.op]}, ${s.conn.label}`, size, unit: 'GB/s', ours, raw: rawGbps, rawData: median(runs[i]!.rawData), ratio: ours / rawGbps,
-      target, met: target ? ours / rawGbps >= target.min! : undefined, crc: s.crc, maxFpduPayload: s.maxFpduPayload,
+      test: `${opName[s.op]}, ${s.conn.label}`, size, unit: 'GB/s', ours, raw: rawGbps, rawData, ratio: ours / rawGbps, ratioData: ours / rawData,
+      target, met: target ? ours / rawData >= target.min! : undefined, crc: s.crc, maxFpduPayload: s.maxFpduPayload,
       bytes: total, window: windowOf(size), samples: runs[i]!,
     });
   }
@@ -421,14 +425,14 @@ for (const c of [crcOn, crcOff]) {
   }
 }
 
-for (const c of [crcOn, crcOff, bigOn, bigOff]) await Promise.all([c.client.disconnect(), once(c.server, 'close')]);
+for (const c of [crcOn, crcOff, smallOn, smallOff]) await Promise.all([c.client.disconnect(), once(c.server, 'close')]);
 for (const r of [raw, rawData]) { r.client.end(); r.server.end(); }
 const seconds = (Date.now() - t0) / 1000;
 
 // ---- report --------------------------------------------------------------------------------------
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-const ratioText = (r: Row) => (r.unit === 'GB/s' ? `${(r.ratio * 100).toFixed(0)} %` : `${r.ratio.toFixed(2)}x`);
+const ratioText = (r: Row, ratio = r.ratio) => (r.unit === 'GB/s' ? `${(ratio * 100).toFixed(0)} %` : `${ratio.toFixed(2)}x`);
 const targetText = (r: Row) => {
   if (!r.target) return '';
   const t = r.target.min !== undefined ? `>= ${r.target.min * 100} %` : `<= ${r.target.max}x`;
@@ -438,9 +442,9 @@ const unitText = (r: Row, v: number) => (r.unit === 'GB/s' ? `${fmt(v)} GB/s` : 
 const cpu = cpus();
 const machine = { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length };
 const table = [
-  '| test | size | ours | raw TCP (onread, same run) | ratio | target | raw TCP (\'data\' events) |',
-  '|---|---:|---:|---:|---:|---|---:|',
-  ...rows.map((r) => `| ${r.test} | ${sizeLabel(r.size)} | ${unitText(r, r.ours)} | ${unitText(r, r.raw)} | ${ratioText(r)} | ${targetText(r)} | ${r.rawData !== undefined ? unitText(r, r.rawData) : ''} |`),
+  '| test | size | ours | raw TCP, \'data\' events | ours / that | raw TCP, onread | ours / that | target |',
+  '|---|---:|---:|---:|---:|---:|---:|---|',
+  ...rows.map((r) => `| ${r.test} | ${sizeLabel(r.size)} | ${unitText(r, r.ours)} | ${r.rawData !== undefined ? unitText(r, r.rawData) : ''} | ${r.ratioData !== undefined ? ratioText(r, r.ratioData) : ''} | ${unitText(r, r.raw)} | ${ratioText(r)} | ${targetText(r)} |`),
 ];
 console.log(`iwarp-tcp on 127.0.0.1: ${machine.cores} x ${machine.cpu}, Node ${process.version}; ` +
   `median of ${REPS} run(s) per row${quick ? ' (--quick)' : ''}, ${seconds.toFixed(0)} s\n`);

@@ -43,6 +43,8 @@ function advertise(side: Omit<Side, 'peerPrivateData'>): Buffer {
 /** Exercises a connection: ts <-> nat both ways, 1 MiB write and read against nat's region. */
 async function exchange(ts: IwarpEndpoint, tw: Wcs, nat: Omit<Side, 'peerPrivateData'>, natAddr: bigint, natRkey: number): Promise<void> {
   const tm = ts.registerMemory(2 * MiB, RW);
+  // a failed completion says 'flushed'; the endpoint's error says why
+  ts.on('error', (err: Error & { code?: string }) => console.log(`# our endpoint: ${err.code}: ${err.message}`));
   // ts -> native send (native receives were posted at wrIds 1000+ from the end of its slab)
   tm.buffer.set(pattern(3000, 1), 0);
   ts.postSend(1, [{ mr: tm, offset: 0, length: 3000 }]);
