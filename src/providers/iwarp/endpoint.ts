@@ -392,7 +392,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   }
 
   private emitTagged(opcode: number, stag: number, to: bigint, payload: Uint8Array, done?: () => void): void {
-    this.tx.push({ tagged: true, opcode, stag: stag >>> 0, to, qn: 0, msn: 0, payload, off: 0, done });
+    this.tx.push({ tagged: true, opcode, stag: stag >>> 0, to: to & U64, qn: 0, msn: 0, payload, off: 0, done });
     this.pump();
   }
 
