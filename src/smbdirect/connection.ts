@@ -107,6 +107,8 @@ const WR_SEND = 2;
 const WR_RDMA = 3;
 const KIND_SHIFT = 24;
 const INDEX_MASK = (1 << KIND_SHIFT) - 1;
+/** Lowest receive credit target: see #scheduleEmpty for why 1 and 2 cannot be live and quiet. */
+const MIN_TARGET = 3;
 
 interface OutMessage {
   kind: 'message';
@@ -470,7 +472,7 @@ export class SmbDirectConnection extends EventEmitter {
     const o = this.#o;
     const maxReceiveSize = Math.max(MIN_RECEIVE_SIZE, Math.min(o.maxReceiveSize, req.preferredSendSize));
     const maxSendSize = Math.min(o.maxSendSize, req.maxReceiveSize);
-    this.#receiveCreditTarget = clamp(req.creditsRequested, 1, o.credits);
+    this.#receiveCreditTarget = clamp(req.creditsRequested, MIN_TARGET, o.credits);
     this.#negotiated = {
       maxSendSize, maxReceiveSize, maxFragmentedSendSize: req.maxFragmentedSize, maxFragmentedReceiveSize: o.maxFragmentedSize,
       maxReadWriteSize: o.maxReadWriteSize, peerCreditsRequested: req.creditsRequested,
@@ -498,7 +500,7 @@ export class SmbDirectConnection extends EventEmitter {
     }
     const o = this.#o;
     this.#sendCredits = res.creditsGranted;
-    this.#receiveCreditTarget = clamp(res.creditsRequested, 1, o.credits);
+    this.#receiveCreditTarget = clamp(res.creditsRequested, MIN_TARGET, o.credits);
     this.#negotiated = {
       maxSendSize: Math.min(o.maxSendSize, res.maxReceiveSize),
       maxReceiveSize: Math.max(MIN_RECEIVE_SIZE, Math.min(o.maxReceiveSize, res.preferredSendSize)),
@@ -590,7 +592,7 @@ export class SmbDirectConnection extends EventEmitter {
       throw new SmbDirectError('ERR_SMBD_RECEIVE_TOO_LARGE', `received ${c.byteLength} bytes, MaxReceiveSize is ${this.#negotiated!.maxReceiveSize}`);
     }
     const dt = decodeDataTransfer(bytes); // throws the 3.1.5.8 violations: the connection terminates
-    this.#receiveCreditTarget = clamp(dt.creditsRequested, 1, this.#o.credits);
+    this.#receiveCreditTarget = clamp(dt.creditsRequested, MIN_TARGET, this.#o.credits);
     this.#sendCredits = Math.min(this.#sendCredits + dt.creditsGranted, 0xffff);
     if (dt.flags & RESPONSE_REQUESTED) this.#responseOwed = true;
     if (dt.dataLength === 0 && dt.remainingDataLength === 0) {
@@ -730,8 +732,13 @@ export class SmbDirectConnection extends EventEmitter {
    * sent (never between two fragments of one message) and:
    * - the peer asked for a response (RESPONSE_REQUESTED; the answer does not ask back), or
    * - a keepalive is due, or
-   * - the peer is down to a quarter of its target and we have credits to give (refill in bulk;
-   *   answering every single used credit at once is the ping-pong Linux removed).
+   * - the peer is down to a quarter of its target, or to one credit, and we have credits to give.
+   *   A peer with one credit cannot send unless it can grant with it, so one is the floor. Refills
+   *   come in bulk: a refill leaves the peer far above the threshold, so an empty message never
+   *   answers an empty message (the ping-pong Linux removed). That needs targets of 3 or more:
+   *   with 1 or 2, every message leaves its sender at the floor and the two sides would answer each
+   *   other forever, so credits >= 3 and a peer's smaller request is raised to 3 (granting above a
+   *   peer's target is allowed; the peer's own limit stays its posted receives).
    */
   #scheduleEmpty(): void {
     if (this.#emptyScheduled || this.#state !== 'connected' && this.#state !== 'closing') return;
@@ -740,7 +747,7 @@ export class SmbDirectConnection extends EventEmitter {
       this.#emptyScheduled = false;
       if ((this.#state !== 'connected' && this.#state !== 'closing') || this.#queue.length) return;
       const grant = this.#grantable();
-      const lowOnCredits = grant > 0 && this.#receiveCredits <= this.#receiveCreditTarget >> 2;
+      const lowOnCredits = grant > 0 && this.#receiveCredits <= Math.max(1, this.#receiveCreditTarget >> 2);
       if (!this.#responseOwed && this.#keepalive !== 'pending' && !lowOnCredits) return;
       if (!this.#canSend(grant)) return; // a receive or send completion calls us again
       this.#queue.push({

@@ -66,7 +66,7 @@ function int(name: string, v: number, min: number, max: number): number {
 
 export function resolveOptions(o: SmbDirectOptions = {}): ResolvedOptions {
   const r = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as ResolvedOptions;
-  int('credits', r.credits, 1, 65535);
+  int('credits', r.credits, 3, 65535); // 1 or 2 cannot be both live and quiet (connection.ts #scheduleEmpty)
   int('maxSendSize', r.maxSendSize, MIN_RECEIVE_SIZE, MAX_PREFERRED_SEND_SIZE);
   int('maxReceiveSize', r.maxReceiveSize, 512, 1 << 24); // the initiator's first receive must hold >= 512
   int('maxReadWriteSize', r.maxReadWriteSize, 1, 0xffffffff);
