@@ -350,7 +350,9 @@ export class SmbDirectConnection extends EventEmitter {
   }
 
   /** RDMA-writes `from` into the peer buffers `descriptors` name ([MS-SMBD] 3.1.4.5, the server
-   * side of an SMB2 READ). Resolves with the byte count once the data is placed. */
+   * side of an SMB2 READ). Resolves with the byte count when the provider completes the writes:
+   * on iWARP that means sent, not yet placed, so (as the spec does) send the response afterwards:
+   * a reliable connection delivers it only after the data is placed. `from` may be reused then. */
   rdmaWrite(descriptors: readonly BufferDescriptor[], from: Uint8Array, opts: PlacementOptions = {}): Promise<number> {
     return this.#transfer(false, descriptors, from, opts);
   }

@@ -1,0 +1,135 @@
+// Direct placement ([MS-SMBD] 3.1.4.5 / 3.1.4.6): the client registers buffers and sends their
+// descriptors; the server RDMA-writes (SMB2 READ) or RDMA-reads (SMB2 WRITE) through them, walking
+// several descriptors at an offset; per-I/O tokens are invalidated remotely or locally and then fail.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { decodeBufferDescriptors, encodeBufferDescriptors } from '../../framing/index.js';
+import { pattern } from '../support.js';
+import { Inbox, closed, pair } from './helpers.js';
+
+describe('direct placement', () => {
+  it('SMB2 READ shape: the server RDMA-writes across three descriptors, then Send-with-Invalidate', async () => {
+    const p = await pair();
+    const bufs = [new Uint8Array(5000), new Uint8Array(70_000), new Uint8Array(1_000_000)];
+    const reg = p.client.registerBuffer(bufs, 'write');
+    assert.equal(reg.descriptors.length, 3);
+    assert.equal(new Set(reg.descriptors.map((d) => d.token)).size, 3, 'a fresh token per buffer');
+    const serverIn = new Inbox(p.accepted);
+    const clientIn = new Inbox(p.client);
+    await p.client.send(encodeBufferDescriptors(reg.descriptors));
+    const [req] = await serverIn.count(1);
+    const descriptors = decodeBufferDescriptors(req!);
+    const data = pattern(1_075_000, 7);
+    assert.equal(await p.accepted.rdmaWrite(descriptors, data), data.length);
+    // the response carries Send-with-Invalidate of the first token; we make the rest unusable
+    await p.accepted.send(new Uint8Array([1]), { invalidate: reg.token });
+    await clientIn.count(1);
+    assert.equal(reg.invalidated, true);
+    assert.equal(p.client.stats().remoteInvalidations, 1);
+    assert.deepEqual(Buffer.concat(bufs), Buffer.from(data));
+    assert.equal(p.client.stats().registrationsInUse, 3);
+    reg.release();
+    reg.release(); // idempotent
+    assert.equal(p.client.stats().registrationsInUse, 0);
+    const s = p.accepted.stats();
+    assert.equal(s.rdmaWrites, 1);
+    assert.equal(s.rdmaBytesWritten, data.length);
+    assert.equal(s.rdmaLatency.count, 1);
+    await p.close();
+  });
+
+  it('SMB2 WRITE shape: the server RDMA-reads from an offset across descriptors', async () => {
+    const p = await pair();
+    const bufs = [pattern(3000, 1), pattern(4096, 2), pattern(2_000_000, 3)];
+    const reg = p.client.registerBuffer(bufs, 'read');
+    const all = Buffer.concat(bufs);
+    const into = new Uint8Array(1_500_000);
+    // start 2500 bytes in: the walk begins inside the first descriptor and spans all three
+    assert.equal(await p.accepted.rdmaRead(reg.descriptors, into, { offset: 2500 }), into.length);
+    assert.deepEqual(Buffer.from(into), all.subarray(2500, 2500 + into.length));
+    // an offset that skips whole descriptors
+    const tail = new Uint8Array(10_000);
+    await p.accepted.rdmaRead(reg.descriptors, tail, { offset: 3000 + 4096 + 5 });
+    assert.deepEqual(Buffer.from(tail), all.subarray(7101, 7101 + 10_000));
+    reg.release();
+    await p.close();
+  });
+
+  it('moves MaxReadWriteSize (8 MiB) each way byte-exact, cut into RDMA operations', async () => {
+    const p = await pair();
+    const max = p.accepted.negotiated!.maxReadWriteSize;
+    assert.equal(max, 8 * 1024 * 1024);
+    const target = new Uint8Array(max);
+    const w = p.client.registerBuffer(target, 'write');
+    const data = pattern(max, 42);
+    const clientIn = new Inbox(p.client);
+    await p.accepted.rdmaWrite(w.descriptors, data);
+    // as an SMB2 READ response does: the send after the writes arrives after their data is placed
+    await p.accepted.send(new Uint8Array([1]));
+    await clientIn.count(1);
+    assert.ok(Buffer.from(target).equals(Buffer.from(data)));
+    w.release();
+    const source = pattern(max, 43);
+    const r = p.client.registerBuffer(source, 'read');
+    const into = new Uint8Array(max);
+    await p.accepted.rdmaRead(r.descriptors, into);
+    assert.ok(Buffer.from(into).equals(Buffer.from(source)));
+    r.release();
+    await p.close();
+  });
+
+  it('rejects zero-length and oversized transfers and descriptor lists that do not cover them', async () => {
+    const p = await pair();
+    const reg = p.client.registerBuffer(new Uint8Array(4096), 'readwrite');
+    const d = reg.descriptors;
+    const max = p.accepted.negotiated!.maxReadWriteSize;
+    await assert.rejects(p.accepted.rdmaRead(d, new Uint8Array(0)), { code: 'ERR_SMBD_TRANSFER_SIZE' });
+    await assert.rejects(p.accepted.rdmaWrite(d, new Uint8Array(max + 1)), { code: 'ERR_SMBD_TRANSFER_SIZE' });
+    await assert.rejects(p.accepted.rdmaWrite([], new Uint8Array(10)), { code: 'ERR_SMBD_BAD_DESCRIPTORS' });
+    await assert.rejects(p.accepted.rdmaWrite([{ ...d[0]!, length: 0 }], new Uint8Array(10)), { code: 'ERR_SMBD_BAD_DESCRIPTORS' });
+    await assert.rejects(p.accepted.rdmaWrite(d, new Uint8Array(4097)), { code: 'ERR_SMBD_BAD_DESCRIPTORS' });
+    await assert.rejects(p.accepted.rdmaRead(d, new Uint8Array(100), { offset: 4000 }), { code: 'ERR_SMBD_BAD_DESCRIPTORS' });
+    assert.throws(() => p.client.registerBuffer(new Uint8Array(0), 'read'), { code: 'ERR_SMBD_INVALID_ARGUMENT' });
+    // none of that touched the connection
+    assert.equal(p.accepted.state, 'connected');
+    await p.accepted.rdmaWrite(d, pattern(4096, 1));
+    reg.release();
+    await p.close();
+  });
+
+  for (const how of ['released', 'remotely invalidated'] as const) {
+    it(`a ${how} token fails remotely: the RDMA operation errors and the connection ends, no byte placed`, async () => {
+      const p = await pair();
+      const buf = new Uint8Array(64 * 1024).fill(0xee);
+      const reg = p.client.registerBuffer(buf, 'write');
+      const clientIn = new Inbox(p.client);
+      if (how === 'released') reg.release();
+      else {
+        await p.accepted.send(new Uint8Array([1]), { invalidate: reg.token });
+        await clientIn.count(1);
+        assert.equal(reg.invalidated, true);
+      }
+      const serverEnd = closed(p.accepted);
+      const clientEnd = closed(p.client);
+      // an RDMA Write completes when it is sent (iWARP); the peer's Terminate then ends the connection
+      await p.accepted.rdmaWrite(reg.descriptors, pattern(1000, 1)).catch(() => {});
+      await assert.rejects(p.accepted.rdmaRead(reg.descriptors, new Uint8Array(1000)));
+      assert.ok(await serverEnd, 'the server side ends with an error');
+      assert.ok(await clientEnd, 'the client side ends with an error');
+      assert.ok(buf.every((b) => b === 0xee), 'not a byte was written');
+      await p.server.close();
+    });
+  }
+
+  it('a read-only registration refuses an RDMA write', async () => {
+    const p = await pair();
+    const buf = new Uint8Array(4096).fill(0x11);
+    const reg = p.client.registerBuffer(buf, 'read');
+    const end = closed(p.client);
+    await p.accepted.rdmaWrite(reg.descriptors, pattern(4096, 1)).catch(() => {});
+    assert.equal((await end as { code?: string } | undefined)?.code, 'ERR_IWARP_ACCESS', 'the Terminate names the violation');
+    assert.ok(buf.every((b) => b === 0x11));
+    await p.server.close();
+  });
+});
