@@ -210,6 +210,9 @@ export class SmbDirectConnection extends EventEmitter {
   #negotiatedPromise: Promise<void>;
   #settleNegotiation!: (err?: Error) => void;
   #closePromise?: Promise<void>;
+  #closeEmitted!: () => void;
+  /** Settles after 'close' has been emitted. */
+  readonly #closedP = new Promise<void>((resolve) => { this.#closeEmitted = resolve; });
   #idleWaiters: Array<() => void> = [];
 
   // counters
@@ -363,10 +366,10 @@ export class SmbDirectConnection extends EventEmitter {
    */
   close(): Promise<void> {
     if (this.#closePromise) return this.#closePromise;
-    if (this.#state === 'closed') return Promise.resolve();
+    if (this.#state === 'closed') return this.#closedP;
     if (this.#state === 'negotiating') {
       this.destroy(new SmbDirectError('ERR_SMBD_CLOSED', 'closed during negotiation'));
-      return Promise.resolve();
+      return this.#closedP;
     }
     this.#state = 'closing';
     this.#closePromise = (async () => {
@@ -380,6 +383,7 @@ export class SmbDirectConnection extends EventEmitter {
         clearTimeout(timer);
       }
       this.#finish(undefined);
+      await this.#closedP;
     })();
     return this.#closePromise;
   }
@@ -531,7 +535,10 @@ export class SmbDirectConnection extends EventEmitter {
     this.#sendMr.buffer.set(bytes, off);
     this.#sqUsed++;
     try {
-      this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: bytes.length }]);
+      if (!this.#post(() => this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: bytes.length }]))) {
+        this.#sqUsed--;
+        this.#freeSendSlots.push(slot);
+      }
     } catch (err) {
       this.#finish(asError(err));
     }
@@ -545,8 +552,22 @@ export class SmbDirectConnection extends EventEmitter {
 
   #postReceive(slot: number): void {
     if (this.#state === 'closed') return;
-    this.endpoint.postRecv((WR_RECV << KIND_SHIFT) | slot, { mr: this.#recvMr, offset: slot * this.#recvSlot, length: this.#recvSlot });
+    if (!this.#post(() => this.endpoint.postRecv((WR_RECV << KIND_SHIFT) | slot, { mr: this.#recvMr, offset: slot * this.#recvSlot, length: this.#recvSlot }))) return;
     this.#receivesPosted++;
+  }
+
+  /** Runs a post; false when the endpoint is already going down (its own event will end us). */
+  #post(fn: () => void): boolean {
+    try {
+      fn();
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_INVALID_STATE') {
+        this.#lostWork ||= this.#state === 'connected';
+        return false;
+      }
+      throw err;
+    }
   }
 
   #onCompletions(batch: Iterable<Completion>): void {
@@ -719,14 +740,19 @@ export class SmbDirectConnection extends EventEmitter {
     this.#s.fragmentsSent++;
     this.#s.bytesSent += hdr + data.length;
     if (data.length === 0) this.#s.emptySends++;
+    let posted: boolean;
     try {
-      this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: hdr + data.length }],
-        invalidate === undefined ? undefined : { invalidateRkey: invalidate });
+      posted = this.#post(() => this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: hdr + data.length }],
+        invalidate === undefined ? undefined : { invalidateRkey: invalidate }));
     } catch (err) {
       this.#finish(asError(err));
       return false;
     }
-    return true;
+    if (!posted) {
+      this.#freeSendSlots.push(slot);
+      this.#sqUsed--;
+    }
+    return posted;
   }
 
   /**
@@ -838,11 +864,21 @@ export class SmbDirectConnection extends EventEmitter {
     this.#sqUsed++;
     if (op.read) this.#readsInFlight++;
     const wrId = (WR_RDMA << KIND_SHIFT) | index;
+    let posted = false;
     try {
-      if (op.read) this.endpoint.postRead(wrId, [op.sge], op.remoteAddr, op.rkey);
-      else this.endpoint.postWrite(wrId, [op.sge], op.remoteAddr, op.rkey);
+      posted = this.#post(() => {
+        if (op.read) this.endpoint.postRead(wrId, [op.sge], op.remoteAddr, op.rkey);
+        else this.endpoint.postWrite(wrId, [op.sge], op.remoteAddr, op.rkey);
+      });
     } catch (err) {
       this.#finish(asError(err));
+      return;
+    }
+    if (!posted) {
+      this.#ops.delete(index);
+      this.#sqUsed--;
+      if (op.read) this.#readsInFlight--;
+      this.#settleOp(op, this.#closedError(op.read ? 'rdmaRead' : 'rdmaWrite'));
     }
   }
 
@@ -960,6 +996,7 @@ export class SmbDirectConnection extends EventEmitter {
       // a network peer must never crash the process: 'error' only goes to listeners
       if (report && !wasNegotiating && this.listenerCount('error') > 0) this.emit('error', report);
       this.emit('close', report);
+      this.#closeEmitted();
     });
   }
 
