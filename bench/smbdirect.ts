@@ -1,0 +1,323 @@
+// npm run bench:smbdirect: the SMB Direct connection over the software iWARP provider on
+// 127.0.0.1, next to the same provider driven raw (no SMB Direct) in the same run. Prints a
+// Markdown table with ratios against the issue's targets and writes bench/results/smbdirect.json.
+// Usage: node --import tsx bench/smbdirect.ts [--quick]
+//
+// What is timed (both ends in this process, on one event loop, CRC32c on, provider defaults):
+// - message rate, 64 B and 4 KiB: the client queues N messages with conn.send(); until the server's
+//   'message' event for the last. Raw reference: the same bytes as provider Sends of the same
+//   sizes (a 4 KiB message is 4 Sends of <= MaxSendSize 1364 bytes, each with its 24-byte header),
+//   sent only against receives the server has posted (a credit handed over in-process: the
+//   cheapest flow control there could be).
+// - 1 MiB messages: throughput the same way; the raw reference sends the same 1364-byte Sends.
+// - placement: the server RDMA-writes into (SMB2 READ) or RDMA-reads from (SMB2 WRITE) client
+//   buffers registered per I/O with registerBuffer, DEPTH transfers in flight; each write is
+//   followed by a 64-byte response with Send-with-Invalidate that the client awaits before it
+//   releases the buffer (then every byte is placed). Raw reference: provider RDMA
+//   Writes/Reads of the same sizes, cut at the same 1 MiB, with the same bytes in flight.
+// - latency: 64-byte message round trips (send, echo, 'message'); raw: 88-byte Send ping-pong
+//   (the same bytes on the wire). Median and p99 of RTT / 2.
+// Each row runs REPS times alternating with its raw reference; medians reported.
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+
+import { type SmbDirectConnection, connect, createServer } from '../src/index.js';
+import { type Completion, type MemoryRegion, type RdmaEndpoint, createIwarpProvider } from '../src/providers/index.js';
+
+const HOST = '127.0.0.1';
+const KiB = 1024, MiB = 1 << 20;
+const quick = process.argv.includes('--quick');
+const REPS = quick ? 1 : 5;
+const SEND_SIZE = 1364;              // MaxSendSize both ends negotiate by default
+const HDR = 24;
+const DEPTH = 4;                     // placement transfers in flight
+// 256 credits, not the default 255: a 1 MiB message must fit under MaxFragmentedSize, which is
+// capped at credits x MaxReceiveSize / 2 (255 x 8192 / 2 = 1044480; 256 gives exactly 1 MiB).
+const CREDITS = 256;
+const RAW_WINDOW = CREDITS;          // receives the raw server keeps posted (= SMB Direct credits)
+const RUN_TIMEOUT_MS = 120_000;
+const now = () => process.hrtime.bigint();
+
+// ---- the two subjects ----------------------------------------------------------------------------
+
+const server = createServer({ credits: CREDITS });
+const { port } = await server.listen({ host: HOST, port: 0 });
+const acceptedP = once(server, 'connection') as Promise<[SmbDirectConnection]>;
+const client = await connect({ host: HOST, port, credits: CREDITS });
+const [accepted] = await acceptedP;
+
+interface Raw { client: RdmaEndpoint; server: RdmaEndpoint; cMr: MemoryRegion; sMr: MemoryRegion }
+async function rawPair(): Promise<Raw> {
+  const listener = await createIwarpProvider().listen({ host: HOST, port: 0 });
+  const acc = once(listener, 'connection') as Promise<[RdmaEndpoint]>;
+  const clientP = createIwarpProvider().connect({ host: HOST, port: listener.port });
+  const [s] = await acc;
+  await s.accept();
+  const c = await clientP;
+  await listener.close();
+  const rw = { localWrite: true, remoteRead: true, remoteWrite: true };
+  return { client: c, server: s, cMr: c.registerMemory(16 * MiB, rw), sMr: s.registerMemory(16 * MiB, rw) };
+}
+const raw = await rawPair();
+
+function check(c: Completion): void {
+  if (c.status !== 'success') throw new Error(`raw completion ${c.opcode} ${c.status}`);
+}
+
+function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`${what} stalled`)), RUN_TIMEOUT_MS); })])
+    .finally(() => clearTimeout(t));
+}
+
+// ---- SMB Direct runs -----------------------------------------------------------------------------
+
+async function smbdMessages(size: number, count: number): Promise<bigint> {
+  const msg = new Uint8Array(size).fill(0x5a);
+  let got = 0;
+  const done = new Promise<void>((resolve) => {
+    const on = () => { if (++got === count) { accepted.off('message', on); resolve(); } };
+    accepted.on('message', on);
+  });
+  const t0 = now();
+  // keep the queue bounded as an application would: wait for 'drain' past the high-water mark
+  for (let i = 0; i < count; i++) {
+    void client.send(msg);
+    if (client.writableLength > 4 * MiB) await once(client, 'drain');
+  }
+  await done;
+  return now() - t0;
+}
+
+async function smbdPlacement(write: boolean, size: number, total: number): Promise<bigint> {
+  const bufs = Array.from({ length: DEPTH }, () => new Uint8Array(size));
+  const data = new Uint8Array(size).fill(0xa5);
+  const into = Array.from({ length: DEPTH }, () => new Uint8Array(size));
+  const n = total / size;
+  // SMB2 READ: the response (Send-with-Invalidate of the token) follows the writes; the client
+  // releases its buffer only when it has the response, as a client must: a write completion
+  // means sent, not placed. Responses arrive in the order they were sent.
+  const responses: Array<() => void> = [];
+  const onResponse = () => responses.shift()?.();
+  client.on('message', onResponse);
+  const t0 = now();
+  let issued = 0;
+  const worker = async (k: number) => {
+    while (issued < n) {
+      issued++;
+      // per I/O, as an SMB2 client does: a fresh registration, used once, released
+      const reg = client.registerBuffer(bufs[k]!, write ? 'write' : 'read');
+      if (write) {
+        await accepted.rdmaWrite(reg.descriptors, data);
+        const answered = new Promise<void>((resolve) => responses.push(resolve));
+        await accepted.send(new Uint8Array(64), { invalidate: reg.token });
+        await answered;
+      } else await accepted.rdmaRead(reg.descriptors, into[k]!);
+      reg.release();
+    }
+  };
+  await Promise.all(Array.from({ length: DEPTH }, (_, k) => worker(k)));
+  const ns = now() - t0;
+  client.off('message', onResponse);
+  if (write && bufs[0]![size - 1] !== 0xa5) throw new Error('RDMA write did not place the data');
+  return ns;
+}
+
+async function smbdLatency(pings: number): Promise<number[]> {
+  const msg = new Uint8Array(64);
+  const echo = (m: Uint8Array) => void accepted.send(m);
+  accepted.on('message', echo);
+  const out: number[] = [];
+  for (let i = 0; i < pings; i++) {
+    const t0 = now();
+    const back = once(client, 'message');
+    await client.send(msg);
+    await back;
+    out.push(Number(now() - t0) / 2);
+  }
+  accepted.off('message', echo);
+  return out;
+}
+
+// ---- raw provider runs ---------------------------------------------------------------------------
+
+/** `sends` Sends of `bytes` each, only against receives the server has posted. */
+function rawSends(bytes: number, sends: number): Promise<bigint> {
+  return new Promise<bigint>((resolve, reject) => {
+    const slot = 2048;
+    let credits = RAW_WINDOW, posted = 0, received = 0;
+    const t0 = now();
+    raw.server.onCompletions((batch) => {
+      try {
+        for (const c of batch) {
+          check(c);
+          if (++received === sends) { resolve(now() - t0); return; }
+          raw.server.postRecv(c.wrId, { mr: raw.sMr, offset: c.wrId * slot, length: slot });
+          credits++;
+        }
+        pump();
+      } catch (e) { reject(e as Error); }
+    });
+    raw.client.onCompletions((batch) => { try { for (const c of batch) check(c); } catch (e) { reject(e as Error); } });
+    for (let i = 0; i < RAW_WINDOW; i++) raw.server.postRecv(i, { mr: raw.sMr, offset: i * slot, length: slot });
+    const pump = () => {
+      while (credits > 0 && posted < sends) {
+        credits--;
+        raw.client.postSend(posted++, [{ mr: raw.cMr, offset: 0, length: bytes }], { signaled: false });
+      }
+    };
+    pump();
+  });
+}
+
+/** RDMA Writes or Reads of `op` bytes, `inFlight` at a time, `total` bytes; writes end with a Send. */
+function rawRdma(write: boolean, op: number, inFlight: number, total: number): Promise<bigint> {
+  return new Promise<bigint>((resolve, reject) => {
+    const n = total / op;
+    let posted = 0, done = 0;
+    const t0 = now();
+    raw.server.postRecv(0, { mr: raw.sMr, offset: 0, length: 64 });
+    raw.server.onCompletions((batch) => {
+      for (const c of batch) { try { check(c); } catch (e) { reject(e as Error); } if (c.opcode === 'recv') resolve(now() - t0); }
+    });
+    const post = () => {
+      const at = (posted % inFlight) * op % (16 * MiB - op + 1);
+      if (write) raw.client.postWrite(posted, [{ mr: raw.cMr, offset: at, length: op }], raw.sMr.addr + BigInt(at), raw.sMr.rkey);
+      else raw.client.postRead(posted, [{ mr: raw.cMr, offset: at, length: op }], raw.sMr.addr + BigInt(at), raw.sMr.rkey);
+      posted++;
+    };
+    raw.client.onCompletions((batch) => {
+      try {
+        for (const c of batch) {
+          check(c);
+          if (c.opcode === 'send') continue;
+          done++;
+          if (posted < n) post();
+          else if (done === n) {
+            if (write) raw.client.postSend(999_999, [{ mr: raw.cMr, offset: 0, length: 4 }]);
+            else resolve(now() - t0);
+          }
+        }
+      } catch (e) { reject(e as Error); }
+    });
+    while (posted < Math.min(inFlight, n)) post();
+  });
+}
+
+function rawLatency(pings: number): Promise<number[]> {
+  return new Promise<number[]>((resolve, reject) => {
+    const out: number[] = [];
+    let t0 = now();
+    raw.server.postRecv(0, { mr: raw.sMr, offset: 0, length: 256 });
+    raw.client.postRecv(0, { mr: raw.cMr, offset: 0, length: 256 });
+    raw.server.onCompletions((batch) => {
+      for (const c of batch) {
+        if (c.status !== 'success') return reject(new Error(c.status));
+        if (c.opcode !== 'recv') continue;
+        raw.server.postRecv(0, { mr: raw.sMr, offset: 0, length: 256 });
+        raw.server.postSend(1, [{ mr: raw.sMr, offset: 1024, length: 88 }], { signaled: false });
+      }
+    });
+    raw.client.onCompletions((batch) => {
+      for (const c of batch) {
+        if (c.status !== 'success') return reject(new Error(c.status));
+        if (c.opcode !== 'recv') continue;
+        out.push(Number(now() - t0) / 2);
+        if (out.length === pings) return resolve(out);
+        raw.client.postRecv(0, { mr: raw.cMr, offset: 0, length: 256 });
+        t0 = now();
+        raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: false });
+      }
+    });
+    t0 = now();
+    raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: false });
+  });
+}
+
+// ---- the table -----------------------------------------------------------------------------------
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+const p99 = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)]!; };
+const fragmentsOf = (size: number) => Math.ceil(size / (SEND_SIZE - HDR));
+
+interface Row { name: string; unit: string; ours: number; raw: number; ratio: number; target: string; met?: boolean }
+const rows: Row[] = [];
+
+async function measure(name: string, unit: string, ours: () => Promise<number>, ref: () => Promise<number>, target: string, judge?: (r: number) => boolean): Promise<void> {
+  const a: number[] = [], b: number[] = [];
+  for (let i = 0; i < REPS; i++) {
+    b.push(await withTimeout(ref(), `${name} (raw)`));
+    a.push(await withTimeout(ours(), name));
+  }
+  const ours_ = median(a), raw_ = median(b);
+  const ratio = ours_ / raw_;
+  rows.push({ name, unit, ours: ours_, raw: raw_, ratio, target, met: judge?.(ratio) });
+  process.stderr.write(`${name}: ${ours_.toFixed(2)} vs ${raw_.toFixed(2)} ${unit} (${(ratio * 100).toFixed(0)} %)\n`);
+}
+
+const t0 = Date.now();
+const scale = quick ? 1 / 8 : 1;
+// warm-up: JIT and TCP windows
+await smbdMessages(MiB, 16);
+await rawSends(SEND_SIZE, 2000);
+
+for (const size of [64, 4 * KiB]) {
+  const count = Math.round((size === 64 ? 100_000 : 30_000) * scale);
+  const frags = fragmentsOf(size);
+  const lastBytes = size - (frags - 1) * (SEND_SIZE - HDR);
+  await measure(`send ${size === 64 ? '64 B' : '4 KiB'} messages`, 'k msg/s',
+    async () => count / Number(await smbdMessages(size, count)) * 1e6,
+    async () => {
+      // the same Sends on the wire: frags per message, the last one shorter
+      const ns = frags === 1 ? await rawSends(lastBytes + HDR, count) : await rawSends(SEND_SIZE, count * frags);
+      return count / Number(ns) * 1e6;
+    }, '');
+}
+{
+  const count = Math.round(64 * scale);
+  await measure('send 1 MiB messages', 'GB/s',
+    async () => count * MiB / Number(await smbdMessages(MiB, count)),
+    async () => count * MiB / Number(await rawSends(SEND_SIZE, count * fragmentsOf(MiB))),
+    '>= 80 % of raw Sends at MaxSendSize', (r) => r >= 0.8);
+}
+for (const size of [MiB, 8 * MiB]) {
+  const total = Math.round(256 * MiB * scale / size) * size;
+  const label = size === MiB ? '1 MiB' : '8 MiB';
+  await measure(`rdmaWrite ${label}`, 'GB/s', async () => total / Number(await smbdPlacement(true, size, total)),
+    async () => total / Number(await rawRdma(true, MiB, DEPTH * size / MiB, total)), '>= 90 % of raw RDMA Write', (r) => r >= 0.9);
+  await measure(`rdmaRead ${label}`, 'GB/s', async () => total / Number(await smbdPlacement(false, size, total)),
+    async () => total / Number(await rawRdma(false, MiB, DEPTH * size / MiB, total)), '>= 90 % of raw RDMA Read', (r) => r >= 0.9);
+}
+{
+  const pings = quick ? 500 : 3000;
+  const lat: number[][] = [[], []];
+  for (let i = 0; i < REPS; i++) {
+    lat[1]!.push(...await withTimeout(rawLatency(pings), 'raw latency'));
+    lat[0]!.push(...await withTimeout(smbdLatency(pings), 'latency'));
+  }
+  const ours = median(lat[0]!) / 1000, rawL = median(lat[1]!) / 1000;
+  rows.push({ name: '64 B one-way latency (RTT/2), median', unit: 'µs', ours, raw: rawL, ratio: ours / rawL, target: '<= 1.5x raw Send', met: ours / rawL <= 1.5 });
+  rows.push({ name: '64 B one-way latency, p99', unit: 'µs', ours: p99(lat[0]!) / 1000, raw: p99(lat[1]!) / 1000, ratio: p99(lat[0]!) / p99(lat[1]!), target: '' });
+}
+
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const lines = [
+  `smbdirect over iwarp-tcp, 127.0.0.1, CRC32c on, credits 256, MaxSendSize 1364, MaxReceiveSize 8192, ${REPS} reps, medians; ${cpus()[0]?.model ?? ''}, Node ${process.version}`,
+  '',
+  '| what | ours | raw provider | ratio | target |',
+  '|---|---:|---:|---:|---|',
+  ...rows.map((r) => `| ${r.name} | ${fmt(r.ours)} ${r.unit} | ${fmt(r.raw)} ${r.unit} | ${r.unit === 'µs' ? `${r.ratio.toFixed(2)}x` : `${(r.ratio * 100).toFixed(0)} %`} | ${r.target}${r.met === undefined ? '' : r.met ? ' (met)' : ' (missed)'} |`),
+];
+console.log(lines.join('\n'));
+console.log(`\n(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+if (!quick) {
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/smbdirect.json', import.meta.url), JSON.stringify({
+    date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, reps: REPS, rows,
+  }, null, 2) + '\n');
+}
+client.destroy();
+raw.client.destroy();
+raw.server.destroy();
+await server.close();
