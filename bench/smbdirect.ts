@@ -60,6 +60,11 @@ async function rawPair(): Promise<Raw> {
   return { client: c, server: s, cMr: c.registerMemory(16 * MiB, rw), sMr: s.registerMemory(16 * MiB, rw) };
 }
 const raw = await rawPair();
+// receives stay posted from one run to the next: count them, so each run tops up to its window
+let serverRecvs = 0;
+let clientRecvs = 0;
+const serverRecv = (wrId: number, offset: number, length: number) => { raw.server.postRecv(wrId, { mr: raw.sMr, offset, length }); serverRecvs++; };
+const clientRecv = (wrId: number, offset: number, length: number) => { raw.client.postRecv(wrId, { mr: raw.cMr, offset, length }); clientRecvs++; };
 
 function check(c: Completion): void {
   if (c.status !== 'success') throw new Error(`raw completion ${c.opcode} ${c.status}`);
@@ -152,15 +157,17 @@ function rawSends(bytes: number, sends: number): Promise<bigint> {
       try {
         for (const c of batch) {
           check(c);
+          serverRecvs--;
           if (++received === sends) { resolve(now() - t0); return; }
-          raw.server.postRecv(c.wrId, { mr: raw.sMr, offset: c.wrId * slot, length: slot });
+          serverRecv(c.wrId % RAW_WINDOW, (c.wrId % RAW_WINDOW) * slot, slot);
           credits++;
         }
         pump();
       } catch (e) { reject(e as Error); }
     });
     raw.client.onCompletions((batch) => { try { for (const c of batch) check(c); } catch (e) { reject(e as Error); } });
-    for (let i = 0; i < RAW_WINDOW; i++) raw.server.postRecv(i, { mr: raw.sMr, offset: i * slot, length: slot });
+    for (let i = serverRecvs; i < RAW_WINDOW; i++) serverRecv(i, i * slot, slot);
+    credits = serverRecvs;
     const pump = () => {
       while (credits > 0 && posted < sends) {
         credits--;
@@ -177,9 +184,9 @@ function rawRdma(write: boolean, op: number, inFlight: number, total: number): P
     const n = total / op;
     let posted = 0, done = 0;
     const t0 = now();
-    raw.server.postRecv(0, { mr: raw.sMr, offset: 0, length: 64 });
+    if (serverRecvs === 0) serverRecv(0, 0, 2048);
     raw.server.onCompletions((batch) => {
-      for (const c of batch) { try { check(c); } catch (e) { reject(e as Error); } if (c.opcode === 'recv') resolve(now() - t0); }
+      for (const c of batch) { try { check(c); } catch (e) { reject(e as Error); } if (c.opcode === 'recv') { serverRecvs--; resolve(now() - t0); } }
     });
     const post = () => {
       const at = (posted % inFlight) * op % (16 * MiB - op + 1);
@@ -209,13 +216,14 @@ function rawLatency(pings: number): Promise<number[]> {
   return new Promise<number[]>((resolve, reject) => {
     const out: number[] = [];
     let t0 = now();
-    raw.server.postRecv(0, { mr: raw.sMr, offset: 0, length: 256 });
-    raw.client.postRecv(0, { mr: raw.cMr, offset: 0, length: 256 });
+    if (serverRecvs === 0) serverRecv(0, 0, 2048);
+    if (clientRecvs === 0) clientRecv(0, 0, 2048);
     raw.server.onCompletions((batch) => {
       for (const c of batch) {
         if (c.status !== 'success') return reject(new Error(c.status));
         if (c.opcode !== 'recv') continue;
-        raw.server.postRecv(0, { mr: raw.sMr, offset: 0, length: 256 });
+        serverRecvs--;
+        serverRecv(0, 0, 2048);
         raw.server.postSend(1, [{ mr: raw.sMr, offset: 1024, length: 88 }], { signaled: false });
       }
     });
@@ -223,9 +231,10 @@ function rawLatency(pings: number): Promise<number[]> {
       for (const c of batch) {
         if (c.status !== 'success') return reject(new Error(c.status));
         if (c.opcode !== 'recv') continue;
+        clientRecvs--;
         out.push(Number(now() - t0) / 2);
         if (out.length === pings) return resolve(out);
-        raw.client.postRecv(0, { mr: raw.cMr, offset: 0, length: 256 });
+        clientRecv(0, 0, 2048);
         t0 = now();
         raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: false });
       }

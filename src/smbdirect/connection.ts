@@ -107,6 +107,8 @@ const WR_SEND = 2;
 const WR_RDMA = 3;
 const KIND_SHIFT = 24;
 const INDEX_MASK = (1 << KIND_SHIFT) - 1;
+/** A send completion at least this often (see #postFragment). */
+const SIGNAL_EVERY = 16;
 /** Lowest receive credit target: see #scheduleEmpty for why 1 and 2 cannot be live and quiet. */
 const MIN_TARGET = 3;
 
@@ -142,6 +144,41 @@ interface Transfer {
 }
 
 type Work = OutMessage | RdmaOp;
+
+/** A FIFO with O(1) shift (Array#shift copies, and a send queue can hold 100k messages). */
+class Fifo<T> {
+  #items: Array<T | undefined> = [];
+  #head = 0;
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+  push(v: T): void {
+    this.#items.push(v);
+  }
+  peek(): T | undefined {
+    return this.#items[this.#head];
+  }
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const v = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return v;
+  }
+  popLast(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    return this.#items.pop();
+  }
+  drain(): T[] {
+    const out = this.#items.slice(this.#head) as T[];
+    this.#items = [];
+    this.#head = 0;
+    return out;
+  }
+}
 
 class PlacementRegistration implements Registration {
   readonly descriptors: BufferDescriptor[];
@@ -181,11 +218,14 @@ export class SmbDirectConnection extends EventEmitter {
   readonly #sendMr: MemoryRegion;
   readonly #sendSlot: number;
   #freeSendSlots: number[];
+  /** Send slots in the order they were posted; a signaled completion frees it and all before it. */
+  #sendRing = new Fifo<number>();
+  #unsignaled = 0;
   #sendCredits = 0;
   #sqUsed = 0;
   #readsInFlight = 0;
   #readDepth: number;
-  #queue: Work[] = [];
+  #queue = new Fifo<Work>();
   #writableLength = 0;
   #needDrain = false;
   #fragmenter?: Fragmenter;
@@ -534,10 +574,10 @@ export class SmbDirectConnection extends EventEmitter {
     const off = slot * this.#sendSlot;
     this.#sendMr.buffer.set(bytes, off);
     this.#sqUsed++;
+    this.#sendRing.push(slot);
     try {
       if (!this.#post(() => this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: bytes.length }]))) {
-        this.#sqUsed--;
-        this.#freeSendSlots.push(slot);
+        this.#unpost();
       }
     } catch (err) {
       this.#finish(asError(err));
@@ -680,7 +720,7 @@ export class SmbDirectConnection extends EventEmitter {
 
   #pump(): void {
     while (this.#queue.length && this.#state !== 'closed') {
-      const w = this.#queue[0]!;
+      const w = this.#queue.peek()!;
       if (w.kind === 'rdma') {
         if (this.#sqUsed >= this.#o.sendQueueDepth || (w.read && this.#readsInFlight >= this.#readDepth)) return;
         this.#queue.shift();
@@ -700,7 +740,7 @@ export class SmbDirectConnection extends EventEmitter {
         const start = w.next * w.maxPayload;
         const end = Math.min(start + w.maxPayload, w.data.length);
         const last = w.next === w.count - 1;
-        if (!this.#postFragment(w.data.subarray(start, end), w.data.length - end, last ? w.invalidate : undefined)) return;
+        if (!this.#postFragment(w.data.subarray(start, end), w.data.length - end, last ? w.invalidate : undefined, last)) return;
         w.next++;
         this.#writableLength -= end - start;
       }
@@ -715,7 +755,7 @@ export class SmbDirectConnection extends EventEmitter {
     this.#scheduleEmpty();
   }
 
-  #postFragment(data: Uint8Array, remaining: number, invalidate?: number): boolean {
+  #postFragment(data: Uint8Array, remaining: number, invalidate: number | undefined, last: boolean): boolean {
     const slot = this.#freeSendSlots.pop()!;
     const off = slot * this.#sendSlot;
     const grant = this.#grantable();
@@ -740,18 +780,20 @@ export class SmbDirectConnection extends EventEmitter {
     this.#s.fragmentsSent++;
     this.#s.bytesSent += hdr + data.length;
     if (data.length === 0) this.#s.emptySends++;
+    // Completions free slots, not messages: ask for one per message and every SIGNAL_EVERY
+    // fragments (a signaled completion frees every slot posted before it, as on a verbs send queue)
+    const signaled = last || ++this.#unsignaled >= SIGNAL_EVERY || this.#freeSendSlots.length < SIGNAL_EVERY;
+    if (signaled) this.#unsignaled = 0;
+    this.#sendRing.push(slot);
     let posted: boolean;
     try {
       posted = this.#post(() => this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: hdr + data.length }],
-        invalidate === undefined ? undefined : { invalidateRkey: invalidate }));
+        invalidate === undefined ? { signaled } : { invalidateRkey: invalidate, signaled }));
     } catch (err) {
       this.#finish(asError(err));
       return false;
     }
-    if (!posted) {
-      this.#freeSendSlots.push(slot);
-      this.#sqUsed--;
-    }
+    if (!posted) this.#unpost();
     return posted;
   }
 
@@ -786,9 +828,22 @@ export class SmbDirectConnection extends EventEmitter {
     });
   }
 
-  #onSendDone(slot: number, c: Completion): void {
-    this.#freeSendSlots.push(slot);
+  /** Takes back the send slot posted last (the provider refused it). */
+  #unpost(): void {
+    const items = this.#sendRing;
+    const slot = items.popLast();
+    if (slot !== undefined) this.#freeSendSlots.push(slot);
     this.#sqUsed--;
+  }
+
+  #onSendDone(slot: number, c: Completion): void {
+    for (;;) {
+      const s = this.#sendRing.shift();
+      if (s === undefined) break;
+      this.#freeSendSlots.push(s);
+      this.#sqUsed--;
+      if (s === slot) break;
+    }
     if (c.status === 'flushed') this.#lostWork ||= this.#state === 'connected';
     else if (c.status !== 'success') throw transportError('send', c);
   }
@@ -976,8 +1031,8 @@ export class SmbDirectConnection extends EventEmitter {
     const reason = this.#error ?? new SmbDirectError('ERR_SMBD_CLOSED', 'the connection was closed');
     if (wasNegotiating) this.#settleNegotiation(reason);
     const queue = this.#queue;
-    this.#queue = [];
-    for (const w of queue) {
+    this.#queue = new Fifo<Work>();
+    for (const w of queue.drain()) {
       if (w.kind === 'message') w.reject(reason);
       else this.#settleOp(w, reason);
     }
