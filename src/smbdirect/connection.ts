@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 
 import { type BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
-  type DataTransfer, RESPONSE_REQUESTED, decodeDataTransfer, writeDataTransferHeader,
+  DATA_TRANSFER_DATA_OFFSET, DATA_TRANSFER_MIN_SIZE, RESPONSE_REQUESTED, decodeDataTransfer,
 } from '../../framing/data-transfer.js';
 import { SmbDirectProtocolError } from '../../framing/errors.js';
 import { Fragmenter, Reassembler } from '../../framing/fragment.js';
@@ -145,6 +145,9 @@ interface Transfer {
 
 type Work = OutMessage | RdmaOp;
 
+/** One received data transfer message's reassembly fields; `data` views the receive slot. */
+interface Fragment { remainingDataLength: number; dataLength: number; data: Uint8Array }
+
 /** A FIFO with O(1) shift (Array#shift copies, and a send queue can hold 100k messages). */
 class Fifo<T> {
   #items: Array<T | undefined> = [];
@@ -205,17 +208,19 @@ export class SmbDirectConnection extends EventEmitter {
 
   // receive side: one registered slab, one slot per credit
   readonly #recvMr: MemoryRegion;
+  readonly #recvView: DataView;
   readonly #recvSlot: number;
   #receivesPosted = 0;
   #receiveCredits = 0;          // credits the peer holds (granted, not yet used)
   #receiveCreditTarget = 1;     // what the peer asks for, clamped to [1, credits]
   #reassembler?: Reassembler;
   #paused = false;
-  #backlog: Array<{ slot: number; dt: DataTransfer }> = [];
+  #backlog: Array<{ slot: number; fragment: Fragment }> = [];
   #pendingFragments = 0;
 
   // send side: one registered slab, one slot per send work request
   readonly #sendMr: MemoryRegion;
+  readonly #sendView: DataView;
   readonly #sendSlot: number;
   #freeSendSlots: number[];
   /** Send slots in the order they were posted; a signaled completion frees it and all before it. */
@@ -277,6 +282,8 @@ export class SmbDirectConnection extends EventEmitter {
     this.#sendSlot = align8(options.maxSendSize);
     this.#recvMr = endpoint.registerMemory(options.credits * this.#recvSlot, { localWrite: true });
     this.#sendMr = endpoint.registerMemory(options.sendQueueDepth * this.#sendSlot, {});
+    this.#recvView = new DataView(this.#recvMr.buffer.buffer, this.#recvMr.buffer.byteOffset, this.#recvMr.buffer.byteLength);
+    this.#sendView = new DataView(this.#sendMr.buffer.buffer, this.#sendMr.buffer.byteOffset, this.#sendMr.buffer.byteLength);
     this.#freeSendSlots = Array.from({ length: options.sendQueueDepth }, (_, i) => options.sendQueueDepth - 1 - i);
     this.#negotiatedPromise = new Promise<void>((resolve, reject) => {
       this.#settleNegotiation = (err) => (err ? reject(err) : resolve());
@@ -347,8 +354,8 @@ export class SmbDirectConnection extends EventEmitter {
     if (!this.#paused) return;
     this.#paused = false;
     while (this.#backlog.length && !this.#paused && this.#state !== 'closed') {
-      const { slot, dt } = this.#backlog.shift()!;
-      this.#deliver(slot, dt);
+      const { slot, fragment } = this.#backlog.shift()!;
+      this.#deliver(slot, fragment);
     }
     this.#pump();
   }
@@ -640,9 +647,11 @@ export class SmbDirectConnection extends EventEmitter {
     this.#s.bytesReceived += c.byteLength;
     this.#lastReceive = now();
     this.#keepaliveAnswered();
-    const bytes = this.#recvMr.buffer.subarray(slot * this.#recvSlot, slot * this.#recvSlot + c.byteLength);
+    const base = slot * this.#recvSlot;
+    const length = c.byteLength;
     if (c.invalidatedRkey !== undefined) this.#onRemoteInvalidate(c.invalidatedRkey);
     if (this.#state === 'negotiating') {
+      const bytes = Buffer.from(this.#recvMr.buffer.subarray(base, base + length)); // the slot is reposted first
       this.#postReceive(slot);
       this.#onNegotiateMessage(bytes);
       return;
@@ -654,19 +663,32 @@ export class SmbDirectConnection extends EventEmitter {
     if (c.byteLength > this.#negotiated!.maxReceiveSize) {
       throw new SmbDirectError('ERR_SMBD_RECEIVE_TOO_LARGE', `received ${c.byteLength} bytes, MaxReceiveSize is ${this.#negotiated!.maxReceiveSize}`);
     }
-    const dt = decodeDataTransfer(bytes); // throws the 3.1.5.8 violations: the connection terminates
-    this.#receiveCreditTarget = clamp(dt.creditsRequested, MIN_TARGET, this.#o.credits);
-    this.#sendCredits = Math.min(this.#sendCredits + dt.creditsGranted, 0xffff);
-    if (dt.flags & RESPONSE_REQUESTED) this.#responseOwed = true;
-    if (dt.dataLength === 0 && dt.remainingDataLength === 0) {
+    // The 3.1.5.8 checks of framing's decodeDataTransfer, read in place (no object per message);
+    // on any violation decodeDataTransfer itself throws the typed error and the connection ends.
+    const v = this.#recvView;
+    const dataOffset = length >= DATA_TRANSFER_MIN_SIZE ? v.getUint32(base + 12, true) : 0;
+    const dataLength = length >= DATA_TRANSFER_MIN_SIZE ? v.getUint32(base + 16, true) : 0;
+    if (length < DATA_TRANSFER_MIN_SIZE || v.getUint16(base, true) === 0 || dataOffset % 8 !== 0 ||
+        (dataLength > 0 && dataOffset < DATA_TRANSFER_DATA_OFFSET) || dataOffset + dataLength > length) {
+      decodeDataTransfer(this.#recvMr.buffer.subarray(base, base + length));
+      throw new Error('unreachable: decodeDataTransfer accepted what the fast path refused');
+    }
+    this.#receiveCreditTarget = clamp(v.getUint16(base, true), MIN_TARGET, this.#o.credits);
+    this.#sendCredits = Math.min(this.#sendCredits + v.getUint16(base + 2, true), 0xffff);
+    if (v.getUint16(base + 4, true) & RESPONSE_REQUESTED) this.#responseOwed = true;
+    const remainingDataLength = v.getUint32(base + 8, true);
+    if (dataLength === 0 && remainingDataLength === 0) {
       this.#postReceive(slot);
-    } else if (this.#paused || this.#backlog.length) {
-      this.#backlog.push({ slot, dt }); // its buffer stays ours, so its credit is not returned
-    } else this.#deliver(slot, dt);
+    } else {
+      const fragment: Fragment = { remainingDataLength, dataLength, data: this.#recvMr.buffer.subarray(base + dataOffset, base + dataOffset + dataLength) };
+      // paused: the buffer stays ours, so its credit is not returned until resume()
+      if (this.#paused || this.#backlog.length) this.#backlog.push({ slot, fragment });
+      else this.#deliver(slot, fragment);
+    }
     this.#scheduleEmpty();
   }
 
-  #deliver(slot: number, dt: DataTransfer): void {
+  #deliver(slot: number, dt: Fragment): void {
     const r = this.#reassembler!;
     let message: Uint8Array | undefined;
     try {
@@ -768,11 +790,20 @@ export class SmbDirectConnection extends EventEmitter {
         `no message within ${this.#o.keepaliveTimeoutMs} ms of a keepalive request`)), this.#o.keepaliveTimeoutMs);
       this.#keepaliveDeadline.unref();
     }
-    const buf = this.#sendMr.buffer;
-    const hdr = writeDataTransferHeader(buf, off, {
-      creditsRequested: this.#o.credits, creditsGranted: grant, flags, remainingDataLength: remaining, dataLength: data.length,
-    });
-    buf.set(data, off + hdr);
+    // the [MS-SMBD] 2.2.3 header, as framing's writeDataTransferHeader writes it (all values in range)
+    const v = this.#sendView;
+    const hdr = data.length > 0 ? DATA_TRANSFER_DATA_OFFSET : DATA_TRANSFER_MIN_SIZE;
+    v.setUint16(off, this.#o.credits, true);
+    v.setUint16(off + 2, grant, true);
+    v.setUint16(off + 4, flags, true);
+    v.setUint16(off + 6, 0, true);
+    v.setUint32(off + 8, remaining, true);
+    v.setUint32(off + 12, data.length > 0 ? DATA_TRANSFER_DATA_OFFSET : 0, true);
+    v.setUint32(off + 16, data.length, true);
+    if (data.length > 0) {
+      v.setUint32(off + 20, 0, true);
+      this.#sendMr.buffer.set(data, off + hdr);
+    }
     this.#receiveCredits += grant;
     this.#sendCredits--;
     this.#sqUsed++;
