@@ -906,10 +906,19 @@ export class SmbDirectConnection extends EventEmitter {
       return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: the descriptors cover ${covered} bytes, ${skip} + ${length} are needed`));
     }
     let mr: MemoryRegion;
+    let bounced = false;
     try {
       mr = this.endpoint.registerMemory(buf, read ? { localWrite: true } : {});
-    } catch (err) {
-      return Promise.reject(asError(err));
+    } catch {
+      // a provider may refuse this memory (verbs registers only whole ArrayBuffers, not pool
+      // slices): go through a registered bounce buffer instead, one copy
+      try {
+        mr = this.endpoint.registerMemory(length, { localWrite: true });
+      } catch (err) {
+        return Promise.reject(asError(err));
+      }
+      bounced = true;
+      if (!read) mr.buffer.set(buf);
     }
     const started = now();
     const p = new Promise<number>((resolve, reject) => {
@@ -933,6 +942,7 @@ export class SmbDirectConnection extends EventEmitter {
       this.#pump();
     });
     return p.then((n) => {
+      if (bounced && read) buf.set(mr.buffer.subarray(0, length));
       this.#rdmaLatency.record((now() - started) * 1000);
       if (read) { this.#s.rdmaReads++; this.#s.rdmaBytesRead += n; } else { this.#s.rdmaWrites++; this.#s.rdmaBytesWritten += n; }
       return n;
