@@ -11,3 +11,5 @@ export {
   VerbsEndpoint, checkDeviceLimits, createVerbsProvider, type VerbsOptions, type VerbsProvider, type VerbsState,
 } from './verbs.js';
 export { defaultProvider, verbsCandidate, type ChosenProvider, type DefaultProviderOptions } from './default.js';
+export { VerbsWorkerPool, createWorkerPool, type WorkerPoolOptions, type WorkerStats } from './verbs-workers.js';
+export type { ConnectionHandler, WorkerContext } from './verbs-worker.js';

@@ -217,6 +217,14 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     this.state = state;
   }
 
+  get localAddress(): native.SocketAddress | undefined {
+    return this.id.closed ? undefined : this.id.localAddress;
+  }
+
+  get peerAddress(): native.SocketAddress | undefined {
+    return this.id.closed ? undefined : this.id.peerAddress;
+  }
+
   /** Which of the pool's CQs this endpoint's completions are on. */
   get cqIndex(): number {
     return this.placement?.index ?? -1;
@@ -678,6 +686,7 @@ async function literal(host: string): Promise<string> {
 
 export interface VerbsProvider extends RdmaProvider {
   readonly name: 'verbs';
+  connect(opts: ConnectOptions): Promise<VerbsEndpoint>;
   /** Per-CQ counters of each device's completion pool (empty while no connection is open). */
   stats(): Record<string, ReturnType<CompletionPool['stats']>>;
 }
@@ -729,7 +738,7 @@ export class VerbsProviderImpl implements VerbsProvider {
   }
 
   /** Wraps a connect request's id as an unaccepted endpoint (also for ids handed to a worker). */
-  requestEndpoint(id: CmId, e: Pick<CmEvent, 'privateData' | 'initiatorDepth' | 'responderResources'>, register = true): VerbsEndpoint {
+  requestEndpoint(id: CmId, e: { privateData?: Uint8Array; initiatorDepth?: number; responderResources?: number }, register = true): VerbsEndpoint {
     const ep = new VerbsEndpoint(this, id, 'IDLE', this.settings);
     if (register) this.cm.adopt(id, (ev) => ep.onCm(ev));
     ep.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
