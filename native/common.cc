@@ -209,7 +209,12 @@ int Poll::Start(Napi::Env env, int fd, Callback cb, bool keepAlive) {
     auto* hh = static_cast<Handle*>(p->data);
     if (status < 0 && status != UV_EBADF) return;
     Callback cb = hh->cb;  // the callback may Stop() (and so free) this handle
-    if (cb) cb();
+    // A JS call that fails because the env is being torn down (worker.terminate()
+    // between CanCallJs() and the call) throws: nothing more to deliver then.
+    try {
+      if (cb) cb();
+    } catch (const Napi::Error&) {
+    }
   });
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), [](uv_handle_t* p) { delete static_cast<Handle*>(p->data); });

@@ -11,7 +11,8 @@ import {
   type Completion, type MemoryRegion, type VerbsEndpoint, type WorkerStats,
   createVerbsProvider, createWorkerPool,
 } from '../../src/providers/index.js';
-import { DEVICES, type Counts, baselineCounts, expectCountsBack, pattern, requireVm } from './helpers.js';
+import * as native from '../../native/index.js';
+import { DEVICES, Events, type Counts, baselineCounts, expectCountsBack, pattern, requireVm, resolve } from './helpers.js';
 
 const WORKER = new URL('./echo-worker.js', import.meta.url);
 const CONNS = 8;
@@ -71,6 +72,39 @@ if (requireVm()) {
   let base: Counts;
   before(async () => { base = await baselineCounts(); });
   after(async () => { await expectCountsBack(base, 'workers.test'); });
+
+  it('CmId.detach() / EventChannel.adoptId(): a handle is adopted once; forged, stale and QP-bearing ids are refused', async () => {
+    const dev = DEVICES[0]!;
+    const events = new Events();
+    const other = new Events();
+    try {
+      const id = await resolve(events, dev.ip, 9);
+      const handle = id.detach();
+      assert.equal(typeof handle, 'bigint');
+      assert.ok(id.closed, 'the detached object is closed');
+      const adopted = other.channel.adoptId(handle);
+      assert.equal(adopted.deviceName, dev.name, 'the adopted id keeps its resolved device');
+      assert.throws(() => other.channel.adoptId(handle), (e: native.NativeError) => e.code === 'ERR_INVALID_HANDLE');
+      assert.throws(() => other.channel.adoptId(12345n), (e: native.NativeError) => e.code === 'ERR_INVALID_HANDLE');
+      assert.equal(native.destroyDetachedId(handle), false, 'already adopted');
+      const again = adopted.detach();
+      assert.equal(native.destroyDetachedId(again), true, 'an unadopted id is freed');
+      assert.throws(() => other.channel.adoptId(again), (e: native.NativeError) => e.code === 'ERR_INVALID_HANDLE');
+      const withQp = await resolve(events, dev.ip, 9);
+      const d = withQp.device!;
+      const pd = d.allocPd();
+      const ch = d.createCompChannel();
+      const cq = d.createCq(16, ch, 0, () => {});
+      withQp.createQp(pd, cq, cq, {});
+      assert.throws(() => withQp.detach(), (e: native.NativeError) => e.code === 'ERR_QP_EXISTS');
+      withQp.close();
+      pd.close();
+      ch.close();
+    } finally {
+      events.close();
+      other.close();
+    }
+  });
 
   for (const dev of DEVICES) {
     describe(`${dev.name} (${dev.kind})`, () => {
