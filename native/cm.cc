@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "objects.h"
 
@@ -60,6 +62,7 @@ static const char* EventName(rdma_cm_event_type t) {
 void EventChannel::Drain() {
   Napi::Env env = env_;
   Napi::HandleScope scope(env);
+  if (!CanCallJs(env)) return;
   Napi::Array events = Napi::Array::New(env);
   uint32_t n = 0;
   rdma_cm_event* ev;
@@ -104,10 +107,56 @@ Napi::Value EventChannel::CreateId(const Napi::CallbackInfo& info) {
   return CmId::Wrap(env, id, this);
 }
 
+// ---- handing a cm_id to another thread ----------------------------------------
+// A listener on one thread (env) detaches a connect request's id; a worker
+// thread adopts it onto its own event channel with rdma_migrate_id. The token
+// is the id's address, honoured only while it is in this process-wide set, so
+// a stale or forged token is refused and an id is adopted at most once.
+
+static std::mutex g_handoffMutex;
+static std::set<rdma_cm_id*> g_handoff;
+
+static bool TakeHandoff(rdma_cm_id* id) {
+  std::lock_guard<std::mutex> lock(g_handoffMutex);
+  return g_handoff.erase(id) == 1;
+}
+
+static rdma_cm_id* HandoffArg(Napi::Env env, Napi::Value v) {
+  if (!v.IsBigInt()) ThrowType(env, "the handle must be a bigint from CmId.detach()");
+  bool lossless = false;
+  uint64_t raw = v.As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) ThrowRange(env, "not a cm_id handle");
+  return reinterpret_cast<rdma_cm_id*>(static_cast<uintptr_t>(raw));
+}
+
+// adoptId(handle): rdma_migrate_id of a detached id onto this channel -> CmId
+Napi::Value EventChannel::AdoptId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env, "EventChannel");
+  rdma_cm_id* id = HandoffArg(env, info[0]);
+  if (!TakeHandoff(id)) ThrowCode(env, "ERR_INVALID_HANDLE", "not a detached cm_id (already adopted, destroyed, or never detached)");
+  if (rdma_migrate_id(id, ch_)) {
+    int err = errno;
+    rdma_destroy_id(id);
+    ThrowErrno(env, err, "rdma_migrate_id");
+  }
+  return CmId::Wrap(env, id, this);
+}
+
+// destroyDetachedId(handle): frees a detached id nobody adopted; false if it was adopted
+static Napi::Value DestroyDetachedId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  rdma_cm_id* id = HandoffArg(env, info[0]);
+  if (!TakeHandoff(id)) return Napi::Boolean::New(env, false);
+  rdma_destroy_id(id);
+  return Napi::Boolean::New(env, true);
+}
+
 Napi::Function EventChannel::Define(Napi::Env env) {
   return DefineClass(env, "EventChannel", Common({
       InstanceAccessor<&EventChannel::Fd>("fd"),
       InstanceMethod<&EventChannel::CreateId>("createId"),
+      InstanceMethod<&EventChannel::AdoptId>("adoptId"),
   }));
 }
 
@@ -350,6 +399,24 @@ Napi::Value CmId::Migrate(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// detach(): gives this id up (no QP on it yet) for EventChannel.adoptId() on
+// another thread; this object closes without destroying the id. Events that
+// reach the old channel before the adoption are acked and dropped.
+Napi::Value CmId::Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env, "CmId");
+  if (qp_ && !qp_->closed()) ThrowCode(env, "ERR_QP_EXISTS", "a cm_id with a queue pair cannot be handed to another thread");
+  rdma_cm_id* id = id_;
+  id->context = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_handoffMutex);
+    g_handoff.insert(id);
+  }
+  id_ = nullptr;  // Release() must not destroy it
+  Close();
+  return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(id)));
+}
+
 Napi::Value CmId::DeviceName(const Napi::CallbackInfo& info) {
   if (!id_ || !id_->verbs) return info.Env().Undefined();
   return Napi::String::New(info.Env(), ibv_get_device_name(id_->verbs->device));
@@ -395,6 +462,7 @@ Napi::Function CmId::Define(Napi::Env env) {
       InstanceMethod<&CmId::Disconnect>("disconnect"),
       InstanceMethod<&CmId::CreateQp>("createQp"),
       InstanceMethod<&CmId::Migrate>("migrate"),
+      InstanceMethod<&CmId::Detach>("detach"),
   }));
 }
 
@@ -405,6 +473,7 @@ void InitCm(Napi::Env env, Napi::Object exports, InstanceData* data) {
   exports.Set("EventChannel", ch);
   exports.Set("CmId", id);
   exports.Set("createEventChannel", Napi::Function::New(env, CreateEventChannel, "createEventChannel"));
+  exports.Set("destroyDetachedId", Napi::Function::New(env, DestroyDetachedId, "destroyDetachedId"));
 }
 
 }  // namespace smbdirect

@@ -209,7 +209,12 @@ int Poll::Start(Napi::Env env, int fd, Callback cb, bool keepAlive) {
     auto* hh = static_cast<Handle*>(p->data);
     if (status < 0 && status != UV_EBADF) return;
     Callback cb = hh->cb;  // the callback may Stop() (and so free) this handle
-    if (cb) cb();
+    // A JS call that fails because the env is being torn down (worker.terminate()
+    // between CanCallJs() and the call) throws: nothing more to deliver then.
+    try {
+      if (cb) cb();
+    } catch (const Napi::Error&) {
+    }
   });
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), [](uv_handle_t* p) { delete static_cast<Handle*>(p->data); });
@@ -227,6 +232,16 @@ void Poll::Stop() {
   h->cb = nullptr;
   uv_poll_stop(&h->poll);
   uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), [](uv_handle_t* p) { delete static_cast<Handle*>(p->data); });
+}
+
+bool CanCallJs(Napi::Env env) {
+  // A worker being terminated still runs libuv callbacks, but every N-API call
+  // that would run JS fails then, and node-addon-api turns that failure into a
+  // fatal error. napi_set_named_property checks the same condition and only
+  // returns a status: probe with it first.
+  napi_value o, u;
+  if (napi_create_object(env, &o) != napi_ok || napi_get_undefined(env, &u) != napi_ok) return false;
+  return napi_set_named_property(env, o, "probe", u) == napi_ok;
 }
 
 void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<napi_value>& args) {

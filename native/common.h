@@ -168,6 +168,9 @@ int SetNonBlocking(int fd);
 // Calls a JS function from a libuv callback: handle scope, microtasks after,
 // an exception thrown by the callback goes to process 'uncaughtException'.
 void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<napi_value>& args);
+// False while the env cannot run JS (a worker thread being terminated): libuv
+// callbacks then leave their events for the env cleanup hook.
+bool CanCallJs(Napi::Env env);
 
 // ---- classes (defined in their own files) ---------------------------------
 

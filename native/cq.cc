@@ -150,6 +150,7 @@ uint32_t CompletionQueue::Drain(Napi::Env env, bool rearm) {
 static void ChannelReadable(CompletionChannel* ch) {
   Napi::Env env = ch->Env();
   Napi::HandleScope scope(env);
+  if (!CanCallJs(env)) return;
   ch->Ref();  // handlers may close (and release) the channel while we loop
   ibv_cq* evcq;
   void* ctx;

@@ -251,6 +251,7 @@ Napi::Value Device::OnAsyncEvent(const Napi::CallbackInfo& info) {
 void Device::DrainAsync() {
   Napi::Env env = env_;
   Napi::HandleScope scope(env);
+  if (!CanCallJs(env)) return;
   Napi::Array events = Napi::Array::New(env);
   uint32_t n = 0;
   ibv_async_event ev;

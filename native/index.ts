@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
  * for failed verbs/rdma_cm calls (with `errno` negative and `syscall` set), or
  * one of ERR_CLOSED, ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_WRONG_PD,
  * ERR_WRONG_DEVICE, ERR_DEVICE_LIMIT, ERR_QP_EXISTS, ERR_NO_DEVICE,
- * ERR_INVALID_IP_ADDRESS, ERR_REENTRANT for misuse. */
+ * ERR_INVALID_IP_ADDRESS, ERR_REENTRANT, ERR_INVALID_HANDLE for misuse. */
 export interface NativeError extends Error {
   code: string;
   errno?: number;
@@ -263,6 +263,10 @@ export interface CmId extends Closable {
   createQp(pd: ProtectionDomain, sendCq: CompletionQueue, recvCq: CompletionQueue, caps: QpCaps): QueuePair;
   /** rdma_migrate_id: this id's events now arrive on `channel`. */
   migrate(channel: EventChannel): void;
+  /** Gives this id (no QP yet) up for `EventChannel.adoptId()` on another thread (worker_threads):
+   * this object closes without destroying the id; returns the handle to post to the thread.
+   * Events reaching the old channel before the adoption are dropped. */
+  detach(): bigint;
 }
 
 export type CmEventType = 'ADDR_RESOLVED' | 'ADDR_ERROR' | 'ROUTE_RESOLVED' | 'ROUTE_ERROR' | 'CONNECT_REQUEST' |
@@ -286,6 +290,9 @@ export interface CmEvent {
 export interface EventChannel extends Closable {
   readonly fd: number;
   createId(): CmId;
+  /** Takes a detached id (`CmId.detach()`, any thread of this process) onto this channel with
+   * rdma_migrate_id. Throws ERR_INVALID_HANDLE for a handle not detached or already adopted. */
+  adoptId(handle: bigint): CmId;
 }
 
 // ---- the binding -------------------------------------------------------------
@@ -297,6 +304,7 @@ interface Binding {
   listDevices(): DeviceListEntry[];
   openDevice(name: string): Device;
   createEventChannel(onEvents: (events: CmEvent[]) => void): EventChannel;
+  destroyDetachedId(handle: bigint): boolean;
   ACCESS: Record<string, number>;
   SEND_FLAGS: Record<string, number>;
   CQ_BATCH: number;
@@ -413,6 +421,11 @@ export function openDevice(name: string): Device {
 /** An rdma_cm event channel watched by uv_poll; events are delivered in batches. */
 export function createEventChannel(onEvents: (events: CmEvent[]) => void): EventChannel {
   return binding().createEventChannel(onEvents);
+}
+
+/** Destroys a detached cm_id nobody adopted (its thread died first); false if it was adopted. */
+export function destroyDetachedId(handle: bigint): boolean {
+  return binding().destroyDetachedId(handle);
 }
 
 export interface RdmaStatus {

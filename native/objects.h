@@ -201,6 +201,7 @@ class EventChannel : public Wrapped<EventChannel> {
   friend class CmId;
   void Release() override;
   Napi::Value CreateId(const Napi::CallbackInfo& info);
+  Napi::Value AdoptId(const Napi::CallbackInfo& info);
   Napi::Value Fd(const Napi::CallbackInfo& info);
   void Drain();
   rdma_event_channel* ch_ = nullptr;
@@ -228,6 +229,7 @@ class CmId : public Wrapped<CmId> {
   Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value CreateQp(const Napi::CallbackInfo& info);
   Napi::Value Migrate(const Napi::CallbackInfo& info);
+  Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value DeviceName(const Napi::CallbackInfo& info);
   Napi::Value GetDevice(const Napi::CallbackInfo& info);
   Napi::Value PortNum(const Napi::CallbackInfo& info);

@@ -23,3 +23,12 @@ it("'smbdirect/native' loads from dist/ and finds the addon from there", async (
   if (!native.available) assert.ok(native.reason);
   else assert.equal(typeof native.listDevices, 'function');
 });
+
+it("'smbdirect/completion' and the verbs provider load from dist/", async () => {
+  const completion = await import('smbdirect/completion');
+  const providers = await import('smbdirect/providers');
+  assert.equal(typeof completion.CompletionPool, 'function');
+  assert.equal(typeof completion.WrRing, 'function');
+  assert.equal(typeof providers.createVerbsProvider, 'function');
+  assert.equal(typeof providers.defaultProvider, 'function');
+});

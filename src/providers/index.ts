@@ -7,3 +7,9 @@ export { RdmaError } from './types.js';
 export { IwarpEndpoint, TerminateError, type IwarpState } from './iwarp/endpoint.js';
 export { MpaRejectedError, createIwarpProvider, upgradeToRdma, type IwarpOptions, type UpgradeOptions } from './iwarp/provider.js';
 export { Smb2StreamFramer, frameSmb2, startsMpaRequest } from './stream.js';
+export {
+  VerbsEndpoint, checkDeviceLimits, createVerbsProvider, type VerbsOptions, type VerbsProvider, type VerbsState,
+} from './verbs.js';
+export { defaultProvider, verbsCandidate, type ChosenProvider, type DefaultProviderOptions } from './default.js';
+export { VerbsWorkerPool, createWorkerPool, type WorkerPoolOptions, type WorkerStats } from './verbs-workers.js';
+export type { ConnectionHandler, WorkerContext } from './verbs-worker.js';

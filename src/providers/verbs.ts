@@ -1,0 +1,808 @@
+// The `verbs` provider: the RdmaProvider interface over the native addon (libibverbs + librdmacm)
+// and the completion pool (completion/), for RoCE, InfiniBand and iWARP NICs, soft-RoCE (rxe)
+// and soft-iWARP (siw). Semantics follow the iwarp-tcp provider (docs/completion.md has the
+// state machine): completions in batches with the same Completion shape, every outstanding work
+// request completes ('flushed' when the connection goes), the first error is reported once
+// ('error'), a graceful end is 'disconnected', then 'close' when everything is freed.
+import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { debuglog } from 'node:util';
+
+import { CompletionPool, type CompletionPoolOptions, type CompletionSink, type CqPlacement } from '../../completion/pool.js';
+import { WR_KIND, WrRing, type WrKindCode, isRecvWrId, seqOf } from '../../completion/wr-ring.js';
+import * as native from '../../native/index.js';
+import type {
+  CmEvent, CmEventType, CmId, CompletionBatch, Device, DeviceAttributes, EventChannel, NativeError, ProtectionDomain, QueuePair,
+} from '../../native/index.js';
+import type {
+  Access, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener, RdmaProvider, Sge,
+} from './types.js';
+import { RdmaError } from './types.js';
+
+const debug = debuglog('smbdirect');
+
+export interface VerbsOptions {
+  /** Send / receive queue depths (default 128 / 128), checked against max_qp_wr. */
+  maxSendWr?: number;
+  maxRecvWr?: number;
+  /** SGEs per send / receive work request (default 4 / 1), checked against max_sge. */
+  maxSendSge?: number;
+  maxRecvSge?: number;
+  maxInlineData?: number;
+  /** Outbound RDMA Reads in flight (ORD, default 16; checked against max_qp_init_rd_atom) and
+   * inbound ones served (IRD, default 16; checked against max_qp_rd_atom). */
+  initiatorDepth?: number;
+  responderResources?: number;
+  /** The completion pool of each device (CQ count, entries, placement). */
+  completion?: CompletionPoolOptions;
+  /** Placement key of the next connections (with a hash placement), e.g. a client id. */
+  placementKey?: (peer: native.SocketAddress | undefined) => number | undefined;
+  /** Graceful disconnect: outstanding work, the DISCONNECTED event and the flush, each (default 10 s). */
+  disconnectTimeoutMs?: number;
+  /** Address / route resolution and connection establishment (default 5 s / 20 s). */
+  resolveTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** RoCE/IB: the RNR NAK delay this side asks a sender to wait when no receive is posted (IB
+   * code, default 12 = 0.64 ms; the CM's own is 655 ms). */
+  minRnrTimer?: number;
+}
+
+interface Settings {
+  maxSendWr: number; maxRecvWr: number; maxSendSge: number; maxRecvSge: number; maxInlineData: number;
+  initiatorDepth: number; responderResources: number; disconnectTimeoutMs: number; resolveTimeoutMs: number;
+  connectTimeoutMs: number; minRnrTimer: number;
+}
+
+function settingsOf(o: VerbsOptions): Settings {
+  const s: Settings = {
+    maxSendWr: o.maxSendWr ?? 128, maxRecvWr: o.maxRecvWr ?? 128, maxSendSge: o.maxSendSge ?? 4, maxRecvSge: o.maxRecvSge ?? 1,
+    maxInlineData: o.maxInlineData ?? 0, initiatorDepth: o.initiatorDepth ?? 16, responderResources: o.responderResources ?? 16,
+    disconnectTimeoutMs: o.disconnectTimeoutMs ?? 10_000, resolveTimeoutMs: o.resolveTimeoutMs ?? 5000,
+    connectTimeoutMs: o.connectTimeoutMs ?? 20_000, minRnrTimer: o.minRnrTimer ?? 12,
+  };
+  for (const [k, v] of Object.entries(s)) {
+    if (!Number.isInteger(v) || v < 0) throw new RdmaError('ERR_OUT_OF_RANGE', `${k} must be a non-negative integer, got ${v}`);
+  }
+  if (s.maxSendWr < 1 || s.maxRecvWr < 1) throw new RdmaError('ERR_OUT_OF_RANGE', 'maxSendWr and maxRecvWr must be at least 1');
+  if (s.initiatorDepth > 255 || s.responderResources > 255) throw new RdmaError('ERR_OUT_OF_RANGE', 'initiatorDepth and responderResources must be <= 255');
+  return s;
+}
+
+/** Checks queue sizes and read depths against the device; the error names the limit. */
+export function checkDeviceLimits(a: DeviceAttributes, s: Pick<Settings, 'maxSendWr' | 'maxRecvWr' | 'maxSendSge' | 'maxRecvSge' | 'initiatorDepth' | 'responderResources'>): void {
+  const check = (want: number, max: number, what: string, limit: string) => {
+    if (want > max) throw new RdmaError('ERR_DEVICE_LIMIT', `${what} ${want} exceeds the device's ${limit} (${max}) on ${a.name}`);
+  };
+  check(s.maxSendWr, a.maxQpWr, 'maxSendWr', 'max_qp_wr');
+  check(s.maxRecvWr, a.maxQpWr, 'maxRecvWr', 'max_qp_wr');
+  check(s.maxSendSge, a.maxSge, 'maxSendSge', 'max_sge');
+  check(s.maxRecvSge, a.maxSge, 'maxRecvSge', 'max_sge');
+  check(s.initiatorDepth, a.maxQpInitRdAtom, 'initiatorDepth', 'max_qp_init_rd_atom');
+  check(s.responderResources, a.maxQpRdAtom, 'responderResources', 'max_qp_rd_atom');
+}
+
+/** An addon error as an RdmaError with the same code (errno name or ERR_*), cause kept. */
+function wrap(err: unknown, what: string): RdmaError {
+  if (err instanceof RdmaError) return err;
+  const e = err as NativeError;
+  return new RdmaError(e.code ?? 'ERR_VERBS', `${what}: ${e.message}`, { cause: err });
+}
+
+// ---- shared per-device resources and the rdma_cm event channel ----------------------------------
+
+/** A device's PD and completion pool, shared by the provider's connections on it. */
+class DeviceContext {
+  refs = 0;
+  readonly attrs: DeviceAttributes;
+  readonly pd: ProtectionDomain;
+  readonly pool: CompletionPool;
+  constructor(readonly device: Device, poolOptions: CompletionPoolOptions | undefined, private readonly onIdle: () => void) {
+    this.attrs = device.query();
+    this.pd = device.allocPd();
+    try {
+      this.pool = new CompletionPool(device, poolOptions);
+    } catch (err) {
+      this.pd.close();
+      throw err;
+    }
+  }
+  release(): void {
+    if (--this.refs > 0) return;
+    this.pool.close();
+    this.pd.close();
+    this.onIdle();
+  }
+}
+
+/** The provider's one rdma_cm event channel; events go to the handler of their cm_id. It is
+ * closed when no id is left (an open channel keeps the event loop alive). */
+class CmChannel {
+  channel?: EventChannel;
+  readonly handlers = new Map<CmId, (e: CmEvent) => void>();
+
+  add(make: (ch: EventChannel) => CmId, handler: (e: CmEvent) => void): CmId {
+    if (!this.channel) this.channel = native.createEventChannel((events) => this.dispatch(events));
+    let id: CmId;
+    try {
+      id = make(this.channel);
+    } catch (err) {
+      this.closeIfIdle();
+      throw err;
+    }
+    this.handlers.set(id, handler);
+    return id;
+  }
+
+  /** Registers an id that arrived in a CONNECT_REQUEST. */
+  adopt(id: CmId, handler: (e: CmEvent) => void): void {
+    this.handlers.set(id, handler);
+  }
+
+  remove(id: CmId): void {
+    this.handlers.delete(id);
+    if (!id.closed) id.close();
+    this.closeIfIdle();
+  }
+
+  private closeIfIdle(): void {
+    if (this.handlers.size === 0 && this.channel) {
+      const ch = this.channel;
+      this.channel = undefined;
+      setImmediate(() => { if (this.channel !== ch) ch.close(); });
+    }
+  }
+
+  private dispatch(events: CmEvent[]): void {
+    for (const e of events) {
+      const target = e.type === 'CONNECT_REQUEST' ? e.listenId : e.id;
+      const h = target ? this.handlers.get(target) : undefined;
+      if (h) h(e);
+      else if (e.type === 'CONNECT_REQUEST' && e.id) e.id.close(); // its listener is gone
+    }
+  }
+}
+
+// ---- memory ------------------------------------------------------------------------------------
+
+class VerbsRegion implements MemoryRegion {
+  readonly buffer: Uint8Array;
+  constructor(private readonly owner: VerbsEndpoint, readonly mr: native.MemoryRegion, buffer: Uint8Array) {
+    this.buffer = buffer;
+  }
+  get addr(): bigint { return this.mr.addr; }
+  get lkey(): number { return this.mr.lkey; }
+  get rkey(): number { return this.mr.rkey; }
+  get closed(): boolean { return this.mr.closed; }
+  close(): void {
+    if (this.mr.closed) return;
+    this.mr.close();
+    this.owner.forget(this);
+  }
+}
+
+// ---- the endpoint -----------------------------------------------------------------------------
+
+export type VerbsState = 'IDLE' | 'CONNECTING' | 'RTS' | 'CLOSING' | 'ERROR' | 'CLOSED';
+
+const OPCODE_OF: Record<number, CompletionOpcode> = { [WR_KIND.SEND]: 'send', [WR_KIND.RECV]: 'recv', [WR_KIND.WRITE]: 'write', [WR_KIND.READ]: 'read' };
+const STATUS_SUCCESS = 0;
+const STATUS_FLUSHED = 5;
+
+export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, CompletionSink {
+  state: VerbsState;
+  peerPrivateData: Uint8Array = new Uint8Array(0);
+  /** The peer's read depths from its connect request (responder side). */
+  peerInitiatorDepth = 0;
+  peerResponderResources = 0;
+  qp?: QueuePair;
+  ctx?: DeviceContext;
+  placement?: CqPlacement;
+  private sq!: WrRing;
+  private rq!: WrRing;
+  private lastSignaled = 0;
+  private readonly regions = new Set<VerbsRegion>();
+  private handler: (batch: Iterable<Completion>) => void = () => {};
+  private pending: Completion[] = [];
+  private firstError?: Error;
+  private latched?: Error;
+  private cmWaiter?: { types: CmEventType[]; resolve: (e: CmEvent) => void; reject: (err: Error) => void };
+  private drainWaiter?: () => void;
+  private closedFlag = false;
+  private closeWaiters: Array<() => void> = [];
+  private peerDisconnected = false;
+
+  constructor(readonly provider: VerbsProviderImpl, readonly id: CmId, state: VerbsState, readonly settings: Settings) {
+    super();
+    this.state = state;
+  }
+
+  get localAddress(): native.SocketAddress | undefined {
+    return this.id.closed ? undefined : this.id.localAddress;
+  }
+
+  get peerAddress(): native.SocketAddress | undefined {
+    return this.id.closed ? undefined : this.id.peerAddress;
+  }
+
+  /** Which of the pool's CQs this endpoint's completions are on. */
+  get cqIndex(): number {
+    return this.placement?.index ?? -1;
+  }
+
+  // ---- setup --------------------------------------------------------------------------------
+
+  /** PD, CQ placement and QP on the id's device (after route resolution / on a connect request). */
+  setup(key?: number): void {
+    const device = this.id.device;
+    if (!device) throw new RdmaError('ERR_NO_DEVICE', 'the connection is not bound to an RDMA device');
+    const ctx = this.provider.context(device);
+    ctx.refs++;
+    this.ctx = ctx;
+    const s = this.settings;
+    checkDeviceLimits(ctx.attrs, s);
+    this.placement = ctx.pool.place(this, key);
+    try {
+      this.qp = this.id.createQp(ctx.pd, this.placement.cq, this.placement.cq, {
+        maxSendWr: s.maxSendWr, maxRecvWr: s.maxRecvWr, maxSendSge: s.maxSendSge, maxRecvSge: s.maxRecvSge, maxInlineData: s.maxInlineData,
+      });
+    } catch (err) {
+      throw wrap(err, 'rdma_create_qp');
+    }
+    this.placement.bind(this.qp.qpNum);
+    this.sq = new WrRing(s.maxSendWr, false);
+    this.rq = new WrRing(s.maxRecvWr, true);
+  }
+
+  // ---- rdma_cm events ---------------------------------------------------------------------------
+
+  onCm(e: CmEvent): void {
+    const w = this.cmWaiter;
+    if (w) {
+      this.cmWaiter = undefined;
+      if (w.types.includes(e.type)) return w.resolve(e);
+      return w.reject(this.cmError(e, w.types));
+    }
+    switch (e.type) {
+      case 'DISCONNECTED':
+        this.peerDisconnected = true;
+        if (this.state === 'RTS') void this.gracefulEnd(false);
+        else if (this.state === 'CLOSING') this.emit('_peerDisconnected');
+        break;
+      case 'DEVICE_REMOVAL':
+        this.destroy(new RdmaError('ERR_VERBS_DEVICE_REMOVED', `the RDMA device ${this.id.deviceName ?? ''} was removed`));
+        break;
+      case 'TIMEWAIT_EXIT':
+      case 'ADDR_CHANGE':
+        break;
+      default:
+        if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(this.cmError(e, []));
+    }
+  }
+
+  private cmError(e: CmEvent, expected: CmEventType[]): RdmaError {
+    if (e.type === 'REJECTED') {
+      const err = new RdmaError('ERR_VERBS_REJECTED', `the peer rejected the connection (reason ${e.status})`);
+      return Object.assign(err, { privateData: e.privateData ?? new Uint8Array(0) });
+    }
+    const what = expected.length ? `expected ${expected.join('|')}, got ` : '';
+    const code = e.type === 'ADDR_ERROR' ? 'ERR_VERBS_ADDR_ERROR' : e.type === 'ROUTE_ERROR' ? 'ERR_VERBS_ROUTE_ERROR'
+      : e.type === 'UNREACHABLE' ? 'ERR_VERBS_UNREACHABLE' : e.type === 'DISCONNECTED' ? 'ERR_VERBS_CONNECTION_LOST' : 'ERR_VERBS_CONNECT_ERROR';
+    return new RdmaError(code, `rdma_cm: ${what}${e.type} (status ${e.status}${e.code ? ' ' + e.code : ''})`);
+  }
+
+  /** The next CM event of this id, one of `types` (else an error), within `ms`. */
+  nextCm(types: CmEventType[], ms: number): Promise<CmEvent> {
+    return new Promise<CmEvent>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.cmWaiter = undefined;
+        reject(new RdmaError('ERR_VERBS_TIMEOUT', `no rdma_cm ${types.join('|')} within ${ms} ms`));
+      }, ms);
+      this.cmWaiter = {
+        types,
+        resolve: (e) => { clearTimeout(timer); resolve(e); },
+        reject: (err) => { clearTimeout(timer); reject(err); },
+      };
+    });
+  }
+
+  /** After ESTABLISHED: RTS. */
+  established(e: CmEvent, initiator: boolean): void {
+    if (initiator) this.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
+    this.state = 'RTS';
+    if (this.ctx?.attrs.transport === 'ib' && this.qp) {
+      try { this.qp.setMinRnrTimer(this.settings.minRnrTimer); } catch { /* RTS only; not fatal */ }
+    }
+  }
+
+  // ---- the RdmaEndpoint surface -------------------------------------------------------------------
+
+  async accept(privateData?: Uint8Array): Promise<void> {
+    if (this.state !== 'IDLE') throw new RdmaError('ERR_INVALID_STATE', 'accept() is for a connection request not yet answered');
+    this.state = 'CONNECTING';
+    const s = this.settings;
+    const est = this.nextCm(['ESTABLISHED'], s.connectTimeoutMs);
+    try {
+      this.id.accept({
+        privateData,
+        initiatorDepth: Math.min(s.initiatorDepth, this.peerResponderResources),
+        responderResources: Math.min(s.responderResources, this.peerInitiatorDepth),
+      });
+    } catch (err) {
+      this.cmWaiter = undefined;
+      est.catch(() => {});
+      const e = wrap(err, 'rdma_accept');
+      this.finish(e, true);
+      throw e;
+    }
+    try {
+      this.established(await est, false);
+    } catch (err) {
+      this.finish(err as Error, true);
+      throw err;
+    }
+  }
+
+  async reject(privateData?: Uint8Array): Promise<void> {
+    if (this.state !== 'IDLE') throw new RdmaError('ERR_INVALID_STATE', 'reject() is for a connection request not yet answered');
+    try {
+      this.id.reject(privateData);
+    } finally {
+      this.state = 'CLOSING';
+      this.free();
+      this.state = 'CLOSED';
+      this.closeEvents(undefined, true);
+    }
+  }
+
+  registerMemory(sizeOrBuffer: number | Uint8Array, access: Access): MemoryRegion {
+    const ctx = this.ctx;
+    if (!ctx || this.state === 'CLOSED') throw new RdmaError('ERR_INVALID_STATE', `cannot register memory in state ${this.state}`);
+    if (access.remoteWrite && !access.localWrite) throw new RdmaError('ERR_OUT_OF_RANGE', 'access: remoteWrite requires localWrite');
+    const bits = native.accessFlags({ localWrite: access.localWrite, remoteRead: access.remoteRead, remoteWrite: access.remoteWrite });
+    let mr: native.MemoryRegion;
+    let buffer: Uint8Array;
+    try {
+      if (typeof sizeOrBuffer === 'number') {
+        mr = ctx.pd.allocSlab(sizeOrBuffer, bits);
+        buffer = new Uint8Array(mr.buffer);
+      } else if (sizeOrBuffer instanceof Uint8Array) {
+        mr = ctx.pd.registerBuffer(sizeOrBuffer, bits);
+        buffer = sizeOrBuffer;
+      } else {
+        throw new RdmaError('ERR_INVALID_ARG_TYPE', 'registerMemory needs a size or a Uint8Array');
+      }
+    } catch (err) {
+      throw wrap(err, 'registerMemory');
+    }
+    const r = new VerbsRegion(this, mr, buffer);
+    this.regions.add(r);
+    return r;
+  }
+
+  /** Called by VerbsRegion.close(). */
+  forget(r: VerbsRegion): void {
+    this.regions.delete(r);
+  }
+
+  onCompletions(handler: (batch: Iterable<Completion>) => void): void {
+    this.handler = handler;
+  }
+
+  postRecv(wrId: number, sge: Sge): void {
+    if (this.state !== 'IDLE' && this.state !== 'CONNECTING') this.checkPost();
+    if (this.rq.full) throw new RdmaError('ERR_QUEUE_FULL', `receive queue full (${this.rq.capacity})`);
+    const nwr = this.rq.push(wrId, WR_KIND.RECV, true, sge.length);
+    try {
+      this.qp!.postRecv(nwr, this.sge(sge));
+    } catch (err) {
+      this.rq.unpush();
+      throw wrap(err, 'postRecv');
+    }
+  }
+
+  postSend(wrId: number, sges: Sge[], opts: PostSendOptions = {}): void {
+    const flags = opts.solicited ? native.SEND_FLAGS.SOLICITED : 0;
+    this.postSq(wrId, WR_KIND.SEND, sges, opts.signaled ?? true, flags, (nwr, sgl, f) => this.qp!.postSend(nwr, sgl, f, opts.invalidateRkey));
+  }
+
+  postWrite(wrId: number, sges: Sge[], remoteAddr: bigint, rkey: number): void {
+    this.postSq(wrId, WR_KIND.WRITE, sges, true, 0, (nwr, sgl, f) => this.qp!.postWrite(nwr, sgl, remoteAddr, rkey, f));
+  }
+
+  postRead(wrId: number, sges: Sge[], remoteAddr: bigint, rkey: number): void {
+    this.postSq(wrId, WR_KIND.READ, sges, true, 0, (nwr, sgl, f) => this.qp!.postRead(nwr, sgl, remoteAddr, rkey, f));
+  }
+
+  /** Invalidates one of this endpoint's own rkeys: on iWARP a Local Invalidate work request
+   * (unreported); on InfiniBand/RoCE, where only windows and fast-registered MRs can be
+   * invalidated, the region is deregistered (closed) instead. */
+  invalidate(rkey: number): void {
+    const r = [...this.regions].find((x) => x.rkey === rkey);
+    if (!r) throw new RdmaError('ERR_INVALID_STAG', `rkey 0x${rkey.toString(16)} is not registered here`);
+    if (this.ctx?.attrs.transport === 'iwarp' && this.state === 'RTS') {
+      this.postSq(0, WR_KIND.INTERNAL, [], false, 0, (nwr, _sgl, f) => this.qp!.postLocalInvalidate(nwr, rkey, f));
+    } else {
+      r.close();
+    }
+  }
+
+  private postSq(wrId: number, kind: WrKindCode, sges: Sge[], signaled: boolean, flags: number,
+    post: (nwr: number, sgl: native.Sge[], flags: number) => void): void {
+    this.checkPost();
+    const sq = this.sq;
+    if (sq.full) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${sq.capacity})`);
+    // an unsignaled run may not fill the queue: every half queue one is signaled (unreported),
+    // so its completion retires the slots before it
+    const forced = !signaled && sq.head - this.lastSignaled >= sq.capacity >> 1;
+    let length = 0;
+    const sgl: native.Sge[] = new Array(sges.length);
+    for (let i = 0; i < sges.length; i++) {
+      sgl[i] = this.sge(sges[i]!);
+      length += sges[i]!.length;
+    }
+    const nwr = sq.push(wrId, kind, signaled, length);
+    if (signaled || forced) this.lastSignaled = sq.head;
+    try {
+      post(nwr, sgl, flags | (signaled || forced ? native.SEND_FLAGS.SIGNALED : 0));
+    } catch (err) {
+      sq.unpush();
+      throw wrap(err, 'post');
+    }
+  }
+
+  private sge(s: Sge): native.Sge {
+    const r = s.mr as VerbsRegion;
+    if (!(r instanceof VerbsRegion) || !this.regions.has(r)) throw new RdmaError('ERR_INVALID_ARG_TYPE', 'sge.mr is not a memory region of this endpoint');
+    return { mr: r.mr, offset: s.offset, length: s.length };
+  }
+
+  private checkPost(): void {
+    if (this.state !== 'RTS') throw new RdmaError('ERR_INVALID_STATE', `cannot post work in state ${this.state}`);
+  }
+
+  // ---- completions (CompletionSink) --------------------------------------------------------------
+
+  take(batch: CompletionBatch, i: number): void {
+    const nwr = batch.wrId[i]!;
+    const ring = isRecvWrId(nwr) ? this.rq : this.sq;
+    const slot = ring.retire(seqOf(nwr));
+    if (slot < 0) return;
+    const kind = ring.kind[slot]!;
+    const status = batch.status[i]!;
+    if (kind === WR_KIND.INTERNAL && status === STATUS_SUCCESS) return;
+    if (!ring.signaled[slot] && status === STATUS_SUCCESS) return; // a forced signal
+    const statusName = status === STATUS_SUCCESS ? 'success' : status === STATUS_FLUSHED ? 'flushed' : native.wcStatusName(status);
+    if (kind === WR_KIND.INTERNAL) {
+      if (status !== STATUS_FLUSHED) this.latch(new RdmaError('ERR_VERBS_WC_ERROR', `local invalidate completed with ${statusName}`));
+      return;
+    }
+    const opcode = OPCODE_OF[kind]!;
+    let byteLength = 0;
+    if (status === STATUS_SUCCESS) byteLength = kind === WR_KIND.RECV ? batch.byteLength[i]! : ring.length[slot]!;
+    const c: Completion = { wrId: ring.userWrId[slot]!, opcode, status: statusName, byteLength };
+    if (status === STATUS_SUCCESS && kind === WR_KIND.RECV && (batch.flags[i]! & native.WC_FLAGS.WITH_INV)) {
+      c.invalidatedRkey = batch.immOrInvalidatedRkey[i]!;
+    }
+    this.pending.push(c);
+    if (status !== STATUS_SUCCESS && status !== STATUS_FLUSHED) {
+      this.latch(new RdmaError('ERR_VERBS_WC_ERROR', `${opcode} (wrId ${c.wrId}) completed with ${statusName}`));
+    }
+  }
+
+  flush(): void {
+    if (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      this.handler(batch);
+    }
+    if (this.latched && (this.state === 'RTS' || this.state === 'CLOSING')) {
+      const err = this.latched;
+      this.latched = undefined;
+      this.destroy(err);
+    }
+    if (this.drainWaiter) {
+      const w = this.drainWaiter;
+      this.drainWaiter = undefined;
+      w();
+    }
+  }
+
+  private latch(err: Error): void {
+    if (!this.latched) this.latched = err;
+  }
+
+  private drained(): boolean {
+    return (!this.sq || this.sq.outstanding === 0) && (!this.rq || this.rq.outstanding === 0);
+  }
+
+  /** Every signaled send-queue WR has completed (unsignaled ones after the last are not awaited). */
+  private sqDrained(): boolean {
+    return !this.sq || this.sq.tail >= this.lastSignaled;
+  }
+
+  /** Resolves when `done()` holds (checked after every batch), or after `ms`. */
+  private waitFor(done: () => boolean, ms: number): Promise<boolean> {
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.drainWaiter = undefined; resolve(false); }, ms);
+      const check = () => {
+        if (done()) { clearTimeout(timer); resolve(true); } else this.drainWaiter = check;
+      };
+      this.drainWaiter = check;
+    });
+  }
+
+  // ---- close -----------------------------------------------------------------------------------
+
+  /** Graceful: no new work, outstanding sends/writes/reads finish, rdma_disconnect, DISCONNECTED,
+   * the receive queue flushes (marker work requests), everything is freed. */
+  async disconnect(): Promise<void> {
+    if (this.state === 'CLOSED') return;
+    if (this.state === 'IDLE') return this.reject();
+    if (this.state !== 'RTS') return this.waitClosed();
+    return this.gracefulEnd(true);
+  }
+
+  private async gracefulEnd(local: boolean): Promise<void> {
+    this.state = 'CLOSING';
+    const ms = this.settings.disconnectTimeoutMs;
+    let err: Error | undefined;
+    if (local && !(await this.waitFor(() => this.sqDrained(), ms))) {
+      err = new RdmaError('ERR_VERBS_DISCONNECT_TIMEOUT', `outstanding work did not finish within ${ms} ms`);
+    }
+    if (this.state !== 'CLOSING') return this.waitClosed(); // destroyed meanwhile
+    try { this.id.disconnect(); } catch { /* the peer may have gone already */ }
+    if (!this.peerDisconnected && !err) {
+      const got = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), ms);
+        this.once('_peerDisconnected', () => { clearTimeout(timer); resolve(true); });
+      });
+      if (!got) err = new RdmaError('ERR_VERBS_DISCONNECT_TIMEOUT', `no DISCONNECTED from the peer within ${ms} ms`);
+    }
+    if (this.state !== 'CLOSING') return this.waitClosed();
+    await this.flushQueues(ms);
+    this.free();
+    this.state = 'CLOSED';
+    this.closeEvents(err, false);
+  }
+
+  /** QP to error, a marker on each queue; waits until every outstanding WR has completed. */
+  private async flushQueues(ms: number): Promise<void> {
+    if (!this.qp || this.qp.closed) return;
+    try { this.qp.toError(); } catch { /* already in error */ }
+    if (this.drained()) return;
+    // markers: their flushed completions come after everything posted before them (and retire
+    // unsignaled sends that finished silently); we wait for what came before them
+    const rqTarget = this.rq.head, sqTarget = Math.max(this.lastSignaled, this.sq.tail);
+    try {
+      if (!this.rq.full) this.qp.postRecv(this.rq.push(0, WR_KIND.INTERNAL, false, 0), null);
+    } catch { this.rq.unpush(); }
+    try {
+      if (!this.sq.full) this.qp.postSend(this.sq.push(0, WR_KIND.INTERNAL, false, 0), null, native.SEND_FLAGS.SIGNALED);
+    } catch { this.sq.unpush(); }
+    await this.waitFor(() => this.rq.tail >= rqTarget && this.sq.tail >= sqTarget, ms);
+  }
+
+  /** Abortive: the QP goes to error (outstanding work is flushed), the connection is torn down. */
+  destroy(err?: Error): void {
+    if (this.state === 'CLOSED' || this.state === 'ERROR') return;
+    const was = this.state;
+    this.state = 'ERROR';
+    if (this.cmWaiter) {
+      const w = this.cmWaiter;
+      this.cmWaiter = undefined;
+      w.reject(err ?? new RdmaError('ERR_VERBS_DESTROYED', 'the endpoint was destroyed'));
+    }
+    if (was === 'IDLE') {
+      try { this.id.reject(); } catch { /* gone */ }
+    }
+    void this.flushQueues(Math.min(this.settings.disconnectTimeoutMs, 2000)).then(() => {
+      this.free();
+      this.state = 'CLOSED';
+      this.closeEvents(err, false);
+    });
+  }
+
+  /** After a failed setup or establishment: free and end. */
+  finish(err: Error, silent: boolean): void {
+    if (this.state === 'CLOSED') return;
+    this.state = 'ERROR';
+    this.free();
+    this.state = 'CLOSED';
+    this.closeEvents(silent ? undefined : err, true);
+  }
+
+  private freed = false;
+  private free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.placement?.release(); // polls what is still queued for us first
+    for (const r of [...this.regions]) r.close();
+    this.provider.cm.remove(this.id); // closes the cm_id and with it the QP
+    if (this.ctx) {
+      const ctx = this.ctx;
+      this.ctx = undefined;
+      // out of any CQ callback before the pool may close
+      setImmediate(() => ctx.release());
+    }
+    this.flushPending();
+  }
+
+  private flushPending(): void {
+    if (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      this.handler(batch);
+    }
+  }
+
+  private closing = false;
+  private closeEvents(err: Error | undefined, quiet: boolean): void {
+    if (this.closing) return;
+    this.closing = true;
+    if (err && !this.firstError) this.firstError = err;
+    queueMicrotask(() => {
+      if (!quiet) {
+        if (err) { if (this.listenerCount('error') > 0) this.emit('error', err); } else this.emit('disconnected');
+      }
+      this.closedFlag = true;
+      this.emit('close');
+      for (const w of this.closeWaiters.splice(0)) w();
+    });
+  }
+
+  private waitClosed(): Promise<void> {
+    if (this.closedFlag) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  /** The first error, if the endpoint ended with one. */
+  get error(): Error | undefined {
+    return this.firstError;
+  }
+}
+
+// ---- listener and provider ------------------------------------------------------------------
+
+class VerbsListener extends EventEmitter implements RdmaListener {
+  constructor(private readonly provider: VerbsProviderImpl, readonly id: CmId) {
+    super();
+  }
+  get port(): number {
+    return this.id.localAddress?.port ?? 0;
+  }
+  /** Stops accepting; endpoints already delivered live on. */
+  close(): Promise<void> {
+    if (!this.id.closed) this.provider.cm.remove(this.id);
+    return Promise.resolve();
+  }
+}
+
+async function literal(host: string): Promise<string> {
+  if (isIP(host)) return host;
+  return (await lookup(host)).address;
+}
+
+export interface VerbsProvider extends RdmaProvider {
+  readonly name: 'verbs';
+  connect(opts: ConnectOptions): Promise<VerbsEndpoint>;
+  /** Per-CQ counters of each device's completion pool (empty while no connection is open). */
+  stats(): Record<string, ReturnType<CompletionPool['stats']>>;
+}
+
+export class VerbsProviderImpl implements VerbsProvider {
+  readonly name = 'verbs' as const;
+  readonly cm = new CmChannel();
+  readonly settings: Settings;
+  private readonly contexts = new Map<Device, DeviceContext>();
+
+  constructor(readonly options: VerbsOptions = {}) {
+    this.settings = settingsOf(options);
+  }
+
+  context(device: Device): DeviceContext {
+    let c = this.contexts.get(device);
+    if (!c) {
+      const ctx: DeviceContext = new DeviceContext(device, this.options.completion, () => {
+        if (this.contexts.get(device) === ctx) this.contexts.delete(device);
+      });
+      this.contexts.set(device, ctx);
+      c = ctx;
+    }
+    return c;
+  }
+
+  stats(): Record<string, ReturnType<CompletionPool['stats']>> {
+    const out: Record<string, ReturnType<CompletionPool['stats']>> = {};
+    for (const [d, c] of this.contexts) if (!c.pool.closed) out[d.name] = c.pool.stats();
+    return out;
+  }
+
+  async listen(opts: { host: string; port: number; backlog?: number }): Promise<RdmaListener> {
+    if (!native.available) throw new RdmaError('ERR_NATIVE_UNAVAILABLE', `the verbs provider needs the native addon: ${native.reason}`);
+    const host = await literal(opts.host);
+    let listener!: VerbsListener;
+    const id = this.cm.add((ch) => ch.createId(), (e) => {
+      if (e.type === 'CONNECT_REQUEST' && e.id) this.onRequest(listener, e);
+    });
+    listener = new VerbsListener(this, id);
+    try {
+      id.bind(host, opts.port);
+      id.listen(opts.backlog ?? 128);
+    } catch (err) {
+      this.cm.remove(id);
+      throw wrap(err, `listen on ${host}:${opts.port}`);
+    }
+    return listener;
+  }
+
+  /** Wraps a connect request's id as an unaccepted endpoint (also for ids handed to a worker). */
+  requestEndpoint(id: CmId, e: { privateData?: Uint8Array; initiatorDepth?: number; responderResources?: number }, register = true): VerbsEndpoint {
+    const ep = new VerbsEndpoint(this, id, 'IDLE', this.settings);
+    if (register) this.cm.adopt(id, (ev) => ep.onCm(ev));
+    ep.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
+    ep.peerInitiatorDepth = e.initiatorDepth ?? 0;
+    ep.peerResponderResources = e.responderResources ?? 0;
+    try {
+      ep.setup(this.options.placementKey?.(id.peerAddress));
+    } catch (err) {
+      try { id.reject(); } catch { /* gone */ }
+      ep.finish(err as Error, true);
+      throw err;
+    }
+    return ep;
+  }
+
+  private onRequest(listener: VerbsListener, e: CmEvent): void {
+    let ep: VerbsEndpoint;
+    try {
+      ep = this.requestEndpoint(e.id!, e);
+    } catch (err) {
+      debug('verbs: connect request refused: %s', (err as Error).message);
+      if (listener.listenerCount('error') > 0) listener.emit('error', err);
+      return;
+    }
+    listener.emit('connection', ep);
+  }
+
+  async connect(opts: ConnectOptions): Promise<VerbsEndpoint> {
+    if (!native.available) throw new RdmaError('ERR_NATIVE_UNAVAILABLE', `the verbs provider needs the native addon: ${native.reason}`);
+    const host = await literal(opts.host);
+    const s: Settings = {
+      ...this.settings,
+      initiatorDepth: opts.initiatorDepth ?? this.settings.initiatorDepth,
+      responderResources: opts.responderResources ?? this.settings.responderResources,
+    };
+    let ep!: VerbsEndpoint;
+    const id = this.cm.add((ch) => ch.createId(), (e) => ep.onCm(e));
+    ep = new VerbsEndpoint(this, id, 'CONNECTING', s);
+    try {
+      const addr = ep.nextCm(['ADDR_RESOLVED'], s.resolveTimeoutMs);
+      try { id.resolveAddr(host, opts.port, s.resolveTimeoutMs); } catch (err) { addr.catch(() => {}); throw wrap(err, 'rdma_resolve_addr'); }
+      await addr;
+      const route = ep.nextCm(['ROUTE_RESOLVED'], s.resolveTimeoutMs);
+      try { id.resolveRoute(s.resolveTimeoutMs); } catch (err) { route.catch(() => {}); throw wrap(err, 'rdma_resolve_route'); }
+      await route;
+      ep.setup(this.options.placementKey?.(id.peerAddress));
+      const est = ep.nextCm(['ESTABLISHED'], s.connectTimeoutMs);
+      try {
+        id.connect({ privateData: opts.privateData, initiatorDepth: s.initiatorDepth, responderResources: s.responderResources });
+      } catch (err) {
+        est.catch(() => {});
+        throw wrap(err, 'rdma_connect');
+      }
+      ep.established(await est, true);
+      debug('verbs: connected to %s:%d on %s (CQ %d)', host, opts.port, id.deviceName, ep.cqIndex);
+      return ep;
+    } catch (err) {
+      ep.finish(err as Error, true);
+      throw err;
+    }
+  }
+}
+
+/** The `verbs` provider (needs the native addon built with rdma-core and an RDMA device). */
+export function createVerbsProvider(options: VerbsOptions = {}): VerbsProvider {
+  return new VerbsProviderImpl(options);
+}
