@@ -2,7 +2,9 @@
 // provider endpoint and hand out SmbDirectConnection objects only once it has succeeded.
 import { EventEmitter } from 'node:events';
 
+import { defaultProvider } from '../providers/default.js';
 import { createIwarpProvider } from '../providers/iwarp/provider.js';
+import { type VerbsOptions, createVerbsProvider } from '../providers/verbs.js';
 import type { RdmaEndpoint, RdmaListener, RdmaProvider } from '../providers/types.js';
 import { SmbDirectConnection } from './connection.js';
 import { SmbDirectError } from './errors.js';
@@ -12,13 +14,14 @@ import { type ResolvedOptions, type SmbDirectOptions, resolveOptions } from './o
 export const SMB_DIRECT_PORT = 445;
 export const SMB_DIRECT_IWARP_PORT = 5445;
 
-export type ProviderChoice = RdmaProvider | 'iwarp-tcp';
+export type ProviderChoice = RdmaProvider | 'iwarp-tcp' | 'verbs';
 
 export interface ConnectOptions extends SmbDirectOptions {
   host: string;
   /** Default 5445 on the software iWARP provider, else 445. */
   port?: number;
-  /** An RdmaProvider, or 'iwarp-tcp'. Default: the software iWARP provider. */
+  /** An RdmaProvider, 'verbs' or 'iwarp-tcp'. Default: defaultProvider() for `host` (verbs where
+   * an active RDMA port serves it, else the software iWARP provider). */
   provider?: ProviderChoice;
   /** RDMA reads we may issue / serve at once (the provider's ORD / IRD). */
   initiatorDepth?: number;
@@ -29,10 +32,23 @@ export interface ServerOptions extends SmbDirectOptions {
   provider?: ProviderChoice;
 }
 
-export function resolveProvider(p: ProviderChoice | undefined): RdmaProvider {
-  if (p === undefined || p === 'iwarp-tcp') return createIwarpProvider();
-  if (typeof p === 'object' && typeof p.listen === 'function' && typeof p.connect === 'function') return p;
-  throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `provider must be an RdmaProvider or 'iwarp-tcp', got ${String(p)}`);
+/** Queue sizes a verbs QP needs for one SMB Direct connection: a receive per credit, a send work
+ * request per send slot (messages and RDMA operations share them), one spare each for drain markers. */
+export function verbsOptionsFor(o: ResolvedOptions): VerbsOptions {
+  return { maxRecvWr: o.credits + 1, maxSendWr: o.sendQueueDepth + 1, initiatorDepth: o.rdmaReadDepth, responderResources: o.rdmaReadDepth };
+}
+
+/** The provider a name (or nothing) stands for. A provider object is used as given: its queues must
+ * hold `credits` receives and `sendQueueDepth` sends (verbsOptionsFor() gives the sizes). */
+export function resolveProvider(p: ProviderChoice | undefined, o: ResolvedOptions, host?: string): RdmaProvider {
+  if (p === 'iwarp-tcp') return createIwarpProvider();
+  if (p === 'verbs') return createVerbsProvider(verbsOptionsFor(o));
+  if (p === undefined) {
+    const wildcard = host === undefined || host === '0.0.0.0' || host === '::';
+    return defaultProvider({ host: wildcard ? undefined : host, verbs: verbsOptionsFor(o) });
+  }
+  if (typeof p === 'object' && p !== null && typeof p.listen === 'function' && typeof p.connect === 'function') return p;
+  throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `provider must be an RdmaProvider, 'verbs' or 'iwarp-tcp', got ${String(p)}`);
 }
 
 export function defaultPort(provider: RdmaProvider): number {
@@ -42,7 +58,7 @@ export function defaultPort(provider: RdmaProvider): number {
 /** Connects and negotiates; resolves with a connection in state 'connected'. */
 export async function connect(opts: ConnectOptions): Promise<SmbDirectConnection> {
   const options = resolveOptions(opts);
-  const provider = resolveProvider(opts.provider);
+  const provider = resolveProvider(opts.provider, options, opts.host);
   const endpoint = await provider.connect({
     host: opts.host, port: opts.port ?? defaultPort(provider),
     initiatorDepth: opts.initiatorDepth, responderResources: opts.responderResources,
@@ -63,7 +79,8 @@ export async function connect(opts: ConnectOptions): Promise<SmbDirectConnection
  * peer that failed negotiation: the server keeps serving), 'listening', 'error', 'close'.
  */
 export class SmbDirectServer extends EventEmitter {
-  readonly provider: RdmaProvider;
+  #provider?: RdmaProvider;
+  #choice?: ProviderChoice;
   readonly connections = new Set<SmbDirectConnection>();
   #options: ResolvedOptions;
   #listener?: RdmaListener;
@@ -73,7 +90,9 @@ export class SmbDirectServer extends EventEmitter {
   constructor(opts: ServerOptions = {}, onConnection?: (conn: SmbDirectConnection) => void) {
     super();
     this.#options = resolveOptions(opts);
-    this.provider = resolveProvider(opts.provider);
+    this.#choice = opts.provider;
+    // a named or given provider is known now; the default one depends on the address listened on
+    if (opts.provider !== undefined) this.#provider = resolveProvider(opts.provider, this.#options);
     if (onConnection) this.on('connection', onConnection);
   }
 
@@ -81,12 +100,19 @@ export class SmbDirectServer extends EventEmitter {
   async listen(opts: { host?: string; port?: number; backlog?: number } = {}): Promise<{ host: string; port: number }> {
     if (this.#listener) throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', 'the server is already listening');
     const host = opts.host ?? '0.0.0.0';
-    const listener = await this.provider.listen({ host, port: opts.port ?? defaultPort(this.provider), backlog: opts.backlog });
+    this.#provider ??= resolveProvider(this.#choice, this.#options, host);
+    const listener = await this.#provider.listen({ host, port: opts.port ?? defaultPort(this.#provider), backlog: opts.backlog });
     this.#listener = listener;
     listener.on('connection', (ep: RdmaEndpoint) => this.#onEndpoint(ep));
     listener.on('error', (err: Error) => this.emit('error', err));
     this.emit('listening');
     return { host, port: listener.port };
+  }
+
+  /** The provider connections run on (known once listening when none was named). */
+  get provider(): RdmaProvider {
+    this.#provider ??= resolveProvider(this.#choice, this.#options);
+    return this.#provider;
   }
 
   address(): { port: number } | null {
