@@ -263,6 +263,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       if (w.types.includes(e.type)) return w.resolve(e);
       return w.reject(this.cmError(e, w.types));
     }
+    debug('verbs: QP %d: rdma_cm %s in state %s', this.qp?.qpNum ?? -1, e.type, this.state);
     switch (e.type) {
       case 'DISCONNECTED':
         this.peerDisconnected = true;
@@ -561,17 +562,19 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       if (!got) err = new RdmaError('ERR_VERBS_DISCONNECT_TIMEOUT', `no DISCONNECTED from the peer within ${ms} ms`);
     }
     if (this.state !== 'CLOSING') return this.waitClosed();
-    await this.flushQueues(ms);
+    const flushed = await this.flushQueues(ms);
+    debug('verbs: %s disconnect of QP %d: %s', local ? 'local' : 'peer', this.qp?.qpNum ?? -1,
+      flushed ? 'queues flushed' : `flush incomplete after ${ms} ms (sq ${this.sq.outstanding}, rq ${this.rq.outstanding} outstanding)`);
     this.free();
     this.state = 'CLOSED';
     this.closeEvents(err, false);
   }
 
   /** QP to error, a marker on each queue; waits until every outstanding WR has completed. */
-  private async flushQueues(ms: number): Promise<void> {
-    if (!this.qp || this.qp.closed) return;
+  private async flushQueues(ms: number): Promise<boolean> {
+    if (!this.qp || this.qp.closed) return true;
     try { this.qp.toError(); } catch { /* already in error */ }
-    if (this.drained()) return;
+    if (this.drained()) return true;
     // markers: their flushed completions come after everything posted before them (and retire
     // unsignaled sends that finished silently); we wait for what came before them
     const rqTarget = this.rq.head, sqTarget = Math.max(this.lastSignaled, this.sq.tail);
@@ -581,7 +584,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     try {
       if (!this.sq.full) this.qp.postSend(this.sq.push(0, WR_KIND.INTERNAL, false, 0), null, native.SEND_FLAGS.SIGNALED);
     } catch { this.sq.unpush(); }
-    await this.waitFor(() => this.rq.tail >= rqTarget && this.sq.tail >= sqTarget, ms);
+    return this.waitFor(() => this.rq.tail >= rqTarget && this.sq.tail >= sqTarget, ms);
   }
 
   /** Abortive: the QP goes to error (outstanding work is flushed), the connection is torn down. */
