@@ -7,8 +7,9 @@ source ci/guest/lib.sh
 N=${SOFTROCE_BENCH_MSGS:-40000}
 out=$VMOUT/perftest-64; mkdir -p "$out" "$VMOUT/bench-results"
 json='[' sep=
-# busy polling (perftest's default, the reference) and -e (completion events, as our addon works)
-for spec in "rxe0 $RXE_IP - -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP - -R" "rxe0 $RXE_IP -e -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP -e -R"; do
+# busy polling (perftest's default, the reference) and, on rxe0, -e (completion events, as our
+# addon works); `ib_send_bw -e -R` on siw0 hung until the 120 s timeout here, so it is not run
+for spec in "rxe0 $RXE_IP - -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP - -R" "rxe0 $RXE_IP -e -x $SMBDIRECT_RXE_GID_INDEX"; do
   read -r dev ip ev flag arg <<< "$spec"
   opts=(-d "$dev" -F -s 64 -n "$N" --report_gbits $flag ${arg:+$arg})
   [ "$ev" = -e ] && opts+=(-e)

@@ -67,6 +67,10 @@ void EventChannel::Drain() {
   uint32_t n = 0;
   rdma_cm_event* ev;
   while (!closed() && rdma_get_cm_event(ch_, &ev) == 0) {
+    if (!CanCallJs(env)) {  // a terminating worker: nobody will see it
+      rdma_ack_cm_event(ev);
+      continue;
+    }
     Napi::Object o = Napi::Object::New(env);
     o.Set("type", EventName(ev->event));
     o.Set("status", ev->status);

@@ -246,11 +246,18 @@ bool CanCallJs(Napi::Env env) {
 
 void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<napi_value>& args) {
   if (fn.IsEmpty()) return;
-  try {
-    fn.MakeCallback(env.Global(), args);
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env, e.Value());
-  }
+  // The raw call: node-addon-api's MakeCallback turns a failure into a C++
+  // exception, and while a worker env is being terminated building that
+  // exception itself aborts the process (Error::Error napi_define_properties).
+  napi_value global, result;
+  if (napi_get_global(env, &global) != napi_ok) return;
+  napi_status st = napi_make_callback(env, nullptr, global, fn.Value(), args.size(), args.data(), &result);
+  if (st == napi_ok) return;
+  napi_value err;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &err) == napi_ok &&
+      CanCallJs(env))
+    napi_fatal_exception(env, err);  // the handler threw: 'uncaughtException', as node does
 }
 
 // ---- module ---------------------------------------------------------------

@@ -52,6 +52,10 @@ port.on('message', (m: { type: string; handle?: bigint; seq?: number; privateDat
     Promise.resolve().then(() => handler(e, ctx)).catch((err: Error) => e.destroy(err));
   } else if (m.type === 'stats') {
     port.postMessage({ type: 'stats', seq: m.seq, threadId, index: data.index, connections: live.size, pools: provider.stats(), user: mod.stats?.() });
+  } else if (m.type === 'die') {
+    // pool.kill(): end this thread from itself (worker.terminate() from another thread can stop
+    // it in the middle of a libuv callback of the addon)
+    process.exit(1);
   } else if (m.type === 'close') {
     closing = true;
     void Promise.allSettled([...live].map((e) => e.disconnect())).then(() => port.postMessage({ type: 'closed' }));

@@ -162,11 +162,18 @@ export class VerbsWorkerPool extends EventEmitter {
     })));
   }
 
-  /** Terminates one worker (as if it died): its connections go down, the others keep serving. */
+  /** Ends one worker (as if it died): its connections go down, the others keep serving. */
   async kill(index: number): Promise<void> {
     const s = this.slots[index];
     if (!s) throw new RdmaError('ERR_OUT_OF_RANGE', `no worker ${index}`);
-    if (s.alive) await s.worker.terminate();
+    if (s.alive) {
+      // the worker ends itself (process.exit in a worker ends that thread), as a crash would;
+      // terminate() only if it does not within a second
+      s.worker.postMessage({ type: 'die' });
+      const timer = setTimeout(() => { void s.worker.terminate(); }, 1000);
+      await s.exited;
+      clearTimeout(timer);
+    }
     await s.exited;
   }
 

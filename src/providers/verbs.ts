@@ -187,6 +187,10 @@ export type VerbsState = 'IDLE' | 'CONNECTING' | 'RTS' | 'CLOSING' | 'ERROR' | '
 
 const OPCODE_OF: Record<number, CompletionOpcode> = { [WR_KIND.SEND]: 'send', [WR_KIND.RECV]: 'recv', [WR_KIND.WRITE]: 'write', [WR_KIND.READ]: 'read' };
 const STATUS_SUCCESS = 0;
+/** How long a closing endpoint waits for the device's flushed completions. siw never completes work
+ * posted after its QP went to error (the user doorbell does not flush it): what is still
+ * outstanding then is reported as flushed by us. */
+const FLUSH_WAIT_MS = 2000;
 const STATUS_FLUSHED = 5;
 
 export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, CompletionSink {
@@ -263,6 +267,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       if (w.types.includes(e.type)) return w.resolve(e);
       return w.reject(this.cmError(e, w.types));
     }
+    debug('verbs: QP %d: rdma_cm %s in state %s', this.qp?.qpNum ?? -1, e.type, this.state);
     switch (e.type) {
       case 'DISCONNECTED':
         this.peerDisconnected = true;
@@ -561,17 +566,19 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       if (!got) err = new RdmaError('ERR_VERBS_DISCONNECT_TIMEOUT', `no DISCONNECTED from the peer within ${ms} ms`);
     }
     if (this.state !== 'CLOSING') return this.waitClosed();
-    await this.flushQueues(ms);
+    const flushed = await this.flushQueues(Math.min(ms, FLUSH_WAIT_MS));
+    debug('verbs: %s disconnect of QP %d: %s', local ? 'local' : 'peer', this.qp?.qpNum ?? -1,
+      flushed ? 'queues flushed' : `flush incomplete after ${Math.min(ms, FLUSH_WAIT_MS)} ms (sq ${this.sq.outstanding}, rq ${this.rq.outstanding} outstanding: reported as flushed)`);
     this.free();
     this.state = 'CLOSED';
     this.closeEvents(err, false);
   }
 
   /** QP to error, a marker on each queue; waits until every outstanding WR has completed. */
-  private async flushQueues(ms: number): Promise<void> {
-    if (!this.qp || this.qp.closed) return;
+  private async flushQueues(ms: number): Promise<boolean> {
+    if (!this.qp || this.qp.closed) return true;
     try { this.qp.toError(); } catch { /* already in error */ }
-    if (this.drained()) return;
+    if (this.drained()) return true;
     // markers: their flushed completions come after everything posted before them (and retire
     // unsignaled sends that finished silently); we wait for what came before them
     const rqTarget = this.rq.head, sqTarget = Math.max(this.lastSignaled, this.sq.tail);
@@ -581,7 +588,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     try {
       if (!this.sq.full) this.qp.postSend(this.sq.push(0, WR_KIND.INTERNAL, false, 0), null, native.SEND_FLAGS.SIGNALED);
     } catch { this.sq.unpush(); }
-    await this.waitFor(() => this.rq.tail >= rqTarget && this.sq.tail >= sqTarget, ms);
+    return this.waitFor(() => this.rq.tail >= rqTarget && this.sq.tail >= sqTarget, ms);
   }
 
   /** Abortive: the QP goes to error (outstanding work is flushed), the connection is torn down. */
@@ -597,7 +604,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (was === 'IDLE') {
       try { this.id.reject(); } catch { /* gone */ }
     }
-    void this.flushQueues(Math.min(this.settings.disconnectTimeoutMs, 2000)).then(() => {
+    void this.flushQueues(Math.min(this.settings.disconnectTimeoutMs, FLUSH_WAIT_MS)).then(() => {
       this.free();
       this.state = 'CLOSED';
       this.closeEvents(err, false);
@@ -618,6 +625,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (this.freed) return;
     this.freed = true;
     this.placement?.release(); // polls what is still queued for us first
+    this.flushRemaining();
     for (const r of [...this.regions]) r.close();
     this.provider.cm.remove(this.id); // closes the cm_id and with it the QP
     if (this.ctx) {
@@ -627,6 +635,19 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       setImmediate(() => ctx.release());
     }
     this.flushPending();
+  }
+
+  /** Work requests the device never completed: reported as flushed, in posting order. */
+  private flushRemaining(): void {
+    for (const ring of [this.sq, this.rq]) {
+      if (!ring) continue;
+      while (ring.tail < ring.head) {
+        const slot = ring.retire(ring.tail);
+        const kind = ring.kind[slot]!;
+        if (kind === WR_KIND.INTERNAL) continue;
+        this.pending.push({ wrId: ring.userWrId[slot]!, opcode: OPCODE_OF[kind]!, status: 'flushed', byteLength: 0 });
+      }
+    }
   }
 
   private flushPending(): void {

@@ -127,6 +127,26 @@ if (requireVm()) {
         await new Promise((r) => setImmediate(r));
         assert.deepEqual(provider.stats(), {}, 'the pool closes with its last QP');
       });
+
+      it(`${dev.name}: hash placement puts connections with the same key on the same CQ`, async () => {
+        // key: the peer's port parity -> CQ (port % 2); the listener's accepted QPs all share its port
+        const provider = createVerbsProvider({ completion: { cqs: 2, placement: (k) => k }, placementKey: (peer) => (peer ? peer.port % 2 : undefined) });
+        const listener = await provider.listen({ host: dev.ip, port: 0 });
+        const eps: RdmaEndpoint[] = [];
+        try {
+          listener.on('connection', (ep: RdmaEndpoint) => { eps.push(ep); void ep.accept(); });
+          for (let i = 0; i < 4; i++) eps.push(await provider.connect({ host: dev.ip, port: listener.port }));
+          while (eps.length < 8) await new Promise((r) => setTimeout(r, 10));
+          const want = (ep: RdmaEndpoint) => (ep as unknown as { peerAddress: { port: number } }).peerAddress.port % 2;
+          for (const ep of eps) assert.equal((ep as unknown as { cqIndex: number }).cqIndex, want(ep), 'CQ = hash(key) % 2');
+          const st = provider.stats()[dev.name]!;
+          assert.equal(st[0]!.qps + st[1]!.qps, 8);
+          assert.equal(st[listener.port % 2]!.qps >= 4, true, 'the server side QPs (peer = the clients) and clients (peer = the listener port) follow their keys');
+        } finally {
+          await listener.close();
+          await Promise.all(eps.map((ep) => ep.disconnect()));
+        }
+      });
     });
   }
 }

@@ -159,9 +159,11 @@ if (requireVm()) {
           assert.equal(victims.size, CONNS / 2);
           // everyone transfers; once each has done 10 round trips, worker 0 is killed
           let killed: Promise<void> | undefined;
+          let tKill = 0;
           const kill = () => {
-            if (!killed && clients.every((c) => c.done >= 10)) killed = pool.kill(0);
+            if (!killed && clients.every((c) => c.done >= 10)) { tKill = Date.now(); killed = pool.kill(0); }
           };
+          for (const c of clients) c.ep.once('close', () => { if (tKill && victims.has(c.port)) console.log(`# ${dev.name}: victim ${c.n} closed ${Date.now() - tKill} ms after the kill`); });
           const results = await Promise.allSettled(clients.map((c) => c.run(victims.has(c.port) ? 100_000 : 150, kill)));
           await killed;
           for (const [i, c] of clients.entries()) {
