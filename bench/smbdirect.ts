@@ -2,6 +2,9 @@
 // 127.0.0.1, next to the same provider driven raw (no SMB Direct) in the same run. Prints a
 // Markdown table with ratios against the issue's targets and writes bench/results/smbdirect.json.
 // Usage: node --import tsx bench/smbdirect.ts [--quick]
+//        in the VM (bash ci/softroce.sh bench/smbdirect.sh): node dist/bench/smbdirect.js
+//          --provider verbs --host <ip of rxe0 or siw0> --device <name> --scale <fraction>
+//        with PERFTEST_JSON: perftest's rows of the same boot are printed next to ours.
 //
 // What is timed (both ends in this process, on one event loop, CRC32c on, provider defaults):
 // - message rate, 64 B and 4 KiB: the client queues N messages with conn.send(); until the server's
@@ -20,16 +23,24 @@
 //   (the same bytes on the wire). Median and p99 of RTT / 2.
 // Each row runs REPS times alternating with its raw reference; medians reported.
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 import { type SmbDirectConnection, connect, createServer } from '../src/index.js';
-import { type Completion, type MemoryRegion, type RdmaEndpoint, createIwarpProvider } from '../src/providers/index.js';
 
-const HOST = '127.0.0.1';
+
+import {
+  type Completion, type MemoryRegion, type RdmaEndpoint, type RdmaProvider, createIwarpProvider, createVerbsProvider,
+} from '../src/providers/index.js';
+
+const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
+const PROVIDER = (arg('provider') ?? 'iwarp-tcp') as 'iwarp-tcp' | 'verbs';
+const HOST = arg('host') ?? '127.0.0.1';
+const DEVICE = arg('device') ?? (PROVIDER === 'verbs' ? HOST : 'loopback');
+const newProvider = (): RdmaProvider => (PROVIDER === 'verbs' ? createVerbsProvider({ maxSendWr: 1024, maxRecvWr: 1024 }) : createIwarpProvider());
 const KiB = 1024, MiB = 1 << 20;
 const quick = process.argv.includes('--quick');
-const REPS = quick ? 1 : 5;
+const REPS = Number(arg('reps') ?? (quick ? 1 : 5));
 const SEND_SIZE = 1364;              // MaxSendSize both ends negotiate by default
 const HDR = 24;
 const DEPTH = Number(process.env.DEPTH ?? 4); // placement transfers in flight
@@ -42,17 +53,17 @@ const now = () => process.hrtime.bigint();
 
 // ---- the two subjects ----------------------------------------------------------------------------
 
-const server = createServer({ credits: CREDITS });
+const server = createServer({ credits: CREDITS, provider: PROVIDER });
 const { port } = await server.listen({ host: HOST, port: 0 });
 const acceptedP = once(server, 'connection') as Promise<[SmbDirectConnection]>;
-const client = await connect({ host: HOST, port, credits: CREDITS });
+const client = await connect({ host: HOST, port, credits: CREDITS, provider: PROVIDER });
 const [accepted] = await acceptedP;
 
 interface Raw { client: RdmaEndpoint; server: RdmaEndpoint; cMr: MemoryRegion; sMr: MemoryRegion }
 async function rawPair(): Promise<Raw> {
-  const listener = await createIwarpProvider().listen({ host: HOST, port: 0 });
+  const listener = await newProvider().listen({ host: HOST, port: 0 });
   const acc = once(listener, 'connection') as Promise<[RdmaEndpoint]>;
-  const clientP = createIwarpProvider().connect({ host: HOST, port: listener.port });
+  const clientP = newProvider().connect({ host: HOST, port: listener.port });
   const [s] = await acc;
   await s.accept();
   const c = await clientP;
@@ -270,12 +281,13 @@ async function measure(name: string, unit: string, ours: () => Promise<number>, 
 }
 
 const t0 = Date.now();
-const scale = quick ? 1 / 8 : 1;
+const scale = Number(arg('scale') ?? (quick ? 1 / 8 : 1));
 // warm-up: JIT and TCP windows
-await smbdMessages(MiB, 16);
-await rawSends(SEND_SIZE, 2000);
-await smbdPlacement(true, MiB, 64 * MiB);
-await rawRdma(true, MiB, DEPTH, 64 * MiB);
+const warm = Math.max(1, Math.round(16 * scale));
+await smbdMessages(MiB, warm);
+await rawSends(SEND_SIZE, warm * 125);
+await smbdPlacement(true, MiB, warm * 4 * MiB);
+await rawRdma(true, MiB, DEPTH, warm * 4 * MiB);
 
 for (const size of [64, 4 * KiB]) {
   const count = Math.round((size === 64 ? 100_000 : 30_000) * scale);
@@ -290,14 +302,14 @@ for (const size of [64, 4 * KiB]) {
     }, '');
 }
 {
-  const count = Math.round(64 * scale);
+  const count = Math.max(4, Math.round(64 * scale));
   await measure('send 1 MiB messages', 'GB/s',
     async () => count * MiB / Number(await smbdMessages(MiB, count)),
     async () => count * MiB / Number(await rawSends(SEND_SIZE, count * fragmentsOf(MiB))),
     '>= 80 % of raw Sends at MaxSendSize', (r) => r >= 0.8);
 }
 for (const size of [MiB, 8 * MiB]) {
-  const total = Math.round(1024 * MiB * scale / size) * size;
+  const total = Math.max(DEPTH * 2, Math.round(1024 * MiB * scale / size)) * size;
   const label = size === MiB ? '1 MiB' : '8 MiB';
   await measure(`rdmaWrite ${label}`, 'GB/s', async () => total / Number(await smbdPlacement(true, size, total)),
     async () => total / Number(await rawRdma(true, MiB, DEPTH * size / MiB, total)), '>= 90 % of raw RDMA Write', (r) => r >= 0.9);
@@ -305,7 +317,7 @@ for (const size of [MiB, 8 * MiB]) {
     async () => total / Number(await rawRdma(false, MiB, DEPTH * size / MiB, total)), '>= 90 % of raw RDMA Read', (r) => r >= 0.9);
 }
 {
-  const pings = quick ? 500 : 3000;
+  const pings = Math.max(200, Math.round((quick ? 500 : 3000) * Math.min(1, scale * 4)));
   const lat: number[][] = [[], []];
   for (let i = 0; i < REPS; i++) {
     lat[1]!.push(...await withTimeout(rawLatency(pings), 'raw latency'));
@@ -318,18 +330,30 @@ for (const size of [MiB, 8 * MiB]) {
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const lines = [
-  `smbdirect over iwarp-tcp, 127.0.0.1, CRC32c on, credits 256, MaxSendSize 1364, MaxReceiveSize 8192, ${REPS} reps, medians; ${cpus()[0]?.model ?? ''}, Node ${process.version}`,
+  `smbdirect over ${PROVIDER} (${DEVICE}, ${HOST}), ${PROVIDER === 'iwarp-tcp' ? 'CRC32c on, ' : ''}credits 256, MaxSendSize 1364, MaxReceiveSize 8192, ${REPS} reps, medians; ${cpus()[0]?.model ?? ''}, Node ${process.version}`,
   '',
   '| what | ours | raw provider | ratio | target |',
   '|---|---:|---:|---:|---|',
   ...rows.map((r) => `| ${r.name} | ${fmt(r.ours)} ${r.unit} | ${fmt(r.raw)} ${r.unit} | ${r.unit === 'µs' ? `${r.ratio.toFixed(2)}x` : `${(r.ratio * 100).toFixed(0)} %`} | ${r.target}${r.met === undefined ? '' : r.met ? ' (met)' : ' (missed)'} |`),
 ];
+// perftest in the same boot (the VM script measures it just before us)
+interface Perf { device: string; tool: string; size: number; ok: boolean; gbps?: number | null; mpps?: number | null; usec?: number | null }
+const perftest: Perf[] = process.env.PERFTEST_JSON ? (JSON.parse(readFileSync(process.env.PERFTEST_JSON, 'utf8')) as Perf[]).filter((r) => r.device === DEVICE) : [];
+if (perftest.length) {
+  lines.push('', `perftest on ${DEVICE} in the same boot:`, '', '| perftest | size | result |', '|---|---:|---:|');
+  for (const r of perftest) {
+    const v = r.usec != null ? `${r.usec} µs` : r.gbps != null ? `${(r.gbps / 8).toFixed(3)} GB/s, ${((r.mpps ?? 0) * 1000).toFixed(1)} k msg/s` : 'failed';
+    lines.push(`| ${r.tool} | ${r.size} | ${v} |`);
+  }
+}
 console.log(lines.join('\n'));
 console.log(`\n(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 if (!quick) {
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  writeFileSync(new URL('./results/smbdirect.json', import.meta.url), JSON.stringify({
-    date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, reps: REPS, rows,
+  const dir = process.env.BENCH_RESULTS_DIR ? new URL(`file://${process.env.BENCH_RESULTS_DIR}/`) : new URL('./results/', import.meta.url);
+  const name = PROVIDER === 'iwarp-tcp' ? 'smbdirect.json' : `smbdirect-${DEVICE}.json`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(new URL(name, dir), JSON.stringify({
+    date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, provider: PROVIDER, device: DEVICE, reps: REPS, scale, rows, perftest,
   }, null, 2) + '\n');
 }
 client.destroy();
