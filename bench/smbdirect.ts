@@ -48,7 +48,7 @@ const DEPTH = Number(process.env.DEPTH ?? 4); // placement transfers in flight
 // capped at credits x MaxReceiveSize / 2 (255 x 8192 / 2 = 1044480; 256 gives exactly 1 MiB).
 const CREDITS = 256;
 const RAW_WINDOW = CREDITS;          // receives the raw server keeps posted (= SMB Direct credits)
-const RUN_TIMEOUT_MS = 120_000;
+const RUN_TIMEOUT_MS = Number(process.env.SMBD_BENCH_RUN_TIMEOUT_MS ?? 120_000);
 const now = () => process.hrtime.bigint();
 
 // ---- the two subjects ----------------------------------------------------------------------------
@@ -77,6 +77,10 @@ let serverRecvs = 0;
 let clientRecvs = 0;
 const serverRecv = (wrId: number, offset: number, length: number) => { raw.server.postRecv(wrId, { mr: raw.sMr, offset, length }); serverRecvs++; };
 const clientRecv = (wrId: number, offset: number, length: number) => { raw.client.postRecv(wrId, { mr: raw.cMr, offset, length }); clientRecvs++; };
+
+// Unsignaled sends, with one signaled in 64 so a verbs send queue can reclaim its slots
+let unsignaledRun = 0;
+const nextSignaled = () => (++unsignaledRun % 64 === 0);
 
 function check(c: Completion): void {
   if (c.status !== 'success') throw new Error(`raw completion ${c.opcode} ${c.status}`);
@@ -128,7 +132,9 @@ async function smbdPlacement(write: boolean, size: number, total: number): Promi
       if (write) {
         await accepted.rdmaWrite(reg.descriptors, data);
         const answered = new Promise<void>((resolve) => responses.push(resolve));
-        await accepted.send(new Uint8Array(64), { invalidate: reg.token });
+        // remote invalidation of a per-I/O MR: the software provider does it; rxe invalidates only
+        // windows and siw does not report it to user space (docs/smbdirect/placement.md)
+        await accepted.send(new Uint8Array(64), PROVIDER === 'iwarp-tcp' ? { invalidate: reg.token } : {});
         await answered;
       } else await accepted.rdmaRead(reg.descriptors, into[k]!);
       reg.release();
@@ -163,7 +169,9 @@ async function smbdLatency(pings: number): Promise<number[]> {
 function rawSends(bytes: number, sends: number): Promise<bigint> {
   return new Promise<bigint>((resolve, reject) => {
     const slot = 2048;
-    let credits = RAW_WINDOW, posted = 0, received = 0;
+    // a Send goes against a receive the server has posted (credits) and a free send-queue slot:
+    // the sender learns of free slots from its signaled completions (one in 64)
+    let credits = RAW_WINDOW, posted = 0, received = 0, reaped = 0;
     const t0 = now();
     raw.server.onCompletions((batch) => {
       try {
@@ -177,13 +185,19 @@ function rawSends(bytes: number, sends: number): Promise<bigint> {
         pump();
       } catch (e) { reject(e as Error); }
     });
-    raw.client.onCompletions((batch) => { try { for (const c of batch) check(c); } catch (e) { reject(e as Error); } });
+    raw.client.onCompletions((batch) => {
+      try {
+        for (const c of batch) { check(c); reaped = Math.max(reaped, c.wrId + 1); }
+        pump();
+      } catch (e) { reject(e as Error); }
+    });
     for (let i = serverRecvs; i < RAW_WINDOW; i++) serverRecv(i, i * slot, slot);
     credits = serverRecvs;
     const pump = () => {
-      while (credits > 0 && posted < sends) {
+      while (credits > 0 && posted < sends && posted - reaped < 512) {
         credits--;
-        raw.client.postSend(posted++, [{ mr: raw.cMr, offset: 0, length: bytes }], { signaled: false });
+        const signaled = posted % 64 === 63 || posted === sends - 1;
+        raw.client.postSend(posted++, [{ mr: raw.cMr, offset: 0, length: bytes }], { signaled });
       }
     };
     pump();
@@ -239,7 +253,7 @@ function rawLatency(pings: number): Promise<number[]> {
         if (c.opcode !== 'recv') continue;
         serverRecvs--;
         serverRecv(0, 0, 2048);
-        raw.server.postSend(1, [{ mr: raw.sMr, offset: 1024, length: 88 }], { signaled: false });
+        raw.server.postSend(1, [{ mr: raw.sMr, offset: 1024, length: 88 }], { signaled: nextSignaled() });
       }
     });
     raw.client.onCompletions((batch) => {
@@ -251,11 +265,11 @@ function rawLatency(pings: number): Promise<number[]> {
         if (out.length === pings) return resolve(out);
         clientRecv(0, 0, 2048);
         t0 = now();
-        raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: false });
+        raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: nextSignaled() });
       }
     });
     t0 = now();
-    raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: false });
+    raw.client.postSend(1, [{ mr: raw.cMr, offset: 1024, length: 88 }], { signaled: nextSignaled() });
   });
 }
 
@@ -284,10 +298,12 @@ const t0 = Date.now();
 const scale = Number(arg('scale') ?? (quick ? 1 / 8 : 1));
 // warm-up: JIT and TCP windows
 const warm = Math.max(1, Math.round(16 * scale));
-await smbdMessages(MiB, warm);
-await rawSends(SEND_SIZE, warm * 125);
-await smbdPlacement(true, MiB, warm * 4 * MiB);
-await rawRdma(true, MiB, DEPTH, warm * 4 * MiB);
+const step = (what: string) => process.stderr.write(`warm-up: ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+step('messages'); await withTimeout(smbdMessages(MiB, warm), 'warm-up messages');
+step('raw sends'); await withTimeout(rawSends(SEND_SIZE, warm * 125), 'warm-up raw sends');
+step('placement'); await withTimeout(smbdPlacement(true, MiB, warm * 4 * MiB), 'warm-up placement');
+step('raw RDMA'); await withTimeout(rawRdma(true, MiB, DEPTH, warm * 4 * MiB), 'warm-up raw RDMA');
+step('done');
 
 for (const size of [64, 4 * KiB]) {
   const count = Math.round((size === 64 ? 100_000 : 30_000) * scale);

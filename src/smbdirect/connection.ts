@@ -762,7 +762,7 @@ export class SmbDirectConnection extends EventEmitter {
         const start = w.next * w.maxPayload;
         const end = Math.min(start + w.maxPayload, w.data.length);
         const last = w.next === w.count - 1;
-        if (!this.#postFragment(w.data.subarray(start, end), w.data.length - end, last ? w.invalidate : undefined, last)) return;
+        if (!this.#postFragment(w.data.subarray(start, end), w.data.length - end, last ? w.invalidate : undefined)) return;
         w.next++;
         this.#writableLength -= end - start;
       }
@@ -777,7 +777,7 @@ export class SmbDirectConnection extends EventEmitter {
     this.#scheduleEmpty();
   }
 
-  #postFragment(data: Uint8Array, remaining: number, invalidate: number | undefined, last: boolean): boolean {
+  #postFragment(data: Uint8Array, remaining: number, invalidate: number | undefined): boolean {
     const slot = this.#freeSendSlots.pop()!;
     const off = slot * this.#sendSlot;
     const grant = this.#grantable();
@@ -811,9 +811,10 @@ export class SmbDirectConnection extends EventEmitter {
     this.#s.fragmentsSent++;
     this.#s.bytesSent += hdr + data.length;
     if (data.length === 0) this.#s.emptySends++;
-    // Completions free slots, not messages: ask for one per message and every SIGNAL_EVERY
-    // fragments (a signaled completion frees every slot posted before it, as on a verbs send queue)
-    const signaled = last || ++this.#unsignaled >= SIGNAL_EVERY || this.#freeSendSlots.length < SIGNAL_EVERY;
+    // Completions free slots, not messages: one every SIGNAL_EVERY sends, or sooner when slots run
+    // low (a signaled completion frees every slot posted before it, as on a verbs send queue).
+    // Each completion is a wakeup; on soft-RoCE a wakeup costs more than the message.
+    const signaled = ++this.#unsignaled >= SIGNAL_EVERY || this.#freeSendSlots.length < SIGNAL_EVERY;
     if (signaled) this.#unsignaled = 0;
     this.#sendRing.push(slot);
     let posted: boolean;
@@ -865,6 +866,7 @@ export class SmbDirectConnection extends EventEmitter {
     const slot = items.popLast();
     if (slot !== undefined) this.#freeSendSlots.push(slot);
     this.#sqUsed--;
+    if (this.#unsignaled > 0) this.#unsignaled--;
   }
 
   #onSendDone(slot: number, c: Completion): void {
@@ -875,8 +877,11 @@ export class SmbDirectConnection extends EventEmitter {
       this.#sqUsed--;
       if (s === slot) break;
     }
-    if (c.status === 'flushed') this.#lostWork ||= this.#state === 'connected';
-    else if (c.status !== 'success') throw transportError('send', c);
+    if (this.#sendRing.length === 0) this.#unsignaled = 0;
+    // flushed: the endpoint is going down. Not counted as lost work: send() resolved when the
+    // message was posted, and a flushed send may well have been delivered (unsignaled sends, and
+    // sends whose acknowledgement raced the peer's disconnect, come back flushed too).
+    if (c.status !== 'success' && c.status !== 'flushed') throw transportError('send', c);
   }
 
   // ---- direct placement ([MS-SMBD] 3.1.4.5 / 3.1.4.6) -----------------------------------
@@ -1034,8 +1039,14 @@ export class SmbDirectConnection extends EventEmitter {
     return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Work requests whose completion is still to come: all but the unsignaled sends after the last
+   * signaled one (they complete silently; the provider's disconnect waits for them). */
+  #awaitingCompletion(): number {
+    return Math.max(0, this.#sqUsed - this.#unsignaled);
+  }
+
   #isIdle(): boolean {
-    return this.#queue.length === 0 && this.#sqUsed === 0;
+    return this.#queue.length === 0 && this.#awaitingCompletion() === 0;
   }
 
   #checkIdle(): void {
@@ -1052,7 +1063,7 @@ export class SmbDirectConnection extends EventEmitter {
       this.#finish(new SmbDirectError('ERR_SMBD_DISCONNECTED', 'the peer disconnected during negotiation'));
       return;
     }
-    const busy = this.#lostWork || this.#queue.length > 0 || this.#ops.size > 0 || this.#sqUsed > 0;
+    const busy = this.#lostWork || this.#queue.length > 0 || this.#ops.size > 0 || this.#awaitingCompletion() > 0;
     this.#finish(busy ? new SmbDirectError('ERR_SMBD_DISCONNECTED', 'the peer disconnected while work was pending') : undefined);
   }
 
