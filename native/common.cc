@@ -65,7 +65,10 @@ Resource::~Resource() {
   // unclosed node with no native object yet: just unlink it.
   if (closed_) return;
   for (Resource* p : parents_) p->children_.erase(this);
-  for (auto& r : parentRefs_) r.Reset();
+  try {
+    for (auto& r : parentRefs_) r.Reset();
+  } catch (...) {  // a destructor must not throw
+  }
   if (instance_) instance_->live.remove(this);
 }
 
@@ -117,7 +120,16 @@ void Resource::Close() {
 static void Cleanup(InstanceData* data) {
   data->tearingDown = true;
   Resource::in_finalizer = true;  // no JS at teardown
-  while (!data->live.empty()) data->live.back()->Close();
+  // At env teardown nothing can receive an error; an exception escaping a cleanup hook would
+  // terminate the process. A node whose Close() threw is unlinked so the loop moves on.
+  while (!data->live.empty()) {
+    Resource* r = data->live.back();
+    try {
+      r->Close();
+    } catch (...) {
+    }
+    if (!data->live.empty() && data->live.back() == r) data->live.pop_back();
+  }
   Resource::in_finalizer = false;
 }
 

@@ -87,7 +87,12 @@ class Wrapped : public Napi::ObjectWrap<T>, public Resource {
   }
   void Finalize(Napi::Env) override {
     in_finalizer = true;
-    Close();
+    // Nothing can report an error from a finalizer; a C++ exception escaping it (an N-API call
+    // failing while a worker env is torn down) would terminate the process.
+    try {
+      Close();
+    } catch (...) {
+    }
     in_finalizer = false;
   }
   Napi::Value JsClose(const Napi::CallbackInfo& info) {
