@@ -20,6 +20,27 @@ const MiB = 1 << 20;
 const siw = DEVICES.find((d) => d.kind === 'iWARP')!;
 
 /** True once the pcapng file holds a packet (an Enhanced Packet Block, type 6). */
+/**
+ * A native rdma_cm client connecting to our TCP listener, with `recvs` receives posted. siw takes
+ * its local TCP port from rdma_cm's port space, which does not see the ports Node's sockets hold:
+ * rdma_connect can fail with EADDRINUSE (seen once in CI). Like any rdma_cm client, retry.
+ */
+async function connectNative(events: Events, ip: string, port: number, recvs: number, privateData?: (nat: ReturnType<typeof makeSide>) => Uint8Array) {
+  for (let attempt = 1; ; attempt++) {
+    const id = await resolve(events, ip, port);
+    const nat = makeSide(id);
+    for (let i = 0; i < recvs; i++) nat.qp.postRecv(1000 + i, { mr: nat.mr, offset: SLAB - (i + 1) * 4096, length: 4096 });
+    try {
+      id.connect(privateData ? { privateData: privateData(nat), initiatorDepth: 4, responderResources: 4 } : { initiatorDepth: 4, responderResources: 4 });
+      return { id, nat };
+    } catch (err) {
+      nat.pd.close(); nat.channel.close(); id.close();
+      if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt === 3) throw err;
+      console.log(`# rdma_connect: EADDRINUSE on attempt ${attempt}, retrying`);
+    }
+  }
+}
+
 function hasPacket(file: string): boolean {
   if (!existsSync(file)) return false;
   const b = readFileSync(file);
@@ -129,10 +150,7 @@ if (requireVm()) {
           const listener = await createIwarpProvider({ crc }).listen({ host: siw.ip, port: 0 });
           const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
           const events = new Events();
-          const id = await resolve(events, siw.ip, listener.port);
-          const nat = makeSide(id);
-          for (let i = 0; i < 4; i++) nat.qp.postRecv(1000 + i, { mr: nat.mr, offset: SLAB - (i + 1) * 4096, length: 4096 });
-          id.connect({ privateData: advertise(nat), initiatorDepth: 4, responderResources: 4 });
+          const { id, nat } = await connectNative(events, siw.ip, listener.port, 4, (n) => advertise(n));
           const [ts] = await accepted;
           const pd = Buffer.from(ts.peerPrivateData);
           assert.ok(pd.length >= 12, 'siw sent its private data in the MPA Request');
@@ -186,10 +204,7 @@ if (requireVm()) {
       const listener = await createIwarpProvider().listen({ host: siw.ip, port: 0 });
       const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
       const events = new Events();
-      const id = await resolve(events, siw.ip, listener.port);
-      const nat = makeSide(id);
-      for (let i = 0; i < 2; i++) nat.qp.postRecv(1000 + i, { mr: nat.mr, offset: SLAB - (i + 1) * 4096, length: 4096 });
-      id.connect({ initiatorDepth: 4, responderResources: 4 });
+      const { id, nat } = await connectNative(events, siw.ip, listener.port, 2);
       const [ts] = await accepted;
       const backing = new Uint8Array(3 * 4096).fill(0xee);
       const ro = ts.registerMemory(backing.subarray(4096, 8192), { localWrite: true, remoteRead: true });
