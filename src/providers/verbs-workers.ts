@@ -14,7 +14,7 @@ import type { CmEvent } from '../../native/index.js';
 import type { CqSetStats } from '../../completion/pool.js';
 import type { RdmaListener } from './types.js';
 import { RdmaError } from './types.js';
-import { type VerbsOptions, VerbsProviderImpl } from './verbs.js';
+import { VerbsListener, type VerbsOptions, VerbsProviderImpl } from './verbs.js';
 
 export interface WorkerPoolOptions {
   /** Number of workers (default 2). */
@@ -47,23 +47,10 @@ interface Slot {
   closed?: () => void;
 }
 
-class PoolListener extends EventEmitter implements RdmaListener {
-  constructor(private readonly provider: VerbsProviderImpl, readonly id: native.CmId) {
-    super();
-  }
-  get port(): number {
-    return this.id.localAddress?.port ?? 0;
-  }
-  close(): Promise<void> {
-    if (!this.id.closed) this.provider.cm.remove(this.id);
-    return Promise.resolve();
-  }
-}
-
 /** 'message' (worker index, data) from ctx.post(); 'workerExit' (index, exit code); 'error'. */
 export class VerbsWorkerPool extends EventEmitter {
   private readonly slots: Slot[] = [];
-  private readonly rdmaListeners = new Set<PoolListener>();
+  private readonly rdmaListeners = new Set<VerbsListener>();
   private readonly provider = new VerbsProviderImpl();
   private next = 0;
   private seq = 0;
@@ -120,11 +107,11 @@ export class VerbsWorkerPool extends EventEmitter {
   /** A main-thread rdma_cm listener whose connections are handed to the workers. */
   async listen(opts: { host: string; port: number; backlog?: number }): Promise<RdmaListener> {
     if (this.closing) throw new RdmaError('ERR_INVALID_STATE', 'the worker pool is closing');
-    let listener!: PoolListener;
+    let listener!: VerbsListener;
     const id = this.provider.cm.add((ch) => ch.createId(), (e) => {
       if (e.type === 'CONNECT_REQUEST' && e.id) this.handOff(e);
     });
-    listener = new PoolListener(this.provider, id);
+    listener = new VerbsListener(this.provider, id);
     try {
       id.bind(opts.host, opts.port);
       id.listen(opts.backlog ?? 128);

@@ -686,7 +686,8 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
 
 // ---- listener and provider ------------------------------------------------------------------
 
-class VerbsListener extends EventEmitter implements RdmaListener {
+/** A listening cm_id as an RdmaListener (also the worker pool's). */
+export class VerbsListener extends EventEmitter implements RdmaListener {
   constructor(private readonly provider: VerbsProviderImpl, readonly id: CmId) {
     super();
   }
