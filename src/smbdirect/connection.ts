@@ -290,7 +290,7 @@ export class SmbDirectConnection extends EventEmitter {
     });
     this.#negotiatedPromise.catch(() => {}); // the caller of connect()/accept sees it; never unhandled
     endpoint.onCompletions((batch) => this.#onCompletions(batch));
-    endpoint.on('error', (err: Error) => this.#fail(err));
+    endpoint.on('error', (err: Error) => this.#finish(err));
     endpoint.on('disconnected', () => this.#onDisconnected());
     endpoint.on('close', () => this.#onDisconnected());
   }
@@ -425,7 +425,7 @@ export class SmbDirectConnection extends EventEmitter {
       timer.unref();
       try {
         await this.#whenIdle();
-        if (this.#state === 'closing') await this.endpoint.disconnect().catch((err: unknown) => this.#fail(asError(err)));
+        if (this.#state === 'closing') await this.endpoint.disconnect().catch((err: unknown) => this.#finish(asError(err)));
       } finally {
         clearTimeout(timer);
       }
@@ -1065,10 +1065,6 @@ export class SmbDirectConnection extends EventEmitter {
     }
     const busy = this.#lostWork || this.#queue.length > 0 || this.#ops.size > 0 || this.#awaitingCompletion() > 0;
     this.#finish(busy ? new SmbDirectError('ERR_SMBD_DISCONNECTED', 'the peer disconnected while work was pending') : undefined);
-  }
-
-  #fail(err: Error): void {
-    this.#finish(err);
   }
 
   /** Frees everything once. err: an error to latch and report; null: destroy() without one. */

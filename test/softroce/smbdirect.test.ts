@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
 import { type SmbDirectConnection, type SmbDirectOptions, connect, createServer } from '../../src/index.js';
+import { Inbox, closed } from '../smbdirect/helpers.js';
 import { DEVICES, type Counts, baselineCounts, expectCountsBack, pattern, requireVm } from './helpers.js';
 
 async function pair(host: string, opts: SmbDirectOptions = {}) {
@@ -19,23 +20,6 @@ async function pair(host: string, opts: SmbDirectOptions = {}) {
   const [accepted] = await acceptedP;
   return { server, client, accepted };
 }
-
-function inbox(conn: SmbDirectConnection): { messages: Uint8Array[]; count(n: number): Promise<void> } {
-  const messages: Uint8Array[] = [];
-  conn.on('message', (m: Uint8Array) => messages.push(m));
-  return {
-    messages,
-    async count(n: number) {
-      const end = Date.now() + 30_000;
-      while (messages.length < n) {
-        if (Date.now() > end) throw new Error(`only ${messages.length} of ${n} messages`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
-  };
-}
-
-const closed = (c: SmbDirectConnection) => new Promise<Error | undefined>((r) => (c.state === 'closed' ? r(c.error) : c.once('close', r)));
 
 if (requireVm()) {
   let base: Counts;
@@ -48,15 +32,15 @@ if (requireVm()) {
         const p = await pair(dev.ip);
         assert.equal(p.client.providerName, 'verbs');
         assert.deepEqual(p.client.negotiated, p.accepted.negotiated);
-        const toServer = inbox(p.accepted);
-        const toClient = inbox(p.client);
+        const toServer = new Inbox(p.accepted);
+        const toClient = new Inbox(p.client);
         const max = p.client.negotiated!.maxFragmentedSendSize;
         const sizes = [1, 1340, 1341, 100_003, max];
         const a = sizes.map((n, i) => pattern(n, i + 1));
         const b = sizes.map((n, i) => pattern(n, i + 50));
         await Promise.all([...a.map((m) => p.client.send(m)), ...b.map((m) => p.accepted.send(m))]);
-        await toServer.count(sizes.length);
-        await toClient.count(sizes.length);
+        await toServer.count(sizes.length, 30_000);
+        await toClient.count(sizes.length, 30_000);
         toServer.messages.forEach((m, i) => assert.ok(Buffer.from(m).equals(Buffer.from(a[i]!)), `client -> server #${i}`));
         toClient.messages.forEach((m, i) => assert.ok(Buffer.from(m).equals(Buffer.from(b[i]!)), `server -> client #${i}`));
         await p.client.close();
@@ -66,7 +50,7 @@ if (requireVm()) {
 
       it(`${dev.name}: places data by RDMA write and read across descriptors${dev.kind === 'iWARP' ? ', with Send-with-Invalidate' : ''}`, async () => {
         const p = await pair(dev.ip);
-        const toClient = inbox(p.client);
+        const toClient = new Inbox(p.client);
         // SMB2 READ: two client buffers, the server writes 1 MiB across them, then responds
         const bufs = [Buffer.alloc(300_000), Buffer.alloc(748_576)];
         const reg = p.client.registerBuffer(bufs, 'write');
@@ -75,7 +59,7 @@ if (requireVm()) {
         // siw invalidates a plain MR remotely; rxe only windows, which per-I/O registration is not
         const invalidate = dev.kind === 'iWARP' ? reg.token : undefined;
         await p.accepted.send(new Uint8Array([1]), invalidate === undefined ? {} : { invalidate });
-        await toClient.count(1);
+        await toClient.count(1, 30_000);
         assert.ok(Buffer.concat(bufs).equals(Buffer.from(data)), 'placed');
         // not asserted: siw sets the CQE's remote-invalidate flag only for kernel consumers
         // (siw_cq.c: rdma_is_kernel_res), so a user-space receiver on siw never learns of it; the
@@ -102,8 +86,8 @@ if (requireVm()) {
         await p.client.close();
         await p.server.close();
         const q = await pair(dev.ip, { credits: 5 });
-        const toServer = inbox(q.accepted);
-        const toClient = inbox(q.client);
+        const toServer = new Inbox(q.accepted);
+        const toClient = new Inbox(q.client);
         let seed = 12345;
         const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
         let sa = 0, sb = 0;
@@ -116,8 +100,8 @@ if (requireVm()) {
           }
           await Promise.all(sends);
         }
-        await toServer.count(sa);
-        await toClient.count(sb);
+        await toServer.count(sa, 30_000);
+        await toClient.count(sb, 30_000);
         assert.deepEqual(toServer.messages.map((m) => m[0]), Array.from({ length: sa }, (_, i) => i & 0xff));
         assert.deepEqual(toClient.messages.map((m) => m[0]), Array.from({ length: sb }, (_, i) => i & 0xff));
         await q.client.close();
@@ -127,7 +111,7 @@ if (requireVm()) {
 
       it(`${dev.name}: a graceful close mid-transfer delivers everything queued; destroy settles every promise`, async () => {
         const p = await pair(dev.ip, { credits: 16 });
-        const toServer = inbox(p.accepted);
+        const toServer = new Inbox(p.accepted);
         const msgs = Array.from({ length: 20 }, (_, i) => pattern(40_000 + i, i));
         const sends = msgs.map((m) => p.client.send(m));
         const closing = p.client.close();
