@@ -4,7 +4,7 @@
 // vector), next to `ib_send_bw -s 64` run in the same boot (PERFTEST_JSON). Senders run in the main
 // thread (one CQ), one send in 16 signaled; receivers re-post and grant credits (completion-worker.ts).
 // Prints a Markdown table and writes $BENCH_RESULTS_DIR/completion.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type VerbsEndpoint, createVerbsProvider, createWorkerPool } from '../src/providers/index.js';
@@ -48,6 +48,34 @@ function blast(ep: VerbsEndpoint, count: number): Promise<void> {
   });
 }
 
+// BENCH_CPU=1: where the CPU time of a run went (this process's threads, and the whole VM's
+// user/system/softirq/idle from /proc/stat), to tell our JS apart from the kernel's RDMA work.
+interface CpuSnapshot { threads: Map<string, number[]>; total: number[] }
+function cpuSnapshot(): CpuSnapshot {
+  const threads = new Map<string, number[]>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.set(`${tid} ${comm}`, [Number(f[11]), Number(f[12])]);
+    } catch { /* the thread ended */ }
+  }
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { threads, total: cpu };
+}
+function cpuReport(a: CpuSnapshot, b: CpuSnapshot, seconds: number): string {
+  const hz = 100;
+  const lines = [`  wall ${seconds.toFixed(2)} s`];
+  for (const [k, v] of b.threads) {
+    const u = v[0]! - (a.threads.get(k)?.[0] ?? 0), s = v[1]! - (a.threads.get(k)?.[1] ?? 0);
+    if (u + s > 1) lines.push(`  thread ${k}: user ${(u / hz).toFixed(2)} s, system ${(s / hz).toFixed(2)} s`);
+  }
+  const names = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'];
+  lines.push('  VM: ' + names.map((n, i) => `${n} ${((b.total[i]! - a.total[i]!) / hz).toFixed(2)}`).join(', ') + ' s (all CPUs)');
+  return lines.join('\n');
+}
+
 interface Row { device: string; connections: number; cqSets: number; messages: number; seconds: number; mpps: number; completionsPerSec: number; perftestMpps?: number; ratio?: number; perftestEventsMpps?: number; ratioEvents?: number }
 
 async function run(dev: TestDevice, conns: number, cqSets: number): Promise<Row> {
@@ -60,9 +88,11 @@ async function run(dev: TestDevice, conns: number, cqSets: number): Promise<Row>
   const before = await pool.stats();
   const cqBefore = before.reduce((n, s) => n + (s.pools[dev.name]?.[0]?.completions ?? 0), 0);
   const clientBefore = (provider.stats()[dev.name] ?? []).reduce((n, s) => n + s.completions, 0);
+  const cpu0 = cpuSnapshot();
   const t0 = process.hrtime.bigint();
   await Promise.all(eps.map((ep) => blast(ep, per)));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (process.env['BENCH_CPU']) console.error(cpuReport(cpu0, cpuSnapshot(), seconds));
   const after = await pool.stats();
   const cqAfter = after.reduce((n, s) => n + (s.pools[dev.name]?.[0]?.completions ?? 0), 0);
   const clientAfter = (provider.stats()[dev.name] ?? []).reduce((n, s) => n + s.completions, 0);
@@ -78,11 +108,13 @@ async function run(dev: TestDevice, conns: number, cqSets: number): Promise<Row>
 
 const perftest: PerftestRecord[] = process.env['PERFTEST_JSON'] ? JSON.parse(readFileSync(process.env['PERFTEST_JSON'], 'utf8')) : [];
 const rows: Row[] = [];
-for (const dev of DEVICES) {
+// BENCH_DEVICES / BENCH_CONNS / BENCH_CQSETS (comma lists) narrow the matrix, e.g. for profiling
+const only = (name: string, all: number[]) => process.env[name]?.split(',').map(Number) ?? all;
+for (const dev of DEVICES.filter((d) => !process.env['BENCH_DEVICES'] || process.env['BENCH_DEVICES'].split(',').includes(d.name))) {
   const ref = perftest.find((r) => r.device === dev.name && r.tool === 'ib_send_bw' && r.size === 64 && r.ok && !r.events);
   const refEv = perftest.find((r) => r.device === dev.name && r.tool === 'ib_send_bw' && r.size === 64 && r.ok && r.events);
-  for (const cqSets of [1, 2]) {
-    for (const conns of [1, 2, 4]) {
+  for (const cqSets of only('BENCH_CQSETS', [1, 2])) {
+    for (const conns of only('BENCH_CONNS', [1, 2, 4])) {
       const row = await run(dev, conns, cqSets);
       row.perftestMpps = ref?.mpps;
       row.ratio = ref?.mpps ? row.mpps / ref.mpps : undefined;
@@ -97,8 +129,8 @@ const fmt = (x: number | undefined, d = 3) => (x === undefined ? '-' : x.toFixed
 console.log('| device | connections | CQ sets (workers) | message rate | completions/s | ib_send_bw -s 64 (same boot) | ratio | ib_send_bw -s 64 -e | ratio | vs 1 CQ set |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  const one = rows.find((x) => x.device === r.device && x.connections === r.connections && x.cqSets === 1)!;
-  console.log(`| ${r.device} | ${r.connections} | ${r.cqSets} | ${fmt(r.mpps, 4)} Mpps | ${Math.round(r.completionsPerSec)} | ${fmt(r.perftestMpps, 4)} Mpps | ${fmt(r.ratio, 2)}x | ${fmt(r.perftestEventsMpps, 4)} Mpps | ${fmt(r.ratioEvents, 2)}x | ${fmt(r.mpps / one.mpps, 2)}x |`);
+  const one = rows.find((x) => x.device === r.device && x.connections === r.connections && x.cqSets === 1);
+  console.log(`| ${r.device} | ${r.connections} | ${r.cqSets} | ${fmt(r.mpps, 4)} Mpps | ${Math.round(r.completionsPerSec)} | ${fmt(r.perftestMpps, 4)} Mpps | ${fmt(r.ratio, 2)}x | ${fmt(r.perftestEventsMpps, 4)} Mpps | ${fmt(r.ratioEvents, 2)}x | ${one ? fmt(r.mpps / one.mpps, 2) + "x" : "-"} |`);
 }
 const dir = process.env['BENCH_RESULTS_DIR'];
 if (dir) {

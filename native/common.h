@@ -10,6 +10,7 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <unordered_map>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
 // ---- resources ------------------------------------------------------------
 
 struct InstanceData;
+class MemoryRegion;
 
 // Every native object is a node in a tree (a DAG: a QP has a PD, two CQs and a
 // cm_id as parents). Closing a node closes its children first, so teardown
@@ -73,6 +75,9 @@ struct InstanceData {
   std::list<Resource*> live;  // creation order; closed newest first at env teardown
   Napi::FunctionReference device, pd, mr, mw, channel, cq, qp, eventChannel, cmId;
   std::map<void*, Resource*> devices;  // ibv_context -> its one open Device
+  // Live memory regions by handle (their Resource id), for the fast posts that name a region
+  // by number instead of by object (no property reads or instanceof per work request).
+  std::unordered_map<uint32_t, MemoryRegion*> mrs;
   uint32_t nextId = 1;
   bool tearingDown = false;
 };

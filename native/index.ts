@@ -132,6 +132,8 @@ export interface MemoryRegion extends Closable {
   readonly lkey: number;
   readonly rkey: number;
   readonly length: number;
+  /** A number naming this region in the fast posts (postRecv1/postSend1); never reused. */
+  readonly handle: number;
 }
 
 export interface MemoryWindow extends Closable {
@@ -217,6 +219,14 @@ export interface QueuePair extends Closable {
    * an InfiniBand/RoCE attribute (iWARP has no RNR). */
   setMinRnrTimer(code: number): void;
   postRecv(wrId: number, sges: Sges): void;
+  /** Staging rows for postStaged: STAGE_ROWS rows of STAGE_COLS numbers each, (wrId, mrHandle
+   * (0: no data), offset, length, send flags). Kept while the QP lives. */
+  readonly sendStage: Float64Array;
+  readonly recvStage: Float64Array;
+  /** Posts rows 0..n-1 of sendStage (kind 0: plain sends) or recvStage (kind 1: receives) as one
+   * chained list: one call and one doorbell for a burst. All rows are checked before any is
+   * posted; if the device refuses part way, the error's `posted` says how many went. */
+  postStaged(kind: 0 | 1, n: number): void;
   /** Send; with invalidateRkey a Send-with-Invalidate, with imm a Send-with-Immediate. */
   postSend(wrId: number, sges: Sges, flags?: number, invalidateRkey?: number | null, imm?: number | null): void;
   /** RDMA Write; with imm a Write-with-Immediate. */
@@ -308,6 +318,7 @@ interface Binding {
   ACCESS: Record<string, number>;
   SEND_FLAGS: Record<string, number>;
   CQ_BATCH: number;
+  STAGE_ROWS: number;
   crc32c?: Crc32c;
   crc32cHardware?: boolean;
 }
@@ -364,12 +375,16 @@ export const ACCESS = Object.freeze({ LOCAL_WRITE: 1, REMOTE_WRITE: 2, REMOTE_RE
 export const SEND_FLAGS = Object.freeze({ FENCE: 1, SIGNALED: 2, SOLICITED: 4, INLINE: 8 });
 /** Completions per onBatch call at most. */
 export const CQ_BATCH = 64;
+/** Rows of a QP's sendStage/recvStage, and numbers per row (wrId, mrHandle, offset, length, flags). */
+export const STAGE_ROWS = 64;
+export const STAGE_COLS = 5;
 
 if (loaded.binding) {
   // the constants above are the verbs ABI; fail loudly if a build disagrees
   for (const [k, v] of Object.entries(ACCESS)) if (loaded.binding.ACCESS[k] !== v) throw new Error(`ACCESS.${k} mismatch`);
   for (const [k, v] of Object.entries(SEND_FLAGS)) if (loaded.binding.SEND_FLAGS[k] !== v) throw new Error(`SEND_FLAGS.${k} mismatch`);
   if (loaded.binding.CQ_BATCH !== CQ_BATCH) throw new Error('CQ_BATCH mismatch');
+  if (loaded.binding.STAGE_ROWS !== STAGE_ROWS) throw new Error('STAGE_ROWS mismatch');
 }
 
 export interface Access {

@@ -134,6 +134,8 @@ MemoryRegion::MemoryRegion(const Napi::CallbackInfo& info) : Wrapped(info) {
   addr_ = reinterpret_cast<uintptr_t>(mr_->addr);
   lkey_ = mr_->lkey;
   rkey_ = mr_->rkey;
+  data_ = Instance(env);
+  data_->mrs[id()] = this;
   if (slab_) {
     slab_->refs = 2;  // this MR + the ArrayBuffer's finalizer
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, slab_->mem, slab_->len,
@@ -145,6 +147,8 @@ MemoryRegion::MemoryRegion(const Napi::CallbackInfo& info) : Wrapped(info) {
 }
 
 void MemoryRegion::Release() {
+  if (data_) data_->mrs.erase(id());
+  data_ = nullptr;
   if (mr_) ibv_dereg_mr(mr_);
   mr_ = nullptr;
   if (slab_) {
@@ -171,6 +175,7 @@ Napi::Value MemoryRegion::Addr(const Napi::CallbackInfo& info) { return Napi::Bi
 Napi::Value MemoryRegion::Lkey(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), lkey_); }
 Napi::Value MemoryRegion::Rkey(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rkey_); }
 Napi::Value MemoryRegion::Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(length_)); }
+Napi::Value MemoryRegion::Handle(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id()); }
 
 Napi::Function MemoryRegion::Define(Napi::Env env) {
   return DefineClass(env, "MemoryRegion", Common({
@@ -179,6 +184,7 @@ Napi::Function MemoryRegion::Define(Napi::Env env) {
       InstanceAccessor<&MemoryRegion::Lkey>("lkey"),
       InstanceAccessor<&MemoryRegion::Rkey>("rkey"),
       InstanceAccessor<&MemoryRegion::Length>("length"),
+      InstanceAccessor<&MemoryRegion::Handle>("handle"),
   }));
 }
 

@@ -77,7 +77,9 @@ class MemoryRegion : public Wrapped<MemoryRegion> {
   Napi::Value Lkey(const Napi::CallbackInfo& info);
   Napi::Value Rkey(const Napi::CallbackInfo& info);
   Napi::Value Length(const Napi::CallbackInfo& info);
+  Napi::Value Handle(const Napi::CallbackInfo& info);
   ibv_mr* mr_ = nullptr;
+  InstanceData* data_ = nullptr;  // holds our entry in data_->mrs while registered
   ProtectionDomain* pd_ = nullptr;
   Slab* slab_ = nullptr;                 // native slab, or
   Napi::Reference<Napi::ArrayBuffer> buffer_;  // the ArrayBuffer (slab's external one or a JS one)
@@ -177,18 +179,26 @@ class QueuePair : public Wrapped<QueuePair> {
   Napi::Value SetMinRnrTimer(const Napi::CallbackInfo& info);
   Napi::Value PostRecv(const Napi::CallbackInfo& info);
   Napi::Value PostSend(const Napi::CallbackInfo& info);
+  Napi::Value PostStaged(const Napi::CallbackInfo& info);
+  Napi::Value SendStage(const Napi::CallbackInfo& info);
+  Napi::Value RecvStage(const Napi::CallbackInfo& info);
   Napi::Value PostWrite(const Napi::CallbackInfo& info);
   Napi::Value PostRead(const Napi::CallbackInfo& info);
   Napi::Value PostBindMw(const Napi::CallbackInfo& info);
   Napi::Value PostLocalInvalidate(const Napi::CallbackInfo& info);
   void Post(Napi::Env env, ibv_send_wr* wr);
   int Sgl(Napi::Env env, Napi::Value v, ibv_sge* out, uint32_t max);
+  int StagedSge(Napi::Env env, const double* row, ibv_sge* sge);
   void DataWr(const Napi::CallbackInfo& info, ibv_send_wr* wr, ibv_sge* sge);
 
   ibv_qp* qp_ = nullptr;
   rdma_cm_id* cmId_ = nullptr;  // the QP belongs to this cm_id (rdma_create_qp)
   ProtectionDomain* pd_ = nullptr;
   uint32_t maxSendSge_ = 0, maxRecvSge_ = 0, maxSgeRd_ = 0;
+  // The staging rows JS fills for PostStaged (V8-owned memory, held while the QP lives).
+  Napi::Reference<Napi::Float64Array> sendStage_, recvStage_;
+  double* sendRows_ = nullptr;
+  double* recvRows_ = nullptr;
 };
 
 class EventChannel : public Wrapped<EventChannel> {

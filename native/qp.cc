@@ -9,6 +9,9 @@
 namespace smbdirect {
 
 static constexpr uint32_t kMaxSge = 32;
+// Staged posts: JS writes up to kStageRows rows of kStageCols numbers (wrId, mrHandle, offset,
+// length, send flags) into a Float64Array shared with us, then posts them with one call.
+static constexpr uint32_t kStageRows = 64, kStageCols = 5;
 
 struct QpInit {
   ibv_qp* qp;
@@ -31,6 +34,13 @@ QueuePair::QueuePair(const Napi::CallbackInfo& info) : Wrapped(info) {
   if (info[3] != info[2])
     Adopt(Napi::ObjectWrap<CompletionQueue>::Unwrap(info[3].As<Napi::Object>()), info[3].As<Napi::Object>());
   Adopt(Napi::ObjectWrap<CmId>::Unwrap(info[4].As<Napi::Object>()), info[4].As<Napi::Object>());
+  Napi::Env env = info.Env();
+  Napi::Float64Array send = Napi::Float64Array::New(env, kStageRows * kStageCols);
+  Napi::Float64Array recv = Napi::Float64Array::New(env, kStageRows * kStageCols);
+  sendRows_ = send.Data();
+  recvRows_ = recv.Data();
+  sendStage_ = Napi::Persistent(send);
+  recvStage_ = Napi::Persistent(recv);
 }
 
 void QueuePair::Release() {
@@ -40,6 +50,9 @@ void QueuePair::Release() {
   }
   qp_ = nullptr;
   cmId_ = nullptr;
+  sendStage_.Reset();
+  recvStage_.Reset();
+  sendRows_ = recvRows_ = nullptr;
 }
 
 static const char* QpState(ibv_qp_state s) {
@@ -144,6 +157,32 @@ int QueuePair::Sgl(Napi::Env env, Napi::Value v, ibv_sge* out, uint32_t max) {
   return 1;
 }
 
+// A staged row's SGE: (mrHandle, offset, length); handle 0 = no data. The same checks as Sgl
+// (open, same PD, in bounds) without reading properties of JS objects.
+int QueuePair::StagedSge(Napi::Env env, const double* row, ibv_sge* sge) {
+  double h = row[1], off = row[2], len = row[3];
+  if (h == 0) return 0;
+  InstanceData* d = Instance(env);
+  auto it = h > 0 && h <= 4294967295.0 ? d->mrs.find(static_cast<uint32_t>(h)) : d->mrs.end();
+  if (it == d->mrs.end()) ThrowCode(env, "ERR_CLOSED", "memory region " + std::to_string(h) + " is closed or unknown");
+  MemoryRegion* mr = it->second;
+  if (mr->pd() != pd_) ThrowCode(env, "ERR_WRONG_PD", "the memory region is registered on another protection domain");
+  if (!(off >= 0 && len >= 0 && len <= 4294967295.0 && off + len <= static_cast<double>(mr->length())) ||
+      off != static_cast<double>(static_cast<uint64_t>(off)) || len != static_cast<double>(static_cast<uint32_t>(len)))
+    ThrowRange(env, "sge [" + std::to_string(off) + ", +" + std::to_string(len) + ") is outside the memory region (" +
+                        std::to_string(mr->length()) + " bytes)");
+  sge->addr = reinterpret_cast<uintptr_t>(mr->base()) + static_cast<uint64_t>(off);
+  sge->length = static_cast<uint32_t>(len);
+  sge->lkey = mr->mr()->lkey;
+  return 1;
+}
+
+static uint64_t RowWrId(Napi::Env env, double w) {
+  if (!(w >= 0 && w <= 9007199254740991.0) || w != static_cast<double>(static_cast<uint64_t>(w)))
+    ThrowRange(env, "wrId must be a safe non-negative integer");
+  return static_cast<uint64_t>(w);
+}
+
 static uint32_t Flags(const Napi::CallbackInfo& info, size_t i) {
   uint32_t f = OptU32(info, i, "flags", IBV_SEND_SIGNALED);
   const uint32_t known = IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE;
@@ -179,6 +218,73 @@ Napi::Value QueuePair::PostRecv(const Napi::CallbackInfo& info) {
   int rc = ibv_post_recv(qp_, &wr, &bad);
   if (rc) ThrowErrno(env, rc, "ibv_post_recv");
   return env.Undefined();
+}
+
+// postStaged(kind, n): posts rows 0..n-1 of sendStage (kind 0: plain sends) or recvStage
+// (kind 1: receives) as one chained list. Every row is checked before anything is posted; if the
+// provider refuses the list part way, the error says how many went (err.posted).
+Napi::Value QueuePair::PostStaged(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env, "QueuePair");
+  uint32_t kind = ArgU32(info, 0, "kind");
+  uint32_t n = ArgU32(info, 1, "n");
+  if (kind > 1) ThrowRange(env, "kind must be 0 (sends) or 1 (receives)");
+  if (n > kStageRows) ThrowRange(env, "n must be at most " + std::to_string(kStageRows));
+  if (n == 0) return env.Undefined();
+  ibv_sge sges[kStageRows];
+  int rc;
+  uint32_t posted = n;
+  if (kind == 0) {
+    ibv_send_wr wrs[kStageRows];
+    const uint32_t known = IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED;
+    for (uint32_t i = 0; i < n; i++) {
+      const double* row = sendRows_ + i * kStageCols;
+      ibv_send_wr& wr = wrs[i];
+      wr = ibv_send_wr{};
+      wr.wr_id = RowWrId(env, row[0]);
+      wr.sg_list = &sges[i];
+      wr.num_sge = StagedSge(env, row, &sges[i]);
+      if (static_cast<uint32_t>(wr.num_sge) > maxSendSge_) ThrowRange(env, "the QP allows no SGEs here");
+      uint32_t flags = static_cast<uint32_t>(row[4]);
+      if (row[4] != static_cast<double>(flags) || (flags & ~known)) ThrowRange(env, "flags has unknown bits");
+      wr.send_flags = flags;
+      wr.opcode = IBV_WR_SEND;
+      wr.next = i + 1 < n ? &wrs[i + 1] : nullptr;
+    }
+    ibv_send_wr* bad = nullptr;
+    rc = ibv_post_send(qp_, wrs, &bad);
+    if (rc && bad) posted = static_cast<uint32_t>(bad - wrs);
+  } else {
+    ibv_recv_wr wrs[kStageRows];
+    for (uint32_t i = 0; i < n; i++) {
+      const double* row = recvRows_ + i * kStageCols;
+      ibv_recv_wr& wr = wrs[i];
+      wr = ibv_recv_wr{};
+      wr.wr_id = RowWrId(env, row[0]);
+      wr.sg_list = &sges[i];
+      wr.num_sge = StagedSge(env, row, &sges[i]);
+      if (static_cast<uint32_t>(wr.num_sge) > maxRecvSge_) ThrowRange(env, "the QP allows no SGEs here");
+      wr.next = i + 1 < n ? &wrs[i + 1] : nullptr;
+    }
+    ibv_recv_wr* bad = nullptr;
+    rc = ibv_post_recv(qp_, wrs, &bad);
+    if (rc && bad) posted = static_cast<uint32_t>(bad - wrs);
+  }
+  if (rc) {
+    Napi::Error e = ErrnoError(env, rc, kind == 0 ? "ibv_post_send" : "ibv_post_recv");
+    e.Set("posted", Napi::Number::New(env, posted));
+    throw e;
+  }
+  return env.Undefined();
+}
+
+Napi::Value QueuePair::SendStage(const Napi::CallbackInfo& info) {
+  if (sendStage_.IsEmpty()) ThrowCode(info.Env(), "ERR_CLOSED", "QueuePair is closed");
+  return sendStage_.Value();
+}
+Napi::Value QueuePair::RecvStage(const Napi::CallbackInfo& info) {
+  if (recvStage_.IsEmpty()) ThrowCode(info.Env(), "ERR_CLOSED", "QueuePair is closed");
+  return recvStage_.Value();
 }
 
 // postSend(wrId, sges, flags = SIGNALED, invalidateRkey?, imm?)
@@ -300,6 +406,9 @@ Napi::Function QueuePair::Define(Napi::Env env) {
       InstanceMethod<&QueuePair::SetMinRnrTimer>("setMinRnrTimer"),
       InstanceMethod<&QueuePair::PostRecv>("postRecv"),
       InstanceMethod<&QueuePair::PostSend>("postSend"),
+      InstanceMethod<&QueuePair::PostStaged>("postStaged"),
+      InstanceAccessor<&QueuePair::SendStage>("sendStage"),
+      InstanceAccessor<&QueuePair::RecvStage>("recvStage"),
       InstanceMethod<&QueuePair::PostWrite>("postWrite"),
       InstanceMethod<&QueuePair::PostRead>("postRead"),
       InstanceMethod<&QueuePair::PostBindMw>("postBindMw"),
@@ -326,6 +435,7 @@ void InitQp(Napi::Env env, Napi::Object exports, InstanceData* data) {
   flags.Set("SOLICITED", static_cast<int>(IBV_SEND_SOLICITED));
   flags.Set("INLINE", static_cast<int>(IBV_SEND_INLINE));
   exports.Set("SEND_FLAGS", flags);
+  exports.Set("STAGE_ROWS", kStageRows);
 }
 
 }  // namespace smbdirect

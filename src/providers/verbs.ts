@@ -167,8 +167,11 @@ class CmChannel {
 
 class VerbsRegion implements MemoryRegion {
   readonly buffer: Uint8Array;
+  /** mr.handle, read once: the fast posts name the region by it. */
+  readonly handle: number;
   constructor(private readonly owner: VerbsEndpoint, readonly mr: native.MemoryRegion, buffer: Uint8Array) {
     this.buffer = buffer;
+    this.handle = mr.handle;
   }
   get addr(): bigint { return this.mr.addr; }
   get lkey(): number { return this.mr.lkey; }
@@ -254,6 +257,8 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       throw wrap(err, 'rdma_create_qp');
     }
     this.placement.bind(this.qp.qpNum);
+    this.sendRows = this.qp.sendStage;
+    this.recvRows = this.qp.recvStage;
     this.sq = new WrRing(s.maxSendWr, false);
     this.rq = new WrRing(s.maxRecvWr, true);
   }
@@ -397,9 +402,15 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   postRecv(wrId: number, sge: Sge): void {
     if (this.state !== 'IDLE' && this.state !== 'CONNECTING') this.checkPost();
     if (this.rq.full) throw new RdmaError('ERR_QUEUE_FULL', `receive queue full (${this.rq.capacity})`);
+    const r = this.stageable(sge);
+    if (this.recvStaged === native.STAGE_ROWS) this.ring();
     const nwr = this.rq.push(wrId, WR_KIND.RECV, true, sge.length);
+    this.stage(this.recvRows!, this.recvStaged++, nwr, r.handle, sge.offset, sge.length, 0);
+    if (this.state === 'RTS') return this.scheduleRing();
+    // before the connection is up the receive is posted now (a failure is the caller's)
     try {
-      this.qp!.postRecv(nwr, this.sge(sge));
+      this.recvStaged = 0;
+      this.qp!.postStaged(1, 1);
     } catch (err) {
       this.rq.unpush();
       throw wrap(err, 'postRecv');
@@ -408,6 +419,22 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
 
   postSend(wrId: number, sges: Sge[], opts: PostSendOptions = {}): void {
     const flags = opts.solicited ? native.SEND_FLAGS.SOLICITED : 0;
+    if (sges.length === 1 && opts.invalidateRkey === undefined) {
+      // the common case: staged, and posted with the rest of this burst
+      this.checkPost();
+      const sq = this.sq;
+      if (sq.full) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${sq.capacity})`);
+      const s = sges[0]!;
+      const r = this.stageable(s);
+      if (this.sendStaged === native.STAGE_ROWS) this.ring();
+      const signaled = opts.signaled ?? true;
+      const forced = !signaled && sq.head - this.lastSignaled >= sq.capacity >> 1;
+      const nwr = sq.push(wrId, WR_KIND.SEND, signaled, s.length);
+      if (signaled || forced) this.lastSignaled = sq.head;
+      this.stage(this.sendRows!, this.sendStaged++, nwr, r.handle, s.offset, s.length, flags | (signaled || forced ? native.SEND_FLAGS.SIGNALED : 0));
+      this.scheduleRing();
+      return;
+    }
     this.postSq(wrId, WR_KIND.SEND, sges, opts.signaled ?? true, flags, (nwr, sgl, f) => this.qp!.postSend(nwr, sgl, f, opts.invalidateRkey));
   }
 
@@ -432,9 +459,63 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     }
   }
 
+  // ---- staged posts: a burst of sends or receives goes to the device in one call, one doorbell --
+
+  private sendStaged = 0;
+  private recvStaged = 0;
+  private ringScheduled = false;
+  private sendRows?: Float64Array;
+  private recvRows?: Float64Array;
+  private readonly ringNow = (): void => this.ring();
+
+  /** Checks an SGE as the addon would, so a staged row cannot fail later for a caller's mistake. */
+  private stageable(s: Sge): VerbsRegion {
+    const r = this.region(s.mr);
+    if (!Number.isInteger(s.offset) || !Number.isInteger(s.length) || s.offset < 0 || s.length < 0 || s.offset + s.length > r.buffer.byteLength) {
+      throw new RdmaError('ERR_OUT_OF_RANGE', `sge [${s.offset}, +${s.length}) is outside the memory region (${r.buffer.byteLength} bytes)`);
+    }
+    return r;
+  }
+
+  private stage(rows: Float64Array, i: number, nwr: number, handle: number, offset: number, length: number, flags: number): void {
+    const o = i * native.STAGE_COLS;
+    rows[o] = nwr;
+    rows[o + 1] = handle;
+    rows[o + 2] = offset;
+    rows[o + 3] = length;
+    rows[o + 4] = flags;
+  }
+
+  /** The doorbell goes when the current JS task ends (after a completion batch's handler, say). */
+  private scheduleRing(): void {
+    if (this.ringScheduled) return;
+    this.ringScheduled = true;
+    queueMicrotask(this.ringNow);
+  }
+
+  /** Posts what is staged: receives first (a peer's reply to the sends may need them). A device
+   * refusing staged work ends the connection, as a failed completion would. */
+  private ring(): void {
+    this.ringScheduled = false;
+    const nr = this.recvStaged, ns = this.sendStaged;
+    if (!nr && !ns) return;
+    this.recvStaged = 0;
+    this.sendStaged = 0;
+    if (!this.qp || this.qp.closed) return;
+    try {
+      if (nr) this.qp.postStaged(1, nr);
+      if (ns) this.qp.postStaged(0, ns);
+    } catch (err) {
+      const e = wrap(err, nr ? 'postRecv' : 'postSend');
+      if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
+      else this.latch(e);
+    }
+  }
+
   private postSq(wrId: number, kind: WrKindCode, sges: Sge[], signaled: boolean, flags: number,
     post: (nwr: number, sgl: native.Sge[], flags: number) => void): void {
     this.checkPost();
+    if (this.sendStaged) this.ring(); // the send queue keeps the order of posting
     const sq = this.sq;
     if (sq.full) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${sq.capacity})`);
     // an unsignaled run may not fill the queue: every half queue one is signaled (unreported),
@@ -457,9 +538,13 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   }
 
   private sge(s: Sge): native.Sge {
-    const r = s.mr as VerbsRegion;
+    return { mr: this.region(s.mr).mr, offset: s.offset, length: s.length };
+  }
+
+  private region(mr: Sge['mr']): VerbsRegion {
+    const r = mr as VerbsRegion;
     if (!(r instanceof VerbsRegion) || !this.regions.has(r)) throw new RdmaError('ERR_INVALID_ARG_TYPE', 'sge.mr is not a memory region of this endpoint');
-    return { mr: r.mr, offset: s.offset, length: s.length };
+    return r;
   }
 
   private checkPost(): void {
@@ -577,6 +662,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   /** QP to error, a marker on each queue; waits until every outstanding WR has completed. */
   private async flushQueues(ms: number): Promise<boolean> {
     if (!this.qp || this.qp.closed) return true;
+    this.ring(); // staged work is posted, then flushed like the rest
     try { this.qp.toError(); } catch { /* already in error */ }
     if (this.drained()) return true;
     // markers: their flushed completions come after everything posted before them (and retire

@@ -149,6 +149,56 @@ if (requireVm()) {
           await closePair(p);
         }
       });
+      it(`${dev.name}: staged posts: a burst of receives and of sends in one call each, in order; a bad row refuses the whole burst`, async () => {
+        const p = await connectPair(dev);
+        try {
+          const { STAGE_COLS, STAGE_ROWS } = native;
+          const n = 12;
+          const rs = p.server.qp.recvStage;
+          assert.equal(rs.length, STAGE_ROWS * STAGE_COLS);
+          for (let i = 0; i < n; i++) rs.set([2000 + i, p.server.mr.handle, SLAB - (i + 1) * 4096, 4096, 0], i * STAGE_COLS);
+          p.server.qp.postStaged(1, n);
+          const ss = p.client.qp.sendStage;
+          const msgs = Array.from({ length: n }, (_, i) => pattern(1 + i * 97, 40 + i));
+          for (let i = 0; i < n; i++) {
+            p.client.bytes.set(msgs[i]!, MSG + i * 4096);
+            // every third one unsignaled: it completes silently, as with postSend
+            ss.set([100 + i, p.client.mr.handle, MSG + i * 4096, msgs[i]!.length, i % 3 === 1 ? 0 : SEND_FLAGS.SIGNALED], i * STAGE_COLS);
+          }
+          p.client.qp.postStaged(0, n);
+          for (let i = 0; i < n; i++) {
+            const rc = await p.server.wcs.takeOk(2000 + i);
+            assert.equal(rc.byteLength, msgs[i]!.length, `message ${i} length`);
+            const at = SLAB - (i + 1) * 4096;
+            assert.ok(Buffer.from(p.server.bytes.subarray(at, at + rc.byteLength)).equals(msgs[i]!), `message ${i} bytes, in order`);
+          }
+          for (let i = 0; i < n; i++) if (i % 3 !== 1) await p.client.wcs.takeOk(100 + i);
+          assert.ok(!p.client.wcs.all.some((c) => c.wrId >= 100 && c.wrId < 100 + n), 'no completion for the unsignaled sends');
+
+          // refused whole: a closed region, a row past the region's end, an unknown flag, too many rows
+          const gone = p.client.pd.allocSlab(4096, native.ACCESS.LOCAL_WRITE);
+          const goneHandle = gone.handle;
+          gone.close();
+          ss.set([50, p.client.mr.handle, MSG, 10, SEND_FLAGS.SIGNALED], 0);
+          ss.set([51, goneHandle, 0, 10, SEND_FLAGS.SIGNALED], STAGE_COLS);
+          assert.throws(() => p.client.qp.postStaged(0, 2), (e: native.NativeError) => e.code === 'ERR_CLOSED');
+          ss.set([51, p.client.mr.handle, SLAB - 10, 11, SEND_FLAGS.SIGNALED], STAGE_COLS);
+          assert.throws(() => p.client.qp.postStaged(0, 2), RangeError);
+          ss.set([51, p.client.mr.handle, MSG, 10, 1 << 9], STAGE_COLS);
+          assert.throws(() => p.client.qp.postStaged(0, 2), RangeError);
+          assert.throws(() => p.client.qp.postStaged(0, STAGE_ROWS + 1), RangeError);
+          // nothing of those bursts went out: the next send fills the next receive
+          rs.set([2100, p.server.mr.handle, SLAB - 4096, 4096, 0], 0);
+          p.server.qp.postStaged(1, 1);
+          sendBytes(p.client, 60, pattern(33, 60));
+          await p.client.wcs.takeOk(60);
+          const rc = await p.server.wcs.takeOk(2100);
+          assert.equal(rc.byteLength, 33);
+          assert.ok(!p.client.wcs.all.some((c) => c.wrId === 50 || c.wrId === 51), 'refused rows never completed');
+        } finally {
+          await closePair(p);
+        }
+      });
 
       it(`${dev.name}: RDMA write and read of 1 MiB with content checks`, async () => {
         const p = await connectPair(dev, { recvs: 4 });
