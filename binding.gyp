@@ -1,6 +1,8 @@
 {
   # rdma-core is found with pkg-config; without it a stub builds that reports
   # available: false (the software iWARP provider needs no native code).
+  # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a native method that throws while a worker is being
+  # terminated cannot reach JS; without it node-addon-api rethrows in C++ and the process aborts.
   "variables": {
     "with_rdma%": "<!(pkg-config --exists libibverbs librdmacm && echo 1 || echo 0)"
   },
@@ -8,7 +10,8 @@
     {
       "target_name": "smbdirect_native",
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED",
+                  "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],

@@ -1,10 +1,13 @@
 // npm run bench:completion in the VM (bash ci/softroce.sh bench/completion.sh): message rate and
 // completions per second of 64-byte sends through the verbs provider, with 1, 2 and 4 connections,
 // the receiving side on 1 or 2 CQ sets (createWorkerPool workers, one CQ each on its own comp
-// vector), next to `ib_send_bw -s 64` run in the same boot (PERFTEST_JSON). Senders run in the main
+// vector), next to `ib_send_bw -s 64` run in the same boot (bench/perftest-send.sh, before each of
+// BENCH_REPS repetitions; the table has medians). Senders run in the main
 // thread (one CQ), one send in 16 signaled; receivers re-post and grant credits (completion-worker.ts).
 // Prints a Markdown table and writes $BENCH_RESULTS_DIR/completion.json.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { type VerbsEndpoint, createVerbsProvider, createWorkerPool } from '../src/providers/index.js';
@@ -22,11 +25,14 @@ function blast(ep: VerbsEndpoint, count: number): Promise<void> {
   const mr = ep.registerMemory(SIZE * 8, { localWrite: true });
   for (let i = 0; i < 4; i++) ep.postRecv(i, { mr, offset: SIZE * (4 + i), length: SIZE });
   let credits = RECVS, posted = 0, completed = 0;
+  // one SGE list and two option objects for every send, as a C sender reuses its WR structs
+  const sges = [{ mr, offset: 0, length: SIZE }];
+  const SIGNALED = { signaled: true }, UNSIGNALED = { signaled: false };
   return new Promise<void>((resolve, reject) => {
     const more = () => {
       while (posted < count && credits > 0 && posted - completed < SQ - 1) {
         const signaled = (posted + 1) % CQ_MOD === 0 || posted + 1 === count;
-        ep.postSend(posted, [{ mr, offset: 0, length: SIZE }], { signaled });
+        ep.postSend(posted, sges, signaled ? SIGNALED : UNSIGNALED);
         posted++;
         credits--;
       }
@@ -76,7 +82,7 @@ function cpuReport(a: CpuSnapshot, b: CpuSnapshot, seconds: number): string {
   return lines.join('\n');
 }
 
-interface Row { device: string; connections: number; cqSets: number; messages: number; seconds: number; mpps: number; completionsPerSec: number; perftestMpps?: number; ratio?: number; perftestEventsMpps?: number; ratioEvents?: number }
+interface Row { reps?: number[]; vmBusy: number; device: string; connections: number; cqSets: number; messages: number; seconds: number; mpps: number; completionsPerSec: number; perftestMpps?: number; ratio?: number; perftestEventsMpps?: number; ratioEvents?: number }
 
 async function run(dev: TestDevice, conns: number, cqSets: number): Promise<Row> {
   const pool = await createWorkerPool({ workers: cqSets, module: new URL('./completion-worker.js', import.meta.url), verbs: { maxRecvWr: RECVS, maxSendWr: SQ } });
@@ -92,7 +98,11 @@ async function run(dev: TestDevice, conns: number, cqSets: number): Promise<Row>
   const t0 = process.hrtime.bigint();
   await Promise.all(eps.map((ep) => blast(ep, per)));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (process.env['BENCH_CPU']) console.error(cpuReport(cpu0, cpuSnapshot(), seconds));
+  const cpu1 = cpuSnapshot();
+  if (process.env['BENCH_CPU']) console.error(cpuReport(cpu0, cpu1, seconds));
+  // how busy the VM's CPUs were (1 - idle share): what a second worker could still use
+  const ticks = cpu1.total.reduce((a, b) => a + b, 0) - cpu0.total.reduce((a, b) => a + b, 0);
+  const vmBusy = ticks > 0 ? 1 - (cpu1.total[3]! - cpu0.total[3]!) / ticks : 0;
   const after = await pool.stats();
   const cqAfter = after.reduce((n, s) => n + (s.pools[dev.name]?.[0]?.completions ?? 0), 0);
   const clientAfter = (provider.stats()[dev.name] ?? []).reduce((n, s) => n + s.completions, 0);
@@ -103,41 +113,67 @@ async function run(dev: TestDevice, conns: number, cqSets: number): Promise<Row>
   const messages = per * conns;
   console.error(`${dev.name} ${conns} conn ${cqSets} CQ set(s): ${(messages / seconds / 1e6).toFixed(4)} Mpps; receiver CQ completions per worker ${spread.join(', ')}`);
   return { device: dev.name, connections: conns, cqSets, messages, seconds, mpps: messages / seconds / 1e6,
-    completionsPerSec: (cqAfter - cqBefore + clientAfter - clientBefore) / seconds };
+    completionsPerSec: (cqAfter - cqBefore + clientAfter - clientBefore) / seconds, vmBusy };
 }
 
-const perftest: PerftestRecord[] = process.env['PERFTEST_JSON'] ? JSON.parse(readFileSync(process.env['PERFTEST_JSON'], 'utf8')) : [];
-const rows: Row[] = [];
+// Each repetition runs the perftest references (PERFTEST_SCRIPT, in the VM) and then every row, so
+// both see the same moments of a noisy VM; the table gives medians over BENCH_REPS repetitions.
+const REPS = Number(process.env['BENCH_REPS'] ?? 3);
+function perftestOnce(rep: number): PerftestRecord[] {
+  const script = process.env['PERFTEST_SCRIPT'];
+  if (!script) return process.env['PERFTEST_JSON'] ? JSON.parse(readFileSync(process.env['PERFTEST_JSON'], 'utf8')) : [];
+  const out = join(tmpdir(), `perftest-64-${rep}.json`);
+  execFileSync('bash', [script, out, String(TOTAL)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return JSON.parse(readFileSync(out, 'utf8'));
+}
+const median = (xs: number[]): number | undefined => {
+  if (!xs.length) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 // BENCH_DEVICES / BENCH_CONNS / BENCH_CQSETS (comma lists) narrow the matrix, e.g. for profiling
 const only = (name: string, all: number[]) => process.env[name]?.split(',').map(Number) ?? all;
-for (const dev of DEVICES.filter((d) => !process.env['BENCH_DEVICES'] || process.env['BENCH_DEVICES'].split(',').includes(d.name))) {
-  const ref = perftest.find((r) => r.device === dev.name && r.tool === 'ib_send_bw' && r.size === 64 && r.ok && !r.events);
-  const refEv = perftest.find((r) => r.device === dev.name && r.tool === 'ib_send_bw' && r.size === 64 && r.ok && r.events);
-  for (const cqSets of only('BENCH_CQSETS', [1, 2])) {
-    for (const conns of only('BENCH_CONNS', [1, 2, 4])) {
-      const row = await run(dev, conns, cqSets);
-      row.perftestMpps = ref?.mpps;
-      row.ratio = ref?.mpps ? row.mpps / ref.mpps : undefined;
-      row.perftestEventsMpps = refEv?.mpps;
-      row.ratioEvents = refEv?.mpps ? row.mpps / refEv.mpps : undefined;
-      rows.push(row);
+const devices = DEVICES.filter((d) => !process.env['BENCH_DEVICES'] || process.env['BENCH_DEVICES'].split(',').includes(d.name));
+const perftest: PerftestRecord[] = [];
+const runs: Row[] = [];
+for (let rep = 0; rep < REPS; rep++) {
+  perftest.push(...perftestOnce(rep));
+  for (const dev of devices) {
+    for (const cqSets of only('BENCH_CQSETS', [1, 2])) {
+      for (const conns of only('BENCH_CONNS', [1, 2, 4])) runs.push(await run(dev, conns, cqSets));
     }
   }
 }
+const refMpps = (dev: string, events: boolean) =>
+  median(perftest.filter((r) => r.device === dev && r.tool === 'ib_send_bw' && r.size === 64 && r.ok && !!r.events === events).map((r) => r.mpps!));
+const rows: Row[] = [];
+for (const r of runs) {
+  if (rows.some((x) => x.device === r.device && x.connections === r.connections && x.cqSets === r.cqSets)) continue;
+  const same = runs.filter((x) => x.device === r.device && x.connections === r.connections && x.cqSets === r.cqSets);
+  const row: Row = { ...r, mpps: median(same.map((x) => x.mpps))!, completionsPerSec: median(same.map((x) => x.completionsPerSec))!,
+    seconds: median(same.map((x) => x.seconds))!, reps: same.map((x) => x.mpps), vmBusy: median(same.map((x) => x.vmBusy))! };
+  row.perftestMpps = refMpps(r.device, false);
+  row.ratio = row.perftestMpps ? row.mpps / row.perftestMpps : undefined;
+  row.perftestEventsMpps = refMpps(r.device, true);
+  row.ratioEvents = row.perftestEventsMpps ? row.mpps / row.perftestEventsMpps : undefined;
+  rows.push(row);
+}
 
 const fmt = (x: number | undefined, d = 3) => (x === undefined ? '-' : x.toFixed(d));
-console.log('| device | connections | CQ sets (workers) | message rate | completions/s | ib_send_bw -s 64 (same boot) | ratio | ib_send_bw -s 64 -e | ratio | vs 1 CQ set |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`Medians of ${REPS} repetitions (perftest run before each).`);
+console.log('| device | connections | CQ sets (workers) | message rate | completions/s | ib_send_bw -s 64 (same boot) | ratio | ib_send_bw -s 64 -e | ratio | vs 1 CQ set | VM CPU busy |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   const one = rows.find((x) => x.device === r.device && x.connections === r.connections && x.cqSets === 1);
-  console.log(`| ${r.device} | ${r.connections} | ${r.cqSets} | ${fmt(r.mpps, 4)} Mpps | ${Math.round(r.completionsPerSec)} | ${fmt(r.perftestMpps, 4)} Mpps | ${fmt(r.ratio, 2)}x | ${fmt(r.perftestEventsMpps, 4)} Mpps | ${fmt(r.ratioEvents, 2)}x | ${one ? fmt(r.mpps / one.mpps, 2) + "x" : "-"} |`);
+  console.log(`| ${r.device} | ${r.connections} | ${r.cqSets} | ${fmt(r.mpps, 4)} Mpps | ${Math.round(r.completionsPerSec)} | ${fmt(r.perftestMpps, 4)} Mpps | ${fmt(r.ratio, 2)}x | ${fmt(r.perftestEventsMpps, 4)} Mpps | ${fmt(r.ratioEvents, 2)}x | ${one ? fmt(r.mpps / one.mpps, 2) + 'x' : '-'} | ${Math.round(r.vmBusy * 100)} % |`);
 }
 const dir = process.env['BENCH_RESULTS_DIR'];
 if (dir) {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'completion.json'), JSON.stringify({
     date: new Date().toISOString(), where: 'qemu TCG VM (-smp 2), Debian 6.1 kernel, rxe0 + siw0 on dummy netdevs',
-    messagesPerRun: TOTAL, size: SIZE, sqDepth: SQ, cqMod: CQ_MOD, recvs: RECVS, credit: CREDIT,
+    messagesPerRun: TOTAL, reps: REPS, size: SIZE, sqDepth: SQ, cqMod: CQ_MOD, recvs: RECVS, credit: CREDIT,
     perftest: perftest.filter((r) => r.tool === 'ib_send_bw' && r.size === 64), rows,
   }, null, 2) + '\n');
 }

@@ -249,11 +249,18 @@ void Poll::Stop() {
 bool CanCallJs(Napi::Env env) {
   // A worker being terminated still runs libuv callbacks, but every N-API call
   // that would run JS fails then, and node-addon-api turns that failure into a
-  // fatal error. napi_set_named_property checks the same condition and only
-  // returns a status: probe with it first.
-  napi_value o, u;
-  if (napi_create_object(env, &o) != napi_ok || napi_get_undefined(env, &u) != napi_ok) return false;
-  return napi_set_named_property(env, o, "probe", u) == napi_ok;
+  // fatal error. napi_set_element checks the same condition and only returns a
+  // status: probe with it first, on one kept array (cheaper than a new object
+  // and property name on every wakeup).
+  InstanceData* d = nullptr;
+  napi_value probe, u;
+  if (napi_get_instance_data(env, reinterpret_cast<void**>(&d)) != napi_ok || !d) return false;
+  if (!d->probe) {
+    napi_value a;
+    if (napi_create_array(env, &a) != napi_ok || napi_create_reference(env, a, 1, &d->probe) != napi_ok) return false;
+  }
+  if (napi_get_reference_value(env, d->probe, &probe) != napi_ok || !probe || napi_get_undefined(env, &u) != napi_ok) return false;
+  return napi_set_element(env, probe, 0, u) == napi_ok;
 }
 
 void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<napi_value>& args) {

@@ -78,6 +78,7 @@ struct InstanceData {
   // Live memory regions by handle (their Resource id), for the fast posts that name a region
   // by number instead of by object (no property reads or instanceof per work request).
   std::unordered_map<uint32_t, MemoryRegion*> mrs;
+  napi_ref probe = nullptr;  // CanCallJs's array (kept for the env's life)
   uint32_t nextId = 1;
   bool tearingDown = false;
 };
