@@ -12,6 +12,7 @@ import {
   type IwarpEndpoint, type IwarpOptions, MpaRejectedError, type RdmaEndpoint, Smb2StreamFramer,
   createIwarpProvider, frameSmb2, upgradeToRdma,
 } from '../src/providers/index.js';
+import { StagAllocator } from '../src/providers/iwarp/stag.js';
 import { Wcs, pattern } from './support.js';
 
 const HOST = '127.0.0.1';
@@ -121,6 +122,28 @@ describe('iwarp-tcp provider', () => {
     assert.equal((await sw.take(4)).status, 'remote-access');
     assert.equal((await serverErr).code, 'ERR_IWARP_TERMINATED');
     assert.equal((await clientErr).code, 'ERR_IWARP_INVALID_STAG');
+  });
+
+  it('STags: indexes wrap around past the ones still registered, a reused index gets a new key, and only a full table is out of STags', () => {
+    const stags = new StagAllocator(4);
+    const first = [stags.allocate(), stags.allocate(), stags.allocate(), stags.allocate()];
+    assert.deepEqual(first.map((s) => s >>> 8), [1, 2, 3, 4]);
+    assert.throws(() => stags.allocate(), (e: Error & { code?: string }) => e.code === 'ERR_NO_STAG');
+    stags.release(first[1]!);
+    const again = stags.allocate();
+    assert.equal(again >>> 8, 2, 'the freed index, skipping the registered ones');
+    assert.notEqual(again, first[1], 'with another key');
+    stags.release(again);
+    // one registration per I/O, forever: an STag comes back only after 256 rounds of the table
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 3 * 256 * 4; i++) {
+      const s = stags.allocate();
+      stags.release(s);
+      const before = seen.get(s);
+      assert.ok(before === undefined || i - before >= 256, `STag 0x${s.toString(16)} again after ${i - (before ?? 0)} registrations`);
+      seen.set(s, i);
+    }
+    assert.equal(stags.size, 3, 'the three never released are still registered');
   });
 
   it('a write to a read-only region is refused with a Terminate; not a byte is written', async () => {

@@ -16,6 +16,8 @@ export interface MemoryRegion {
   readonly lkey: number;
   /** The STag a peer uses; a fresh one per registration (a per-I/O token). */
   readonly rkey: number;
+  /** True once closed (by close(), or with its endpoint). */
+  readonly closed: boolean;
   close(): void;
 }
 
@@ -52,6 +54,7 @@ export interface RdmaEndpoint extends EventEmitter {
   accept(privateData?: Uint8Array): Promise<void>;
   reject(privateData?: Uint8Array): Promise<void>;
   registerMemory(sizeOrBuffer: number | Uint8Array, access: Access): MemoryRegion;
+  /** The post calls read their SGE objects during the call only: a caller may reuse them. */
   postRecv(wrId: number, sge: Sge): void;
   postSend(wrId: number, sges: Sge[], opts?: PostSendOptions): void;
   postWrite(wrId: number, sges: Sge[], remoteAddr: bigint, rkey: number): void;

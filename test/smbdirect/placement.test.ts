@@ -56,6 +56,35 @@ describe('direct placement', () => {
     await p.close();
   });
 
+  it("the server's own buffers stay registered between transfers: views at offsets, new bytes each time, released at close", async () => {
+    const p = await pair();
+    const target = new Uint8Array(300_000);
+    const reg = p.client.registerBuffer(target, 'readwrite');
+    // one ArrayBuffer behind two views at different offsets, rewritten between transfers
+    const pool = new Uint8Array(1 << 20);
+    const a = pool.subarray(1000, 101_000);
+    const b = pool.subarray(500_000, 800_000);
+    const clientIn = new Inbox(p.client);
+    for (let round = 0; round < 3; round++) {
+      a.set(pattern(a.length, 10 + round));
+      await p.accepted.rdmaWrite(reg.descriptors, a);
+      // a write completion means sent: the response after it says placed
+      await p.accepted.send(new Uint8Array([round]));
+      await clientIn.count(round + 1);
+      assert.deepEqual(Buffer.from(target.subarray(0, a.length)), Buffer.from(a), `round ${round}: the bytes of this round`);
+      await p.accepted.rdmaRead(reg.descriptors, b, { offset: 0 });
+      assert.deepEqual(Buffer.from(b), Buffer.from(target), `round ${round}: read into the second view`);
+      assert.deepEqual(Buffer.from(pool.subarray(0, 1000)), Buffer.alloc(1000), 'nothing before the first view is touched');
+    }
+    assert.equal(p.accepted.stats().cachedRegistrations, 1, 'one registration for the one ArrayBuffer');
+    const other = pattern(50_000, 4);
+    await p.accepted.rdmaWrite(reg.descriptors, other);
+    assert.equal(p.accepted.stats().cachedRegistrations, 2);
+    reg.release();
+    await p.close();
+    assert.equal(p.accepted.stats().cachedRegistrations, 0, 'closed with the connection');
+  });
+
   it('moves MaxReadWriteSize (8 MiB) each way byte-exact, cut into RDMA operations', async () => {
     const p = await pair();
     const max = p.accepted.negotiated!.maxReadWriteSize;

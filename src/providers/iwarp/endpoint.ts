@@ -21,6 +21,7 @@ import { crc32c as addonCrc32c } from '../../../native/index.js';
 import { type MpaFrame, encodeMpaReply } from '../../../framing/mpa.js';
 import { type MpaParams, mpaPrivateData, splitPrivateData } from './mpa.js';
 import { readIntoBuffer } from './reader.js';
+import { StagAllocator } from './stag.js';
 import type {
   Access, Completion, CompletionOpcode, MemoryRegion, PostSendOptions, RdmaEndpoint, Sge,
 } from '../types.js';
@@ -153,8 +154,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   peerPrivateData: Uint8Array;
 
   private readonly regions = new Map<number, Region>();
-  private nextStagIndex = 1;
-  private stagKey = 0;
+  private readonly stags = new StagAllocator();
   private readonly rq: RecvWr[] = [];
   private readonly sq: SendWr[] = [];
   private readonly orq: ReadWr[] = [];   // reads issued, awaiting responses (<= ord)
@@ -244,11 +244,8 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     const buffer = typeof sizeOrBuffer === 'number' ? new Uint8Array(sizeOrBuffer) : sizeOrBuffer;
     if (!(buffer instanceof Uint8Array)) throw new RdmaError('ERR_INVALID_ARG_TYPE', 'registerMemory needs a size or a Uint8Array');
     if (access.remoteWrite && !access.localWrite) throw new RdmaError('ERR_OUT_OF_RANGE', 'access: remoteWrite requires localWrite');
-    if (this.nextStagIndex > 0xffffff) throw new RdmaError('ERR_NO_STAG', 'out of STags');
-    // STag = 24-bit index | 8-bit key; a fresh index per registration, so a stale key never matches
-    this.stagKey = (this.stagKey + 0x5b) & 0xff;
-    const index = this.nextStagIndex++;
-    const stag = ((index << 8) | this.stagKey) >>> 0;
+    const stag = this.stags.allocate();
+    const index = stag >>> 8;
     const region = new Region(this, buffer, BigInt(index) << 32n, stag, { ...access });
     this.regions.set(stag, region);
     return region;
@@ -257,6 +254,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   /** Called by Region.close(). */
   forget(r: Region): void {
     this.regions.delete(r.rkey);
+    this.stags.release(r.rkey);
   }
 
   invalidate(rkey: number): void {
