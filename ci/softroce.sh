@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real RDMA tests in a qemu VM: soft-RoCE (rxe0) and soft-iWARP (siw0) on Debian's own 6.1 kernel.
 # Usage: ci/softroce.sh [test]              compile on the host, run test/softroce/*.test.ts in the VM
-#        ci/softroce.sh bench               perftest references + dist/bench/verbs.js in the VM
+#        ci/softroce.sh bench               every VM benchmark: perftest, bench/verbs, completion, smbdirect
 #        ci/softroce.sh <script.sh> [args]  run any bash script in the VM (devices already created)
 # Steps: host packages (ci/setup-host.sh), VM image (ci/build-vm.sh, cached in ci/cache/), native
 # addon + TypeScript build (host), boot (ci/run-vm.sh), then checks: the VM booted, rxe0/siw0 came up,
@@ -32,7 +32,8 @@ case $MODE in
   *) [ -f "$MODE" ] || fail "usage: ci/softroce.sh [test|bench|<script.sh> [args]] ('$MODE' is not a file)" ;;
 esac
 
-TIMEOUT=${SOFTROCE_TIMEOUT:-540}
+# bench mode runs every VM benchmark (perftest, verbs, completion queues, SMB Direct): ~6 min
+TIMEOUT=${SOFTROCE_TIMEOUT:-$([ "$MODE" = bench ] && echo 1200 || echo 540)}
 TEST_TIMEOUT_MS=${SOFTROCE_TEST_TIMEOUT_MS:-120000}
 # the node run is bounded inside the guest, leaving time for boot, device setup and poweroff
 GUEST_TEST_TIMEOUT=$((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2))

@@ -3,7 +3,8 @@
 # iWARP needs it), written to $VMOUT/perftest.json as an array of
 #   {device, tool, size, iterations, rdma_cm, events, ok, gbps, gbps_peak, mpps}      (*_bw)
 #   {device, tool, size, iterations, rdma_cm, events, ok, usec, usec_avg, usec_p99}   (*_lat; usec = typical)
-# then `node dist/bench/verbs.js` (if built) with PERFTEST_JSON=$VMOUT/perftest.json and
+# then `node dist/bench/verbs.js` (if built) with PERFTEST_JSON=$VMOUT/perftest.json, then
+# bench/completion.sh and bench/smbdirect.sh, and
 # BENCH_RESULTS_DIR=$VMOUT/bench-results: the repo is read-only here, so benches write their
 # JSON there and ci/softroce.sh copies bench-results/*.json to the repo's bench/results/.
 # Absolute figures under TCG are noisy: compare against the perftest rows of the same boot.
@@ -97,4 +98,12 @@ if [ -f dist/bench/verbs.js ]; then
 else
   glog "dist/bench/verbs.js not built: perftest references only"
 fi
+# the completion-queue and SMB Direct benches, each with its own perftest references in this boot
+for b in bench/completion.sh bench/smbdirect.sh; do
+  [ -f "dist/${b%.sh}.js" ] || { glog "dist/${b%.sh}.js not built: $b skipped"; continue; }
+  glog "$b"
+  bash "$b"
+  rc=$?
+  [ $rc -eq 0 ] || { glog "$b exit $rc"; exit $rc; }
+done
 exit $fail
