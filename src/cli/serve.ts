@@ -1,0 +1,87 @@
+// smbdirect serve: an SMB Direct server for `smbdirect bench` (echo, sink, and the SMB2 READ /
+// WRITE shapes by RDMA write / read), a line per connection with what was negotiated.
+import { once } from 'node:events';
+
+import { SmbDirectServer, createServer } from '../smbdirect/server.js';
+import type { SmbDirectConnection } from '../smbdirect/connection.js';
+import { DEFAULTS } from '../smbdirect/options.js';
+import { EXIT, UsageError, describeError, parse, parseInteger, parsePort } from './args.js';
+import { serveBench } from './protocol.js';
+import { providerOption, PROVIDER_HELP } from './provider.js';
+
+export const SERVE_HELP = `Usage: smbdirect serve [--host <address>] [--port <n>] [--provider auto|verbs|iwarp-tcp] [--credits <n>]
+
+Runs an SMB Direct server for \`smbdirect bench\`: it echoes, sinks, and answers SMB2 READ/WRITE-
+shaped requests with RDMA writes and reads into the client's registered buffers. Prints a line per
+connection with the negotiated parameters, and one when it closes. Stops on Ctrl-C (SIGINT) or
+SIGTERM, closing every connection gracefully.
+
+Options:
+  --host <address>   address to listen on (default 127.0.0.1)
+  --port <n>         port (default 445 on verbs, 5445 on iwarp-tcp; 0 picks a free one)
+  --provider <name>  ${PROVIDER_HELP}
+  --credits <n>      receive credits we offer (default ${DEFAULTS.credits})
+  --workers <n>      worker threads (only 1 is supported so far)
+  -h, --help         this help
+
+Prints "listening on <host>:<port> (<provider>)" once ready.
+Exit codes: 0 stopped by a signal after a clean close, 1 could not listen, 2 usage error.`;
+
+/** A line per connection: who, what was negotiated. */
+export function describeConnection(conn: SmbDirectConnection): string {
+  const n = conn.negotiated;
+  const s = conn.stats();
+  return n
+    ? `MaxSendSize ${n.maxSendSize}, MaxReceiveSize ${n.maxReceiveSize}, MaxFragmentedSize ${n.maxFragmentedSendSize}/${n.maxFragmentedReceiveSize}, MaxReadWriteSize ${n.maxReadWriteSize}, credits ${s.receiveCreditTarget} offered / ${n.peerCreditsRequested} requested`
+    : 'not negotiated';
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const o = parse(argv, {
+    host: { type: 'string' }, port: { type: 'string' }, provider: { type: 'string' }, credits: { type: 'string' }, workers: { type: 'string' },
+  });
+  if (o.help) { console.log(SERVE_HELP); return EXIT.OK; }
+  const host = (o.host as string | undefined) ?? '127.0.0.1';
+  const port = parsePort(o.port as string | undefined);
+  const provider = providerOption(o.provider as string | undefined);
+  const credits = o.credits === undefined ? undefined : parseInteger(o.credits as string, 'credits', 3, 65535);
+  if (o.workers !== undefined && parseInteger(o.workers as string, 'workers', 1, 256) !== 1) {
+    throw new UsageError('--workers: SMB Direct servers run on one thread so far (the verbs provider\'s worker pool, createWorkerPool, is not wired to createServer yet)');
+  }
+  const server = createServer({ provider, credits });
+  let addr: { host: string; port: number };
+  try {
+    addr = await server.listen({ host, port });
+  } catch (err) {
+    console.error(`smbdirect serve: cannot listen on ${host}:${port ?? 'default port'}: ${describeError(err)}`);
+    return EXIT.FAILURE;
+  }
+  console.log(`listening on ${addr.host}:${addr.port} (${serverProvider(server)})`);
+  const max = DEFAULTS.maxReadWriteSize;
+  const source = new Uint8Array(max).fill(0x5a);
+  const sink = new Uint8Array(max);
+  let next = 0;
+  server.on('connection', (conn: SmbDirectConnection) => {
+    const id = ++next;
+    const started = Date.now();
+    console.log(`connection ${id} (${conn.providerName}): ${describeConnection(conn)}`);
+    serveBench(conn, source, sink);
+    conn.on('error', () => {}); // reported with 'close'
+    conn.on('close', (err?: Error) => {
+      const s = conn.stats();
+      console.log(`connection ${id} closed after ${((Date.now() - started) / 1000).toFixed(1)} s: ${s.messagesReceived} messages in, ${s.messagesSent} out, ${s.rdmaWrites} RDMA writes, ${s.rdmaReads} RDMA reads${err ? `; ${describeError(err)}` : ''}`);
+    });
+  });
+  server.on('connectionError', (err: Error) => console.log(`a connection failed to negotiate: ${describeError(err)}`));
+  const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  void signal;
+  console.log('stopping: closing connections');
+  await server.close();
+  return EXIT.OK;
+}
+
+function serverProvider(server: SmbDirectServer): string {
+  const p = server.provider as { name?: string; reason?: string };
+  if (!p?.name) return 'provider unknown';
+  return p.reason ? (p.reason.startsWith(p.name) ? p.reason : `${p.name}: ${p.reason}`) : p.name;
+}
