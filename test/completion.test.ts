@@ -25,6 +25,34 @@ describe('WrRing (the wr_id registry)', () => {
     assert.equal(sq.retire(seqOf(a)), -1, 'a stale wr_id is refused');
   });
 
+  it('a read that completes after the sends posted behind it (iWARP) is still reported, and holds the tail', () => {
+    const sq = new WrRing(8, false);
+    const s0 = sq.push(1, WR_KIND.SEND, false, 10);
+    const r1 = sq.push(2, WR_KIND.READ, true, 4096);
+    const s2 = sq.push(3, WR_KIND.SEND, false, 10);
+    const s3 = sq.push(4, WR_KIND.SEND, true, 10);
+    // siw: the sends finish on transmit, the read when its response has arrived
+    assert.equal(sq.userWrId[sq.retire(seqOf(s3))], 4);
+    assert.equal(sq.tail, seqOf(r1), 'the tail stops at the read; s0 completed with s3');
+    assert.equal(sq.outstanding, 3);
+    const r = sq.retire(seqOf(r1));
+    assert.notEqual(r, -1, 'the read completion is not taken for a stale one');
+    assert.equal(sq.userWrId[r], 2);
+    assert.equal(sq.kind[r], WR_KIND.READ);
+    assert.equal(sq.outstanding, 0, 's2 and s3 were complete: the tail moves past them');
+    assert.equal(sq.retire(seqOf(s2)), -1);
+    assert.equal(sq.retire(seqOf(s0)), -1);
+    // and the ring goes on wrapping with slots that were marked complete out of order
+    for (let i = 0; i < 20; i++) {
+      const a = sq.push(10 + i, WR_KIND.READ, true, 1);
+      const b = sq.push(50 + i, WR_KIND.SEND, true, 1);
+      assert.equal(sq.userWrId[sq.retire(seqOf(b))], 50 + i);
+      assert.equal(sq.outstanding, 2);
+      assert.equal(sq.userWrId[sq.retire(seqOf(a))], 10 + i);
+      assert.equal(sq.outstanding, 0);
+    }
+  });
+
   it('wraps around its capacity and reports full', () => {
     const rq = new WrRing(3, true);
     const ids: number[] = [];

@@ -438,6 +438,16 @@ export class SmbDirectConnection extends EventEmitter {
       return this.#closedP;
     }
     this.#state = 'closing';
+    if (this.#unsignaled > 0 && this.#queue.length === 0) {
+      // the last sends went unsignaled and their completion is silent: an empty message, signaled,
+      // completes after them, so the disconnect below cannot cut them off (siw dropped the tail
+      // of a message that way: its disconnect does not wait for unsignaled sends)
+      this.#queue.push({
+        kind: 'message', data: new Uint8Array(0), next: 0, count: 1, maxPayload: 1, empty: true,
+        resolve: () => {}, reject: () => {}, waitSince: 0,
+      });
+      this.#pump();
+    }
     this.#closePromise = (async () => {
       const timer = setTimeout(() => this.destroy(new SmbDirectError('ERR_SMBD_CLOSE_TIMEOUT',
         `close did not drain ${this.#queue.length} queued item(s) and ${this.#sqUsed} in flight within ${this.#o.closeTimeoutMs} ms`)), this.#o.closeTimeoutMs);
@@ -843,8 +853,9 @@ export class SmbDirectConnection extends EventEmitter {
     if (data.length === 0) this.#s.emptySends++;
     // Completions free slots, not messages: one every SIGNAL_EVERY sends, or sooner when slots run
     // low (a signaled completion frees every slot posted before it, as on a verbs send queue).
-    // Each completion is a wakeup; on soft-RoCE a wakeup costs more than the message.
-    const signaled = ++this.#unsignaled >= SIGNAL_EVERY || this.#freeSendSlots.length < SIGNAL_EVERY;
+    // Each completion is a wakeup; on soft-RoCE a wakeup costs more than the message. While closing
+    // every send is signaled: the disconnect must not overtake sends nobody will hear of.
+    const signaled = ++this.#unsignaled >= SIGNAL_EVERY || this.#freeSendSlots.length < SIGNAL_EVERY || this.#state === 'closing';
     if (signaled) this.#unsignaled = 0;
     this.#sendRing.push(slot);
     const sges = this.#sendSges[slot]!;

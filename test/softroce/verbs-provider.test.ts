@@ -170,6 +170,32 @@ if (requireVm()) {
         }
       });
 
+      it(`${dev.name}: a read reports its completion even when the sends posted after it complete first`, async () => {
+        // On iWARP an RDMA Read completes when its response has arrived, and siw completes the
+        // sends behind it on transmit, before that: the provider once took the later send's
+        // completion to retire the read too, and the read's own completion was dropped as stale.
+        const p = await connectPair(dev.ip);
+        try {
+          const c = p.client, s = p.server;
+          for (let round = 0; round < 8; round++) {
+            const data = pattern(MiB, 20 + round);
+            s.mr.buffer.set(data, 0);
+            c.ep.postRead(100 + round, [{ mr: c.mr, offset: 0, length: MiB }], s.mr.addr, s.mr.rkey);
+            // an unsignaled and a signaled send right behind the read
+            c.mr.buffer.set([round], SEND_AT);
+            c.ep.postSend(200 + round, [{ mr: c.mr, offset: SEND_AT, length: 1 }], { signaled: false });
+            c.ep.postSend(300 + round, [{ mr: c.mr, offset: SEND_AT, length: 1 }]);
+            const [rc] = await Promise.all([c.wcs.ok(100 + round), c.wcs.ok(300 + round)]);
+            assert.equal(rc.opcode, 'read');
+            assert.ok(Buffer.from(c.mr.buffer.subarray(0, MiB)).equals(data), `round ${round}: the bytes read`);
+            await s.wcs.ok(1000 + 2 * round);
+            await s.wcs.ok(1000 + 2 * round + 1);
+          }
+        } finally {
+          await p.close();
+        }
+      });
+
       if (dev.kind === 'iWARP') {
         it(`${dev.name}: Send-with-Invalidate of the peer's rkey, then a read through it fails`, async () => {
           const p = await connectPair(dev.ip);
