@@ -45,9 +45,11 @@ export function verbsCandidate(host?: string): { device?: string; reason: string
 }
 
 /** RoCE/IB: a GID of the address (IPv4-mapped or IPv6) is in the port's table. iWARP: the
- * device's netdev address is not visible through verbs, so an active port is taken to serve it. */
+ * device's netdev address is not visible through verbs, so ask rdma_cm: binding a cm_id to the
+ * address lands on the device that serves it (and fails, ENODEV, where none does: 127.0.0.1 on
+ * a machine with siw on another netdev, say). */
 function servesAddress(dev: native.Device, port: number, gids: number, transport: string, host: string): boolean {
-  if (transport === 'iwarp') return true;
+  if (transport === 'iwarp') return cmDeviceFor(host) === dev.name;
   const want = host.includes(':') ? host.toLowerCase() : `::ffff:${host}`;
   for (let i = 0; i < Math.min(gids, 256); i++) {
     try {
@@ -55,6 +57,21 @@ function servesAddress(dev: native.Device, port: number, gids: number, transport
     } catch { /* empty slot */ }
   }
   return false;
+}
+
+/** The device rdma_cm binds `host` to, if any (unspecified addresses bind to none). */
+function cmDeviceFor(host: string): string | undefined {
+  let channel: native.EventChannel | undefined;
+  try {
+    channel = native.createEventChannel(() => {});
+    const id = channel.createId();
+    id.bind(host, 0);
+    return id.deviceName;
+  } catch {
+    return undefined;
+  } finally {
+    channel?.close();
+  }
 }
 
 /** The provider for this machine: `verbs` on an active RDMA port, else `iwarp-tcp`. */
