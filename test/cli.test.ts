@@ -3,27 +3,12 @@
 // codes: help, usage errors, devices on a machine without RDMA, serve + bench in every mode with
 // --json, a refused port, an unresolvable host, Ctrl-C during bench, and npm start's demo.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer as netServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../bin/smbdirect.js', import.meta.url));
-
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-
-/** Runs the command to its end (or kills it after `ms`). */
-async function run(args: string[], opts: { ms?: number; onStderr?: (text: string, child: ChildProcess) => void } = {}): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; opts.onStderr?.(stderr, child); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.ms ?? 30_000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  clearTimeout(timer);
-  return { code, signal, stdout, stderr };
-}
+import { runCli as run, startServe } from './support.js';
 
 /** A port nothing listens on: bound, then closed. */
 async function closedPort(): Promise<number> {
@@ -82,23 +67,15 @@ describe('smbdirect command line', () => {
   describe('serve + bench over loopback', () => {
     let server: ChildProcess;
     let port = 0;
-    let serverOut = '';
+    let output: () => string;
     before(async () => {
-      server = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--provider', 'iwarp-tcp'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      server.stdout!.setEncoding('utf8').on('data', (d: string) => { serverOut += d; });
-      server.stderr!.resume();
-      for (let i = 0; i < 100 && !port; i++) {
-        const m = /listening on 127\.0\.0\.1:(\d+) \(iwarp-tcp/.exec(serverOut);
-        if (m) port = Number(m[1]);
-        else await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.ok(port > 0, `serve printed its address: ${serverOut}`);
+      ({ child: server, port, output } = await startServe(['--host', '127.0.0.1'], 'iwarp-tcp'));
     });
     after(async () => {
       server.kill('SIGINT');
       const [code] = (await once(server, 'exit')) as [number | null];
       assert.equal(code, 0, 'serve exits 0 on SIGINT after closing its connections');
-      assert.match(serverOut, /stopping/);
+      assert.match(output(), /stopping/);
     });
 
     for (const [mode, size] of [['send', '4k'], ['read', '256k'], ['write', '256k'], ['latency', '64']] as const) {
@@ -121,8 +98,8 @@ describe('smbdirect command line', () => {
         assert.equal(j.negotiated.maxSendSize, 1364);
         // not a TTY: plain progress lines on stderr, and the server logged the connection
         assert.match(r.stderr, /^\d+\.\d s: .* ops\/s/m);
-        assert.match(serverOut, /connection \d+ \(iwarp-tcp\): MaxSendSize 1364, MaxReceiveSize \d+, MaxFragmentedSize/);
-        if (mode === 'read') assert.match(serverOut, /closed after .* [1-9]\d* RDMA writes/);
+        assert.match(output(), /connection \d+ \(iwarp-tcp\): MaxSendSize 1364, MaxReceiveSize \d+, MaxFragmentedSize/);
+        if (mode === 'read') assert.match(output(), /closed after .* [1-9]\d* RDMA writes/);
       });
     }
 

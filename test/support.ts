@@ -1,6 +1,9 @@
-// Helpers shared by the host and VM suites: deterministic bytes, and awaitable completions of
-// a provider endpoint (smbdirect/providers).
+// Helpers shared by the host and VM suites: deterministic bytes, awaitable completions of a
+// provider endpoint (smbdirect/providers), and the `smbdirect` command run as a process.
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 
 import type { Completion, RdmaEndpoint } from '../src/providers/index.js';
 
@@ -38,4 +41,36 @@ export class Wcs {
     assert.equal(c.status, 'success', JSON.stringify(c));
     return c;
   }
+}
+
+/** bin/smbdirect.js (it runs the built dist/). */
+export const CLI = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bin/smbdirect.js' : '../bin/smbdirect.js', import.meta.url));
+
+export interface CliRun { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Runs `smbdirect <args>` to its end (killed after `ms`); `onStderr` sees stderr as it grows. */
+export async function runCli(args: string[], opts: { ms?: number; onStderr?: (text: string, child: ChildProcess) => void } = {}): Promise<CliRun> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; opts.onStderr?.(stderr, child); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.ms ?? 30_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code, signal, stdout, stderr };
+}
+
+/** Starts `smbdirect serve <args>` and waits for its "listening on" line; returns the port. */
+export async function startServe(args: string[], provider: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args, '--port', '0', '--provider', provider], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  for (let i = 0; i < 300; i++) {
+    const m = new RegExp(`listening on [^ ]+:(\\d+) \\(${provider}`).exec(out);
+    if (m) return { child, port: Number(m[1]), output: () => out };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`serve did not print its address: ${out}`);
 }

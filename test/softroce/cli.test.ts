@@ -2,25 +2,14 @@
 // ports and GIDs and picks verbs for their addresses; `serve` + `bench --json` run every mode over
 // the verbs provider on each device, as separate processes.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
+import { runCli, startServe } from '../support.js';
 import { DEVICES, requireVm } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/smbdirect.js', import.meta.url));
-
-async function run(args: string[], ms = 90_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
+const run = (args: string[]) => runCli(args, { ms: 90_000 });
 
 if (requireVm()) {
   it('devices: rxe0 as RoCE and siw0 as iWARP, active, with GIDs; verbs for their addresses', async () => {
@@ -42,28 +31,20 @@ if (requireVm()) {
     describe(`${dev.name}: serve + bench on the verbs provider`, () => {
       let server: ChildProcess;
       let port = 0;
-      let out = '';
+      let output: () => string;
       before(async () => {
-        server = spawn(process.execPath, [BIN, 'serve', '--host', dev.ip, '--port', '0', '--provider', 'verbs'], { stdio: ['ignore', 'pipe', 'pipe'] });
-        server.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-        server.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-        for (let i = 0; i < 300 && !port; i++) {
-          const m = /listening on [\d.]+:(\d+) \(verbs/.exec(out);
-          if (m) port = Number(m[1]);
-          else await new Promise((r) => setTimeout(r, 100));
-        }
-        assert.ok(port > 0, `serve printed its address: ${out}`);
+        ({ child: server, port, output } = await startServe(['--host', dev.ip], 'verbs'));
       });
       after(async () => {
         server.kill('SIGINT');
         const [code] = (await once(server, 'exit')) as [number | null];
-        assert.equal(code, 0, out);
+        assert.equal(code, 0, output());
       });
 
       for (const [mode, size] of [['send', '4k'], ['read', '256k'], ['write', '256k'], ['latency', '64']] as const) {
         it(`${dev.name}: bench --mode ${mode} --json`, async () => {
           const r = await run(['bench', '--host', dev.ip, '--port', String(port), '--provider', 'verbs', '--mode', mode, '--size', size, '--duration', '1500ms', '--json']);
-          assert.equal(r.code, 0, `${r.stderr}\nserver: ${out}`);
+          assert.equal(r.code, 0, `${r.stderr}\nserver: ${output()}`);
           const j = JSON.parse(r.stdout) as { provider: string; operations: number; bytes: number; latency: { count: number; p50Us: number }; error?: string };
           assert.equal(j.provider, 'verbs');
           assert.equal(j.error, undefined);
