@@ -41,7 +41,8 @@ describe('smbdirect command line', () => {
     assert.match(badOption.stderr, /--frob/);
     assert.match(badOption.stderr, /smbdirect bench --help/);
     for (const [args, what] of [[['bench'], /--host is required/], [['bench', '--host', 'x', '--mode', 'fast'], /--mode/],
-      [['bench', '--host', 'x', '--size', 'big'], /--size/], [['serve', '--port', '70000'], /--port/], [['serve', '--provider', 'rdma'], /--provider/]] as const) {
+      [['bench', '--host', 'x', '--size', 'big'], /--size/], [['serve', '--port', '70000'], /--port/], [['serve', '--provider', 'rdma'], /--provider/],
+      [['serve', '--workers', '2', '--provider', 'iwarp-tcp'], /--workers needs the verbs provider/]] as const) {
       const r = await run([...args]);
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, what);

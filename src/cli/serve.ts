@@ -2,14 +2,17 @@
 // WRITE shapes by RDMA write / read), a line per connection with what was negotiated.
 import { once } from 'node:events';
 
-import { SmbDirectServer, createServer } from '../smbdirect/server.js';
+import { createWorkerPool } from '../providers/verbs-workers.js';
+import { verbsCandidate } from '../providers/default.js';
+import { type ProviderChoice, SmbDirectServer, createServer, verbsOptionsFor } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
-import { DEFAULTS } from '../smbdirect/options.js';
+import { DEFAULTS, resolveOptions } from '../smbdirect/options.js';
 import { EXIT, UsageError, describeError, parse, parseInteger, parsePort } from './args.js';
+import { describeClose, describeConnection } from './describe.js';
 import { serveBench } from './protocol.js';
 import { providerOption, PROVIDER_HELP } from './provider.js';
 
-export const SERVE_HELP = `Usage: smbdirect serve [--host <address>] [--port <n>] [--provider auto|verbs|iwarp-tcp] [--credits <n>]
+export const SERVE_HELP = `Usage: smbdirect serve [--host <address>] [--port <n>] [--provider auto|verbs|iwarp-tcp] [--credits <n>] [--workers <n>]
 
 Runs an SMB Direct server for \`smbdirect bench\`: it echoes, sinks, and answers SMB2 READ/WRITE-
 shaped requests with RDMA writes and reads into the client's registered buffers. Prints a line per
@@ -21,20 +24,11 @@ Options:
   --port <n>         port (default 445 on verbs, 5445 on iwarp-tcp; 0 picks a free one)
   --provider <name>  ${PROVIDER_HELP}
   --credits <n>      receive credits we offer (default ${DEFAULTS.credits})
-  --workers <n>      worker threads (only 1 is supported so far)
+  --workers <n>      worker threads, one CQ set each (verbs only; default 1: the main thread)
   -h, --help         this help
 
 Prints "listening on <host>:<port> (<provider>)" once ready.
 Exit codes: 0 stopped by a signal after a clean close, 1 could not listen, 2 usage error.`;
-
-/** A line per connection: who, what was negotiated. */
-export function describeConnection(conn: SmbDirectConnection): string {
-  const n = conn.negotiated;
-  const s = conn.stats();
-  return n
-    ? `MaxSendSize ${n.maxSendSize}, MaxReceiveSize ${n.maxReceiveSize}, MaxFragmentedSize ${n.maxFragmentedSendSize}/${n.maxFragmentedReceiveSize}, MaxReadWriteSize ${n.maxReadWriteSize}, credits ${s.receiveCreditTarget} offered / ${n.peerCreditsRequested} requested`
-    : 'not negotiated';
-}
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const o = parse(argv, {
@@ -45,9 +39,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const port = parsePort(o.port as string | undefined);
   const provider = providerOption(o.provider as string | undefined);
   const credits = o.credits === undefined ? undefined : parseInteger(o.credits as string, 'credits', 3, 65535);
-  if (o.workers !== undefined && parseInteger(o.workers as string, 'workers', 1, 256) !== 1) {
-    throw new UsageError('--workers: SMB Direct servers run on one thread so far (the verbs provider\'s worker pool, createWorkerPool, is not wired to createServer yet)');
-  }
+  const workers = o.workers === undefined ? 1 : parseInteger(o.workers as string, 'workers', 1, 256);
+  if (workers > 1) return serveOnWorkers(host, port, provider, credits, workers);
   const server = createServer({ provider, credits });
   let addr: { host: string; port: number };
   try {
@@ -67,16 +60,38 @@ export async function serveCommand(argv: string[]): Promise<number> {
     console.log(`connection ${id} (${conn.providerName}): ${describeConnection(conn)}`);
     serveBench(conn, source, sink);
     conn.on('error', () => {}); // reported with 'close'
-    conn.on('close', (err?: Error) => {
-      const s = conn.stats();
-      console.log(`connection ${id} closed after ${((Date.now() - started) / 1000).toFixed(1)} s: ${s.messagesReceived} messages in, ${s.messagesSent} out, ${s.rdmaWrites} RDMA writes, ${s.rdmaReads} RDMA reads${err ? `; ${describeError(err)}` : ''}`);
-    });
+    conn.on('close', (err?: Error) => console.log(`connection ${id} ${describeClose(conn, started, err)}`));
   });
   server.on('connectionError', (err: Error) => console.log(`a connection failed to negotiate: ${describeError(err)}`));
   const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   void signal;
   console.log('stopping: closing connections');
   await server.close();
+  return EXIT.OK;
+}
+
+/** One worker thread per CQ set (createWorkerPool): the listener hands each connection to a
+ * worker (rdma_migrate_id), which runs it (serve-worker.ts). Verbs only. */
+async function serveOnWorkers(host: string, port: number | undefined, provider: ProviderChoice | undefined, credits: number | undefined, workers: number): Promise<number> {
+  if (provider === 'iwarp-tcp') throw new UsageError('--workers needs the verbs provider (the software provider runs on one thread)');
+  if (provider === undefined && !verbsCandidate(host).device) {
+    throw new UsageError(`--workers needs the verbs provider, and no RDMA device serves ${host} (${verbsCandidate(host).reason})`);
+  }
+  if (credits !== undefined) process.env['SMBDIRECT_SERVE_CREDITS'] = String(credits);
+  const pool = await createWorkerPool({ workers, module: new URL('./serve-worker.js', import.meta.url), verbs: verbsOptionsFor(resolveOptions({ credits })) });
+  let listener;
+  try {
+    listener = await pool.listen({ host, port: port ?? 445 });
+  } catch (err) {
+    await pool.close();
+    console.error(`smbdirect serve: cannot listen on ${host}:${port ?? 445}: ${describeError(err)}`);
+    return EXIT.FAILURE;
+  }
+  console.log(`listening on ${host}:${listener.port} (verbs, ${workers} workers)`);
+  await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  console.log('stopping: closing connections');
+  await listener.close();
+  await pool.close();
   return EXIT.OK;
 }
 

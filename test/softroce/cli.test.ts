@@ -54,4 +54,21 @@ if (requireVm()) {
       }
     });
   }
+
+  it(`serve --workers 2 on ${DEVICES[0]!.name}: connections are served on both worker threads`, async () => {
+    const dev = DEVICES[0]!;
+    const { child, port, output } = await startServe(['--host', dev.ip, '--workers', '2'], 'verbs');
+    try {
+      assert.match(output(), /\(verbs, 2 workers\)/);
+      const r = await run(['bench', '--host', dev.ip, '--port', String(port), '--provider', 'verbs', '--mode', 'write', '--size', '64k', '--connections', '4', '--duration', '1500ms', '--json']);
+      assert.equal(r.code, 0, `${r.stderr}\nserver: ${output()}`);
+      const j = JSON.parse(r.stdout) as { operations: number; error?: string };
+      assert.ok(j.operations > 0 && j.error === undefined, r.stdout);
+      for (const w of [0, 1]) assert.match(output(), new RegExp(`connection ${w}\\.\\d+ \\(verbs, worker ${w}\\): MaxSendSize`), `worker ${w} served a connection:\n${output()}`);
+    } finally {
+      child.kill('SIGINT');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 0, output());
+    }
+  });
 }
