@@ -7,7 +7,7 @@
 // work not yet complete.
 
 /** Kinds of work request, as stored in a ring (0 is a free slot). */
-export const WR_KIND = Object.freeze({ SEND: 1, RECV: 2, WRITE: 3, READ: 4, INTERNAL: 5 });
+export const WR_KIND = Object.freeze({ SEND: 1, RECV: 2, WRITE: 3, READ: 4, INTERNAL: 5, BIND: 6 });
 export type WrKindCode = (typeof WR_KIND)[keyof typeof WR_KIND];
 
 /** Native wr_ids: seq * 2 + 1 for receive queues, seq * 2 for send queues (below 2^53). */

@@ -46,12 +46,17 @@ export interface VerbsOptions {
   /** RoCE/IB: the RNR NAK delay this side asks a sender to wait when no receive is posted (IB
    * code, default 12 = 0.64 ms; the CM's own is 655 ms). */
   minRnrTimer?: number;
+  /** Send-queue slots reserved for memory-window binds (default 0: none). With some, and a
+   * device with type-2 windows, `registerMemory(buffer, remote access)` gives a window bound in a
+   * kept registration of the whole ArrayBuffer instead of a registration per call: a per-I/O key
+   * the peer can invalidate remotely. maxSendWr must include these slots. */
+  windowSlots?: number;
 }
 
 interface Settings {
   maxSendWr: number; maxRecvWr: number; maxSendSge: number; maxRecvSge: number; maxInlineData: number;
   initiatorDepth: number; responderResources: number; disconnectTimeoutMs: number; resolveTimeoutMs: number;
-  connectTimeoutMs: number; minRnrTimer: number;
+  connectTimeoutMs: number; minRnrTimer: number; windowSlots: number;
 }
 
 function settingsOf(o: VerbsOptions): Settings {
@@ -59,7 +64,7 @@ function settingsOf(o: VerbsOptions): Settings {
     maxSendWr: o.maxSendWr ?? 128, maxRecvWr: o.maxRecvWr ?? 128, maxSendSge: o.maxSendSge ?? 4, maxRecvSge: o.maxRecvSge ?? 1,
     maxInlineData: o.maxInlineData ?? 0, initiatorDepth: o.initiatorDepth ?? 16, responderResources: o.responderResources ?? 16,
     disconnectTimeoutMs: o.disconnectTimeoutMs ?? 10_000, resolveTimeoutMs: o.resolveTimeoutMs ?? 5000,
-    connectTimeoutMs: o.connectTimeoutMs ?? 20_000, minRnrTimer: o.minRnrTimer ?? 12,
+    connectTimeoutMs: o.connectTimeoutMs ?? 20_000, minRnrTimer: o.minRnrTimer ?? 12, windowSlots: o.windowSlots ?? 0,
   };
   for (const [k, v] of Object.entries(s)) {
     if (!Number.isInteger(v) || v < 0) throw new RdmaError('ERR_OUT_OF_RANGE', `${k} must be a non-negative integer, got ${v}`);
@@ -185,6 +190,27 @@ class VerbsRegion implements MemoryRegion {
     this.owner.forget(this);
   }
 }
+
+/** A per-I/O token as a type-2 memory window bound over a long-lived registration of the whole
+ * ArrayBuffer (`VerbsEndpoint.baseRegion`): a bind instead of a registration per I/O, and a key
+ * the peer can invalidate remotely on RoCE/IB (rxe invalidates windows, not MRs). For the peer
+ * only: it is not a local SGE region. */
+class VerbsWindow implements MemoryRegion {
+  constructor(private readonly owner: VerbsEndpoint, private readonly mw: native.MemoryWindow, private readonly base: native.MemoryRegion,
+    readonly buffer: Uint8Array, readonly rkey: number) {}
+  get addr(): bigint { return this.base.addr + BigInt(this.buffer.byteOffset); }
+  get lkey(): number { return this.base.lkey; }
+  get closed(): boolean { return this.mw.closed; }
+  close(): void {
+    if (this.mw.closed) return;
+    this.mw.close(); // deallocating a bound type-2 window invalidates it
+    this.owner.forgetWindow(this);
+  }
+}
+
+/** Whole-ArrayBuffer registrations kept for windows: at most this many, and bytes. */
+const BASE_REGIONS = 8;
+const BASE_BYTES = 256 * 1024 * 1024;
 
 // ---- the endpoint -----------------------------------------------------------------------------
 
@@ -372,6 +398,10 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     const ctx = this.ctx;
     if (!ctx || this.state === 'CLOSED') throw new RdmaError('ERR_INVALID_STATE', `cannot register memory in state ${this.state}`);
     if (access.remoteWrite && !access.localWrite) throw new RdmaError('ERR_OUT_OF_RANGE', 'access: remoteWrite requires localWrite');
+    if (sizeOrBuffer instanceof Uint8Array && (access.remoteRead || access.remoteWrite)) {
+      const w = this.bindWindow(sizeOrBuffer, access);
+      if (w) return w;
+    }
     const bits = native.accessFlags({ localWrite: access.localWrite, remoteRead: access.remoteRead, remoteWrite: access.remoteWrite });
     let mr: native.MemoryRegion;
     let buffer: Uint8Array;
@@ -391,6 +421,94 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     const r = new VerbsRegion(this, mr, buffer);
     this.regions.add(r);
     return r;
+  }
+
+  // ---- memory windows: per-I/O remote tokens on devices with type-2 windows ------------------------
+
+  private readonly windows = new Map<number, VerbsWindow>();
+  private bindsInFlight = 0;
+  private readonly bases = new Map<ArrayBufferLike, { mr: native.MemoryRegion; size: number }>();
+  private baseBytes = 0;
+
+  /** A window over `buffer` for the peer, or undefined where windows are not to be had (no
+   * type-2 windows, not connected, a buffer too large to keep registered, the send queue full):
+   * the caller registers the buffer itself then. */
+  private bindWindow(buffer: Uint8Array, access: Access): VerbsWindow | undefined {
+    const ctx = this.ctx!;
+    if (!ctx.attrs.memoryWindowType2 || this.state !== 'RTS' || buffer.byteLength === 0) return undefined;
+    if (this.bindsInFlight >= this.settings.windowSlots) return undefined; // the slots reserved for binds are taken
+    const base = this.baseRegion(buffer.buffer);
+    if (!base) return undefined;
+    let mw: native.MemoryWindow;
+    try {
+      mw = ctx.pd.allocMw();
+    } catch {
+      return undefined;
+    }
+    const bits = native.accessFlags({ remoteRead: access.remoteRead, remoteWrite: access.remoteWrite });
+    let rkey = 0;
+    try {
+      // signaled, so that its slot is known to be free again (bindsInFlight)
+      this.postSq(0, WR_KIND.BIND, [], true, 0, (nwr, _sgl, f) => {
+        rkey = this.qp!.postBindMw(nwr, mw, base, buffer.byteOffset, buffer.byteLength, bits, f);
+      });
+    } catch {
+      mw.close();
+      return undefined;
+    }
+    this.bindsInFlight++;
+    const w = new VerbsWindow(this, mw, base, buffer, rkey);
+    this.windows.set(rkey, w);
+    return w;
+  }
+
+  /** The registration of a whole ArrayBuffer that windows are bound in (local write and bind
+   * rights only: its own rkey grants nothing remotely), kept for later I/Os in LRU order. */
+  private baseRegion(ab: ArrayBufferLike): native.MemoryRegion | undefined {
+    const hit = this.bases.get(ab);
+    if (hit && !hit.mr.closed && hit.size === ab.byteLength) {
+      this.bases.delete(ab);
+      this.bases.set(ab, hit);
+      return hit.mr;
+    }
+    if (hit) this.dropBase(ab);
+    if (ab.byteLength > BASE_BYTES / 4) return undefined;
+    for (const key of this.bases.keys()) {
+      if (this.bases.size < BASE_REGIONS && this.baseBytes + ab.byteLength <= BASE_BYTES) break;
+      this.dropBase(key); // windows bound in it stay valid until closed: the MR waits for them
+    }
+    let mr: native.MemoryRegion;
+    try {
+      mr = this.ctx!.pd.registerBuffer(new Uint8Array(ab), native.ACCESS.LOCAL_WRITE | native.ACCESS.MW_BIND);
+    } catch {
+      return undefined;
+    }
+    this.bases.set(ab, { mr, size: ab.byteLength });
+    this.baseBytes += ab.byteLength;
+    return mr;
+  }
+
+  private dropBase(key: ArrayBufferLike): void {
+    const e = this.bases.get(key);
+    if (!e) return;
+    this.bases.delete(key);
+    this.baseBytes -= e.size;
+    if (![...this.windows.values()].some((w) => w.lkey === e.mr.lkey && !w.closed)) e.mr.close();
+    else this.retiredBases.add(e.mr);
+  }
+
+  /** Base registrations dropped from the cache while windows were bound in them. */
+  private readonly retiredBases = new Set<native.MemoryRegion>();
+
+  /** Called by VerbsWindow.close(). */
+  forgetWindow(w: VerbsWindow): void {
+    this.windows.delete(w.rkey);
+    for (const mr of this.retiredBases) {
+      if (![...this.windows.values()].some((x) => x.lkey === mr.lkey)) {
+        mr.close();
+        this.retiredBases.delete(mr);
+      }
+    }
   }
 
   /** Called by VerbsRegion.close(). */
@@ -454,6 +572,8 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
    * (unreported); on InfiniBand/RoCE, where only windows and fast-registered MRs can be
    * invalidated, the region is deregistered (closed) instead. */
   invalidate(rkey: number): void {
+    const w = this.windows.get(rkey);
+    if (w) { w.close(); return; }
     const r = [...this.regions].find((x) => x.rkey === rkey);
     if (!r) throw new RdmaError('ERR_INVALID_STAG', `rkey 0x${rkey.toString(16)} is not registered here`);
     if (this.ctx?.attrs.transport === 'iwarp' && this.state === 'RTS') {
@@ -569,6 +689,11 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (slot < 0) return;
     const kind = ring.kind[slot]!;
     const status = batch.status[i]!;
+    if (kind === WR_KIND.BIND) {
+      this.bindsInFlight--;
+      if (status !== STATUS_SUCCESS && status !== STATUS_FLUSHED) this.latch(new RdmaError('ERR_VERBS_WC_ERROR', `a memory window bind completed with ${native.wcStatusName(status)}`));
+      return;
+    }
     if (kind === WR_KIND.INTERNAL && status === STATUS_SUCCESS) return;
     if (!ring.signaled[slot] && status === STATUS_SUCCESS) return; // a forced signal
     const statusName = status === STATUS_SUCCESS ? 'success' : status === STATUS_FLUSHED ? 'flushed' : native.wcStatusName(status);
@@ -722,6 +847,10 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     this.placement?.release(); // polls what is still queued for us first
     this.flushRemaining();
     for (const r of [...this.regions]) r.close();
+    for (const w of [...this.windows.values()]) w.close();
+    for (const key of [...this.bases.keys()]) this.dropBase(key);
+    for (const mr of this.retiredBases) mr.close();
+    this.retiredBases.clear();
     this.provider.cm.remove(this.id); // closes the cm_id and with it the QP
     if (this.ctx) {
       const ctx = this.ctx;
@@ -740,6 +869,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
         const slot = ring.retire(ring.tail);
         const kind = ring.kind[slot]!;
         if (kind === WR_KIND.INTERNAL) continue;
+        if (kind === WR_KIND.BIND) { this.bindsInFlight--; continue; }
         this.pending.push({ wrId: ring.userWrId[slot]!, opcode: OPCODE_OF[kind]!, status: 'flushed', byteLength: 0 });
       }
     }

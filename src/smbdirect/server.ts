@@ -35,8 +35,15 @@ export interface ServerOptions extends SmbDirectOptions {
 /** Queue sizes a verbs QP needs for one SMB Direct connection: a receive per credit, a send work
  * request per send slot (messages and RDMA operations share them), one spare each for drain markers. */
 export function verbsOptionsFor(o: ResolvedOptions): VerbsOptions {
-  return { maxRecvWr: o.credits + 1, maxSendWr: o.sendQueueDepth + 1, initiatorDepth: o.rdmaReadDepth, responderResources: o.rdmaReadDepth };
+  return {
+    maxRecvWr: o.credits + 1, maxSendWr: o.sendQueueDepth + 1 + WINDOW_SLOTS, windowSlots: WINDOW_SLOTS,
+    initiatorDepth: o.rdmaReadDepth, responderResources: o.rdmaReadDepth,
+  };
 }
+
+/** Send-queue slots for memory-window binds: registerBuffer's per-I/O tokens are windows where the
+ * device has type-2 windows (rxe), up to this many binds in flight; past that, registrations. */
+const WINDOW_SLOTS = 32;
 
 /** The provider a name (or nothing) stands for. A provider object is used as given: its queues must
  * hold `credits` receives and `sendQueueDepth` sends (verbsOptionsFor() gives the sizes). */

@@ -48,7 +48,7 @@ if (requireVm()) {
         await p.server.close();
       });
 
-      it(`${dev.name}: places data by RDMA write and read across descriptors${dev.kind === 'iWARP' ? ', with Send-with-Invalidate' : ''}`, async () => {
+      it(`${dev.name}: places data by RDMA write and read across descriptors, with Send-with-Invalidate`, async () => {
         const p = await pair(dev.ip);
         const toClient = new Inbox(p.client);
         // SMB2 READ: two client buffers, the server writes 1 MiB across them, then responds
@@ -56,12 +56,16 @@ if (requireVm()) {
         const reg = p.client.registerBuffer(bufs, 'write');
         const data = pattern(1 << 20, 7);
         await p.accepted.rdmaWrite(reg.descriptors, data);
-        // siw invalidates a plain MR remotely; rxe only windows, which per-I/O registration is not
-        const invalidate = dev.kind === 'iWARP' ? reg.token : undefined;
-        await p.accepted.send(new Uint8Array([1]), invalidate === undefined ? {} : { invalidate });
+        // siw invalidates a plain MR remotely; rxe only windows, which the per-I/O tokens are there
+        // (rxe has type-2 windows, siw none)
+        await p.accepted.send(new Uint8Array([1]), { invalidate: reg.token });
         await toClient.count(1, 30_000);
         assert.ok(Buffer.concat(bufs).equals(Buffer.from(data)), 'placed');
-        // not asserted: siw sets the CQE's remote-invalidate flag only for kernel consumers
+        if (dev.kind === 'RoCE') {
+          assert.equal(reg.invalidated, true, 'the window was invalidated by the peer, and we were told');
+          assert.equal(p.client.stats().remoteInvalidations, 1);
+        }
+        // not asserted on siw: it sets the CQE's remote-invalidate flag only for kernel consumers
         // (siw_cq.c: rdma_is_kernel_res), so a user-space receiver on siw never learns of it; the
         // token is dead all the same, and release() deregisters it either way
         assert.equal(p.client.state, 'connected');
@@ -76,10 +80,37 @@ if (requireVm()) {
         wreg.release();
         assert.equal(p.client.stats().registrationsInUse, 0);
         assert.equal(p.accepted.stats().rdmaReads, 1);
+        // a view into an ArrayBuffer too large to keep registered (> 64 MiB): through a bounce buffer
+        const huge = Buffer.alloc(70 << 20);
+        const rreg = p.client.registerBuffer(src, 'read');
+        const far = huge.subarray(50 << 20, (50 << 20) + 4000);
+        assert.equal(await p.accepted.rdmaRead(rreg.descriptors, far), far.length);
+        assert.ok(far.equals(Buffer.concat(src).subarray(0, 4000)), 'read through the bounce buffer');
+        rreg.release();
+        assert.equal(p.accepted.stats().cachedRegistrations, 2, 'the 1 MiB source and the 2 MiB backing are kept, the 70 MiB one is not');
         await p.client.close();
         await closed(p.accepted);
         await p.server.close();
       });
+
+      if (dev.kind === 'RoCE') {
+        it(`${dev.name}: per-I/O tokens are memory windows: a released token is refused remotely and ends the connection`, async () => {
+          const p = await pair(dev.ip);
+          const buf = Buffer.alloc(64 * 1024);
+          const reg = p.client.registerBuffer(buf, 'write');
+          const token = reg.descriptors[0]!.token;
+          await p.accepted.rdmaWrite(reg.descriptors, pattern(buf.length, 3));
+          const again = p.client.registerBuffer(buf, 'write');
+          assert.notEqual(again.descriptors[0]!.token, token, 'a fresh key for the same buffer');
+          again.release();
+          reg.release();
+          const clientEnd = closed(p.client);
+          await assert.rejects(p.accepted.rdmaWrite(reg.descriptors, pattern(buf.length, 4)), (e: Error & { code?: string }) => e.code === 'ERR_SMBD_TRANSPORT');
+          await clientEnd;
+          assert.equal(buf[0], pattern(buf.length, 3)[0], 'nothing of the refused write was placed');
+          await p.server.close();
+        });
+      }
 
       it(`${dev.name}: small credits (3 and 5) under random two-sided traffic: no deadlock, nothing lost`, async () => {
         const p = await pair(dev.ip, { credits: 3 });
