@@ -124,6 +124,20 @@ describe('smbdirect command line', () => {
     });
   });
 
+  it('serve on a port in use: one line naming the address and EADDRINUSE, exit 1', async () => {
+    const busy = netServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const r = await run(['serve', '--host', '127.0.0.1', '--port', String(port), '--provider', 'iwarp-tcp']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      busy.close();
+    }
+  });
+
   it('a refused port and an unresolvable host: one line naming the address and the error, exit 1', async () => {
     const port = await closedPort();
     const refused = await run(['bench', '--host', '127.0.0.1', '--port', String(port), '--provider', 'iwarp-tcp', '--duration', '1s']);

@@ -158,9 +158,11 @@ export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
           () => socket.destroy(), // no valid MPA Request: not a connection
         );
       });
-      server.on('error', (err) => listener.emit('error', err));
       server.listen({ host, port, backlog });
+      // a failure to listen (EADDRINUSE, EACCES) rejects here; only later errors go to the
+      // listener, which nobody could have subscribed to before it was returned
       await once(server, 'listening');
+      server.on('error', (err) => listener.emit('error', err));
       return listener;
     },
     async connect(opts: ConnectOptions) {
