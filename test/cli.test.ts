@@ -8,6 +8,8 @@ import { once } from 'node:events';
 import { createServer as netServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
+import { connect } from '../src/index.js';
+import { closed } from './smbdirect/helpers.js';
 import { runCli as run, startServe } from './support.js';
 
 /** A port nothing listens on: bound, then closed. */
@@ -115,6 +117,20 @@ describe('smbdirect command line', () => {
       assert.match(r.stdout, /^\| CPU \| /m);
       const secs = Number(/, ([\d.]+) s \(interrupted\)/.exec(r.stdout)![1]);
       assert.ok(secs < 30, `stopped at Ctrl-C, not after --duration (${secs} s)`);
+    });
+
+    it('a peer sending garbage requests is disconnected with a typed error; the server keeps serving', async () => {
+      for (const [bad, code] of [[new Uint8Array([0x99, 1, 2]), /ERR_SMBD_INVALID_ARGUMENT: unknown benchmark request 0x99/],
+        [new Uint8Array([0x52, 1, 0, 0, 0, 0, 16, 0, 0, 7, 7, 7]), /ERR_FRAMING_\w+|ERR_SMBD_\w+/]] as const) {
+        const conn = await connect({ host: '127.0.0.1', port, provider: 'iwarp-tcp' });
+        const ended = closed(conn);
+        conn.send(bad).catch(() => {}); // the server may end the connection before this settles
+        await ended;
+        for (let i = 0; i < 50 && !code.test(output()); i++) await new Promise((r) => setTimeout(r, 100));
+        assert.match(output(), code);
+      }
+      const r = await run(['bench', '--host', '127.0.0.1', '--port', String(port), '--provider', 'iwarp-tcp', '--mode', 'latency', '--duration', '300ms', '--json']);
+      assert.equal(r.code, 0, r.stderr);
     });
 
     it('a size beyond what was negotiated is a usage error naming the limit', async () => {
