@@ -70,3 +70,24 @@ export function describeError(err: unknown): string {
   const e = err as { code?: string; message?: string };
   return e.code && !String(e.message).includes(e.code) ? `${e.code}: ${e.message}` : String(e.message ?? err);
 }
+
+/** Ctrl-C and SIGTERM abort the returned signal (instead of killing the process) until dispose(),
+ * so a command can stop its work and still print what it measured. */
+export function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: abort.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** A latency in µs, as µs below a millisecond and ms above. */
+export function formatMicros(v: number): string {
+  return v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(1)} µs`;
+}

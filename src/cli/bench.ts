@@ -4,7 +4,7 @@
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { Histogram, type HistogramSummary } from '../smbdirect/histogram.js';
 import { connect } from '../smbdirect/server.js';
-import { EXIT, UsageError, describeError, formatBytes, parse, parseDuration, parseInteger, parsePort, parseSize } from './args.js';
+import { EXIT, UsageError, abortOnSignals, describeError, formatBytes, formatMicros, parse, parseDuration, parseInteger, parsePort, parseSize } from './args.js';
 import { OP, decodeCount, encodePlacement } from './protocol.js';
 import { PROVIDER_HELP, providerOption } from './provider.js';
 import type { ProviderChoice } from '../smbdirect/server.js';
@@ -230,7 +230,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 // ---- output ---------------------------------------------------------------------------------------
 
 const rate = (bps: number) => (bps >= 1e9 ? `${(bps / 1e9).toFixed(2)} GB/s` : bps >= 1e6 ? `${(bps / 1e6).toFixed(1)} MB/s` : `${(bps / 1e3).toFixed(1)} kB/s`);
-const us = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(1)} µs`);
 
 export function progressLine(p: BenchProgress): string {
   const s = p.elapsedMs / 1000;
@@ -249,7 +248,7 @@ export function summaryTable(r: BenchResult): string {
   lines.push(
     `| throughput | ${rate(r.bytesPerSecond)} |`,
     `| operations | ${r.operations} (${Math.round(r.operationsPerSecond)}/s) |`,
-    `| latency p50 / p99 / p99.9 | ${us(r.latency.p50Us)} / ${us(r.latency.p99Us)} / ${us(r.latency.p999Us)} |`,
+    `| latency p50 / p99 / p99.9 | ${formatMicros(r.latency.p50Us)} / ${formatMicros(r.latency.p99Us)} / ${formatMicros(r.latency.p999Us)} |`,
     `| CPU | ${(r.cpu.userMs / 1000).toFixed(2)} s user, ${(r.cpu.systemMs / 1000).toFixed(2)} s system (${r.cpu.percentOfOneCore.toFixed(0)} % of one core) |`,
   );
   if (r.error) lines.push(`| error | ${r.error} |`);
@@ -277,10 +276,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     credits: o.credits === undefined ? undefined : parseInteger(o.credits as string, 'credits', 3, 65535),
   };
   const json = o.json === true;
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = abortOnSignals();
   const tty = process.stderr.isTTY;
   let lastPlain = 0;
   const onProgress = (p: BenchProgress) => {
@@ -289,14 +285,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
   };
   let result: BenchResult;
   try {
-    result = await runBench(opts, { onProgress, signal: abort.signal });
+    result = await runBench(opts, { onProgress, signal: stop.signal });
   } catch (err) {
     if (err instanceof UsageError) throw err;
     console.error(`smbdirect bench: cannot run against ${opts.host}:${opts.port ?? 'default port'}: ${describeError(err)}`);
-    return abort.signal.aborted ? EXIT.INTERRUPTED : EXIT.FAILURE;
+    return stop.signal.aborted ? EXIT.INTERRUPTED : EXIT.FAILURE;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     if (tty) process.stderr.write('\n');
   }
   console.log(json ? JSON.stringify(result, null, 2) : summaryTable(result));

@@ -3,11 +3,10 @@
 // short run of each workload, and one summary table.
 import { createServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
-import { DEFAULTS } from '../smbdirect/options.js';
 import { verbsCandidate } from '../providers/default.js';
-import { EXIT, describeError, parse, parseDuration } from './args.js';
+import { EXIT, abortOnSignals, describeError, formatMicros, parse, parseDuration } from './args.js';
 import { type BenchMode, type BenchResult, runBench } from './bench.js';
-import { serveBench } from './protocol.js';
+import { benchBuffers, serveBench } from './protocol.js';
 import { PROVIDER_HELP, providerOption } from './provider.js';
 
 export const DEMO_HELP = `Usage: smbdirect demo [--host <address>] [--provider auto|verbs|iwarp-tcp] [--duration <time>] [--json]
@@ -41,22 +40,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const durationMs = o.duration === undefined ? 2000 : parseDuration(o.duration as string, 'duration');
   const server = createServer({ provider });
   const { port } = await server.listen({ host, port: 0 });
-  const source = new Uint8Array(DEFAULTS.maxReadWriteSize).fill(0x5a);
-  const sink = new Uint8Array(DEFAULTS.maxReadWriteSize);
+  const { source, sink } = benchBuffers();
   server.on('connection', (conn: SmbDirectConnection) => { conn.on('error', () => {}); serveBench(conn, source, sink); });
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = abortOnSignals();
   const chosen = provider ?? (verbsCandidate(host).device ? 'verbs' : 'iwarp-tcp');
   if (!o.json) console.log(`smbdirect demo: server and client on ${host}:${port}, provider ${chosen}${provider ? '' : ` (${verbsCandidate(host).reason})`}, ${durationMs / 1000} s per workload\n`);
   const results: Array<BenchResult & { name: string }> = [];
   let code: number = EXIT.OK;
   try {
     for (const w of WORKLOADS) {
-      if (abort.signal.aborted) break;
+      if (stop.signal.aborted) break;
       if (!o.json) process.stderr.write(`${w.name} ...\n`);
-      const r = await runBench({ host, port, mode: w.mode, size: w.size, durationMs, connections: 1, depth: 4, provider }, { signal: abort.signal });
+      const r = await runBench({ host, port, mode: w.mode, size: w.size, durationMs, connections: 1, depth: 4, provider }, { signal: stop.signal });
       results.push({ name: w.name, ...r });
       if (r.error) { code = EXIT.FAILURE; break; }
     }
@@ -64,20 +59,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
     console.error(`smbdirect demo: ${describeError(err)}`);
     code = EXIT.FAILURE;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     await server.close();
   }
-  if (abort.signal.aborted) code = EXIT.INTERRUPTED;
+  if (stop.signal.aborted) code = EXIT.INTERRUPTED;
   if (o.json) { console.log(JSON.stringify(results, null, 2)); return code; }
   const fmtRate = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB/s` : `${(b / 1e6).toFixed(1)} MB/s`);
-  const fmtUs = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(1)} µs`);
   const n = results[0]?.negotiated;
   if (n) console.log(`negotiated: MaxSendSize ${n.maxSendSize}, MaxReceiveSize ${n.maxReceiveSize}, MaxFragmentedSize ${n.maxFragmentedSendSize}, MaxReadWriteSize ${n.maxReadWriteSize}\n`);
   console.log('| workload | throughput | operations/s | p50 | p99 | p99.9 | CPU |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    console.log(`| ${r.name} | ${fmtRate(r.bytesPerSecond)} | ${Math.round(r.operationsPerSecond)} | ${fmtUs(r.latency.p50Us)} | ${fmtUs(r.latency.p99Us)} | ${fmtUs(r.latency.p999Us)} | ${r.cpu.percentOfOneCore.toFixed(0)} % |${r.error ? ` error: ${r.error}` : ''}`);
+    console.log(`| ${r.name} | ${fmtRate(r.bytesPerSecond)} | ${Math.round(r.operationsPerSecond)} | ${formatMicros(r.latency.p50Us)} | ${formatMicros(r.latency.p99Us)} | ${formatMicros(r.latency.p999Us)} | ${r.cpu.percentOfOneCore.toFixed(0)} % |${r.error ? ` error: ${r.error}` : ''}`);
   }
   console.log('\nLatency: per message handed to the provider (send), per answered I/O (READ/WRITE), per round trip. Both ends share this process and its CPU.');
   return code;

@@ -12,6 +12,7 @@
 // Anything else ends the connection: a benchmark peer that sends garbage is not worth serving.
 import { decodeBufferDescriptors, encodeBufferDescriptors, type BufferDescriptor } from '../../framing/index.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
+import { DEFAULTS } from '../smbdirect/options.js';
 import { SmbDirectError } from '../smbdirect/errors.js';
 
 export const OP = Object.freeze({ ECHO: 0x45, SINK: 0x53, COUNT: 0x43, READ: 0x52, WRITE: 0x57, READ_DONE: 0x72, WRITE_DONE: 0x77 });
@@ -42,6 +43,12 @@ export function decodeCount(m: Uint8Array): { messages: number; bytes: number } 
 /** Remote invalidation is reported to user space by the software provider; siw and rxe do not
  * deliver it for per-I/O registrations (docs/smbdirect/placement.md). */
 const invalidates = (conn: SmbDirectConnection) => conn.providerName === 'iwarp-tcp';
+
+/** What READs place (a pattern) and where WRITEs land: MaxReadWriteSize each, shared by a
+ * server's connections (the content of the sink is not looked at). */
+export function benchBuffers(): { source: Uint8Array; sink: Uint8Array } {
+  return { source: new Uint8Array(DEFAULTS.maxReadWriteSize).fill(0x5a), sink: new Uint8Array(DEFAULTS.maxReadWriteSize) };
+}
 
 /** Serves the benchmark requests on one connection. `source` is what READs place; WRITEs land in
  * `sink`. Both at least MaxReadWriteSize. */

@@ -4,15 +4,14 @@
 // SMBDIRECT_SERVE_CREDITS (workers inherit the environment).
 import type { RdmaEndpoint, WorkerContext } from '../providers/index.js';
 import { SmbDirectConnection } from '../smbdirect/connection.js';
-import { DEFAULTS, resolveOptions } from '../smbdirect/options.js';
+import { resolveOptions } from '../smbdirect/options.js';
 import { describeError } from './args.js';
 import { describeConnection, describeClose } from './describe.js';
-import { serveBench } from './protocol.js';
+import { benchBuffers, serveBench } from './protocol.js';
 
 const credits = Number(process.env['SMBDIRECT_SERVE_CREDITS']) || undefined;
 const options = resolveOptions({ credits });
-const source = new Uint8Array(DEFAULTS.maxReadWriteSize).fill(0x5a);
-const sink = new Uint8Array(DEFAULTS.maxReadWriteSize);
+const { source, sink } = benchBuffers();
 let next = 0;
 
 export default async function onConnection(ep: RdmaEndpoint, ctx: WorkerContext): Promise<void> {

@@ -9,7 +9,7 @@ import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { DEFAULTS, resolveOptions } from '../smbdirect/options.js';
 import { EXIT, UsageError, describeError, parse, parseInteger, parsePort } from './args.js';
 import { describeClose, describeConnection } from './describe.js';
-import { serveBench } from './protocol.js';
+import { benchBuffers, serveBench } from './protocol.js';
 import { providerOption, PROVIDER_HELP } from './provider.js';
 
 export const SERVE_HELP = `Usage: smbdirect serve [--host <address>] [--port <n>] [--provider auto|verbs|iwarp-tcp] [--credits <n>] [--workers <n>]
@@ -50,9 +50,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return EXIT.FAILURE;
   }
   console.log(`listening on ${addr.host}:${addr.port} (${serverProvider(server)})`);
-  const max = DEFAULTS.maxReadWriteSize;
-  const source = new Uint8Array(max).fill(0x5a);
-  const sink = new Uint8Array(max);
+  const { source, sink } = benchBuffers();
   let next = 0;
   server.on('connection', (conn: SmbDirectConnection) => {
     const id = ++next;
@@ -63,8 +61,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     conn.on('close', (err?: Error) => console.log(`connection ${id} ${describeClose(conn, started, err)}`));
   });
   server.on('connectionError', (err: Error) => console.log(`a connection failed to negotiate: ${describeError(err)}`));
-  const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-  void signal;
+  await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   console.log('stopping: closing connections');
   await server.close();
   return EXIT.OK;

@@ -442,11 +442,7 @@ export class SmbDirectConnection extends EventEmitter {
       // the last sends went unsignaled and their completion is silent: an empty message, signaled,
       // completes after them, so the disconnect below cannot cut them off (siw dropped the tail
       // of a message that way: its disconnect does not wait for unsignaled sends)
-      this.#queue.push({
-        kind: 'message', data: new Uint8Array(0), next: 0, count: 1, maxPayload: 1, empty: true,
-        resolve: () => {}, reject: () => {}, waitSince: 0,
-      });
-      this.#pump();
+      this.#sendEmpty();
     }
     this.#closePromise = (async () => {
       const timer = setTimeout(() => this.destroy(new SmbDirectError('ERR_SMBD_CLOSE_TIMEOUT',
@@ -905,12 +901,17 @@ export class SmbDirectConnection extends EventEmitter {
     const lowOnCredits = grant > 0 && this.#receiveCredits <= Math.max(1, this.#receiveCreditTarget >> 2);
     if (!this.#responseOwed && this.#keepalive !== 'pending' && !lowOnCredits) return;
     if (!this.#canSend(grant)) return; // a receive or send completion calls us again
+    this.#sendEmpty();
+  };
+
+  /** Queues an empty message (it carries credits, flags, or a signaled completion) and sends it. */
+  #sendEmpty(): void {
     this.#queue.push({
       kind: 'message', data: new Uint8Array(0), next: 0, count: 1, maxPayload: 1, empty: true,
       resolve: () => {}, reject: () => {}, waitSince: 0,
     });
     this.#pump();
-  };
+  }
 
   /** Takes back the send slot posted last (the provider refused it). */
   #unpost(): void {
