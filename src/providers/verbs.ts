@@ -225,6 +225,19 @@ const FLUSH_WAIT_MS = 2000;
 const STATUS_FLUSHED = 5;
 const RESOLVED = Promise.resolve();
 
+/**
+ * Endpoints of this thread holding staged receives not yet posted. Any send-queue post in this
+ * thread posts them first, so a receive posted before a send in program order is in place before
+ * that send can reach a peer: on its own connection (ring() already orders that) and on another one
+ * in this process, e.g. a client's receives and then, on the server's connection, the Send that
+ * answers into them. Without this, siw terminated such a connection ("no buffer") when the Send
+ * overtook the client's doorbell.
+ */
+const stagedReceivers = new Set<VerbsEndpoint>();
+function postStagedReceives(): void {
+  for (const ep of stagedReceivers) ep.postStagedReceives();
+}
+
 export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, CompletionSink {
   state: VerbsState;
   peerPrivateData: Uint8Array = new Uint8Array(0);
@@ -528,7 +541,10 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (this.recvStaged === native.STAGE_ROWS) this.ring();
     const nwr = this.rq.push(wrId, WR_KIND.RECV, true, sge.length);
     this.stage(this.recvRows!, this.recvStaged++, nwr, r.handle, sge.offset, sge.length, 0);
-    if (this.state === 'RTS') return this.scheduleRing();
+    if (this.state === 'RTS') {
+      if (this.recvStaged === 1) stagedReceivers.add(this);
+      return this.scheduleRing();
+    }
     // before the connection is up the receive is posted now (a failure is the caller's)
     try {
       this.recvStaged = 0;
@@ -626,24 +642,42 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
    * refusing staged work ends the connection, as a failed completion would. */
   private ring(): void {
     this.ringScheduled = false;
-    const nr = this.recvStaged, ns = this.sendStaged;
-    if (!nr && !ns) return;
-    this.recvStaged = 0;
+    const ns = this.sendStaged;
+    if (ns && stagedReceivers.size) postStagedReceives(); // ours among them
+    else this.postStagedReceives();
+    if (!ns) return;
     this.sendStaged = 0;
     if (!this.qp || this.qp.closed) return;
     try {
-      if (nr) this.qp.postStaged(1, nr);
-      if (ns) this.qp.postStaged(0, ns);
+      this.qp.postStaged(0, ns);
     } catch (err) {
-      const e = wrap(err, nr ? 'postRecv' : 'postSend');
-      if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
-      else this.latch(e);
+      this.postFailed(wrap(err, 'postSend'));
     }
+  }
+
+  /** @internal Posts the receives staged so far (before any send of this thread goes). */
+  postStagedReceives(): void {
+    stagedReceivers.delete(this);
+    const nr = this.recvStaged;
+    if (!nr) return;
+    this.recvStaged = 0;
+    if (!this.qp || this.qp.closed) return;
+    try {
+      this.qp.postStaged(1, nr);
+    } catch (err) {
+      this.postFailed(wrap(err, 'postRecv'));
+    }
+  }
+
+  private postFailed(e: RdmaError): void {
+    if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
+    else this.latch(e);
   }
 
   private postSq(wrId: number, kind: WrKindCode, sges: Sge[], signaled: boolean, flags: number,
     post: (nwr: number, sgl: native.Sge[], flags: number) => void): void {
     this.checkPost();
+    if (stagedReceivers.size) postStagedReceives();
     if (this.sendStaged) this.ring(); // the send queue keeps the order of posting
     const sq = this.sq;
     if (sq.full) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${sq.capacity})`);

@@ -196,6 +196,32 @@ if (requireVm()) {
         }
       });
 
+      it(`${dev.name}: a receive posted before a send on another connection of this thread is in place when that send arrives`, async () => {
+        // Receives are staged and posted when the JS task ends; a send posted in the same task on
+        // another endpoint (here the server's, answering into the client's receive) must not overtake
+        // them. siw terminated the connection ("no buffer") when it did: the bench's raw pair hit it.
+        const p = await connectPair(dev.ip);
+        try {
+          const c = p.client, s = p.server;
+          for (let i = 0; i < RECVS; i++) send(s, 10 + i, new Uint8Array([i]));
+          for (let i = 0; i < RECVS; i++) await c.wcs.ok(1000 + i); // the client has no receive posted now
+          c.ep.postRecv(2000, { mr: c.mr, offset: MiB, length: RECV });
+          s.mr.buffer.set([7, 8], SEND_AT);
+          // two SGEs: posted at once, not staged
+          s.ep.postSend(30, [{ mr: s.mr, offset: SEND_AT, length: 1 }, { mr: s.mr, offset: SEND_AT + 1, length: 1 }]);
+          // the task goes on long enough for the Send to arrive before it ends
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+          const rc = await c.wcs.ok(2000);
+          assert.equal(rc.byteLength, 2);
+          assert.deepEqual([...c.mr.buffer.subarray(MiB, MiB + 2)], [7, 8]);
+          await s.wcs.ok(30);
+          assert.deepEqual(c.events, []);
+          assert.deepEqual(s.events, []);
+        } finally {
+          await p.close();
+        }
+      });
+
       if (dev.kind === 'iWARP') {
         it(`${dev.name}: Send-with-Invalidate of the peer's rkey, then a read through it fails`, async () => {
           const p = await connectPair(dev.ip);
