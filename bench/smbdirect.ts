@@ -151,20 +151,27 @@ async function smbdPlacement(write: boolean, size: number, total: number): Promi
   return ns;
 }
 
-async function smbdLatency(pings: number): Promise<number[]> {
-  const msg = new Uint8Array(64);
-  const echo = (m: Uint8Array) => void accepted.send(m);
-  accepted.on('message', echo);
-  const out: number[] = [];
-  for (let i = 0; i < pings; i++) {
-    const t0 = now();
-    const back = once(client, 'message');
-    await client.send(msg);
-    await back;
-    out.push(Number(now() - t0) / 2);
-  }
-  accepted.off('message', echo);
-  return out;
+/** Ping-pong driven from 'message' handlers, as the raw loop is driven from its completions (no
+ * promise or listener made per round trip: those would be the harness's cost, not the connection's). */
+function smbdLatency(pings: number): Promise<number[]> {
+  return new Promise<number[]>((resolve, reject) => {
+    const msg = new Uint8Array(64);
+    const out: number[] = [];
+    let t0 = now();
+    const fail = (e: unknown) => { done(); reject(e as Error); };
+    const echo = (m: Uint8Array) => { accepted.send(m).catch(fail); };
+    const back = () => {
+      out.push(Number(now() - t0) / 2);
+      if (out.length === pings) { done(); resolve(out); return; }
+      t0 = now();
+      client.send(msg).catch(fail);
+    };
+    const done = () => { accepted.off('message', echo); client.off('message', back); };
+    accepted.on('message', echo);
+    client.on('message', back);
+    t0 = now();
+    client.send(msg).catch(fail);
+  });
 }
 
 // ---- raw provider runs ---------------------------------------------------------------------------
