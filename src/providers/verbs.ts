@@ -647,12 +647,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     else this.postStagedReceives();
     if (!ns) return;
     this.sendStaged = 0;
-    if (!this.qp || this.qp.closed) return;
-    try {
-      this.qp.postStaged(0, ns);
-    } catch (err) {
-      this.postFailed(wrap(err, 'postSend'));
-    }
+    this.postRows(0, ns);
   }
 
   /** @internal Posts the receives staged so far (before any send of this thread goes). */
@@ -661,17 +656,19 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     const nr = this.recvStaged;
     if (!nr) return;
     this.recvStaged = 0;
-    if (!this.qp || this.qp.closed) return;
-    try {
-      this.qp.postStaged(1, nr);
-    } catch (err) {
-      this.postFailed(wrap(err, 'postRecv'));
-    }
+    this.postRows(1, nr);
   }
 
-  private postFailed(e: RdmaError): void {
-    if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
-    else this.latch(e);
+  /** Posts `n` staged rows of the send (0) or receive (1) stage. */
+  private postRows(kind: 0 | 1, n: number): void {
+    if (!this.qp || this.qp.closed) return;
+    try {
+      this.qp.postStaged(kind, n);
+    } catch (err) {
+      const e = wrap(err, kind ? 'postRecv' : 'postSend');
+      if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
+      else this.latch(e);
+    }
   }
 
   private postSq(wrId: number, kind: WrKindCode, sges: Sge[], signaled: boolean, flags: number,
