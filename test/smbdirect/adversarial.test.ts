@@ -77,6 +77,17 @@ describe('keepalive ([MS-SMBD] 3.1.6.2)', () => {
     await p.close();
   });
 
+  it('an end that keeps receiving does not ask: the idle time runs from the last receive', async () => {
+    const p = await pair({ keepaliveIntervalMs: 200 });
+    for (let i = 0; i < 16; i++) {
+      await p.client.send(new Uint8Array(64));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(p.accepted.stats().keepalivesSent, 0, 'a message every 50 ms, the interval 200 ms');
+    assert.equal(p.accepted.stats().messagesReceived, 16);
+    await p.close();
+  });
+
   it('answers RESPONSE_REQUESTED promptly with a message that does not ask back', async () => {
     const l = await RawPeer.listen();
     const peerP = l.accept();
