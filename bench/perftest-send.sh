@@ -13,6 +13,7 @@ for spec in "rxe0 $RXE_IP - -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP - -R" "rx
   read -r dev ip ev flag arg <<< "$spec"
   opts=(-d "$dev" -F -s 64 -n "$N" --report_gbits $flag ${arg:+$arg})
   [ "$ev" = -e ] && opts+=(-e)
+  [ "$flag" = -R ] && wait_no_cm
   timeout 120 ib_send_bw "${opts[@]}" > "$logs/$dev$ev-server.log" 2>&1 & sp=$!
   if [ "$flag" = -R ]; then wait_cm; else wait_tcp 18515; fi
   timeout 120 ib_send_bw "${opts[@]}" "$ip" > "$logs/$dev$ev-client.log" 2>&1; crc=$?

@@ -14,6 +14,7 @@ for spec in "rxe0 $RXE_IP -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP -R"; do
     read -r tool size n <<< "$t"
     opts=(-d "$dev" -F -s "$size" -n "$n" $flag ${arg:+$arg})
     [[ $tool == *_bw ]] && opts+=(--report_gbits)
+    [ "$flag" = -R ] && wait_no_cm
     timeout 120 "$tool" "${opts[@]}" > "$out/$dev-$tool-server.log" 2>&1 & sp=$!
     if [ "$flag" = -R ]; then wait_cm; else wait_tcp 18515; fi
     timeout 120 "$tool" "${opts[@]}" "$ip" > "$out/$dev-$tool-client.log" 2>&1; crc=$?

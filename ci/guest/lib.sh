@@ -48,6 +48,19 @@ wait_cm() {
   glog "no rdma_cm listener after ${1:-20}s"; return 1
 }
 
+# wait_no_cm [seconds]: no rdma_cm listener left. The listen id of a server that just exited can
+# linger a moment in the kernel's table, and wait_cm would take it for the next server's (the
+# client then connects too early, is refused, and perftest segfaults on that error path).
+wait_no_cm() {
+  local i out
+  for ((i = 0; i < ${1:-10} * 10; i++)); do
+    out=$(rdma resource show cm_id 2>/dev/null)
+    [[ $out != *LISTEN* ]] && return 0
+    nap 0.1
+  done
+  glog "an rdma_cm listener is still there after ${1:-10}s"; return 1
+}
+
 # port_state <dev>: sets PSTATE to ACTIVE, DOWN, ... (empty and status 1 if the device is absent)
 port_state() {
   PSTATE=
