@@ -30,13 +30,13 @@ jnum() { if [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then printf -v "$1" '%s' "$2"; else
 # A failed run or a zero rate (perftest on siw under TCG did both, once in a few boots) is run once
 # more; the record of the last attempt counts.
 perf() {
-  perf_once "$@" 1 && return 0
+  ATTEMPT=1 perf_once "$@" && return 0
   glog "retrying $3 on $1 once"
-  perf_once "$@" 2 || fail=1
+  ATTEMPT=2 perf_once "$@" || fail=1
 }
 
 perf_once() {
-  local dev=$1 ip=$2 tool=$3 size=$4 iters=$5 cm=${6:-} ev=${7:-} attempt=${8:-2} t0=$EPOCHREALTIME ms sp crc src
+  local dev=$1 ip=$2 tool=$3 size=$4 iters=$5 cm=${6:-} ev=${7:-} t0=$EPOCHREALTIME ms sp crc src
   [ "$cm" = - ] && cm=
   local -a opts=(-d "$dev" -F -s "$size" -n "$iters")
   local name=$dev-$tool-$size${cm:+-R}${ev} hdr=0 rec a c d e f h rest x y z cmj=false evj=false
@@ -69,7 +69,7 @@ perf_once() {
   if [ $((crc | src)) -ne 0 ] || [ -z "$val" ] || [[ $x =~ ^0(\.0*)?$ ]]; then
     glog "FAIL $dev $tool ${cm:+-R }$size B (client $crc, server $src, result ${val:-none}) after ${ms}ms"
     cat "$LOGS/$name-client.log" "$LOGS/$name-server.log"
-    [ "$attempt" = 1 ] && return 1
+    [ "${ATTEMPT:-2}" = 1 ] && return 1
     rec+=",\"ok\":false}"
     RECORDS+=("$rec")
     return 1
