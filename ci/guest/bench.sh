@@ -66,18 +66,17 @@ perf_once() {
       break
     fi
   done < "$LOGS/$name-client.log"
+  local ok=true
   if [ $((crc | src)) -ne 0 ] || [ -z "$val" ] || [[ $x =~ ^0(\.0*)?$ ]]; then
     glog "FAIL $dev $tool ${cm:+-R }$size B (client $crc, server $src, result ${val:-none}) after ${ms}ms"
     cat "$LOGS/$name-client.log" "$LOGS/$name-server.log"
     [ "${ATTEMPT:-2}" = 1 ] && return 1
-    rec+=",\"ok\":false}"
-    RECORDS+=("$rec")
-    return 1
+    ok=false
   else
-    rec+=",\"ok\":true}"
     glog "$dev $tool ${cm:+-R }$size B: $val (${ms}ms)"
   fi
-  RECORDS+=("$rec")
+  RECORDS+=("$rec,\"ok\":$ok}")
+  [ $ok = true ]
 }
 
 for tool in ib_write_bw ib_read_bw ib_send_bw; do
