@@ -110,6 +110,33 @@ if (requireVm()) {
           assert.equal(buf[0], pattern(buf.length, 3)[0], 'nothing of the refused write was placed');
           await p.server.close();
         });
+
+        it(`${dev.name}: a window the peer invalidated is bound again for the next I/O under a new key; the old key is refused`, async () => {
+          const p = await pair(dev.ip);
+          const buf = Buffer.alloc(64 * 1024);
+          const reg = p.client.registerBuffer(buf, 'write');
+          const token = reg.descriptors[0]!.token;
+          await p.accepted.rdmaWrite(reg.descriptors, pattern(buf.length, 3));
+          const response = once(p.client, 'message');
+          await p.accepted.send(new Uint8Array(64), { invalidate: token });
+          await response;
+          assert.equal(p.client.stats().remoteInvalidations, 1);
+          reg.release();
+          const again = p.client.registerBuffer(buf, 'write');
+          const token2 = again.descriptors[0]!.token;
+          // rxe's rkey is the window's index and an 8-bit key: the same index shows the window was reused
+          assert.equal(token2 >>> 8, token >>> 8, 'the invalidated window is bound again');
+          assert.notEqual(token2, token, 'under a new key');
+          await p.accepted.rdmaWrite(again.descriptors, pattern(buf.length, 5));
+          assert.ok(buf.equals(pattern(buf.length, 5)), 'the new key places data');
+          // the old key, while the same window is bound again under the new one
+          const clientEnd = closed(p.client);
+          await assert.rejects(p.accepted.rdmaWrite(reg.descriptors, pattern(buf.length, 6)), (e: Error & { code?: string }) => e.code === 'ERR_SMBD_TRANSPORT');
+          await clientEnd;
+          assert.ok(buf.equals(pattern(buf.length, 5)), 'nothing of the write under the old key was placed');
+          again.release();
+          await p.server.close();
+        });
       }
 
       it(`${dev.name}: small credits (3 and 5) under random two-sided traffic: no deadlock, nothing lost`, async () => {
