@@ -13,17 +13,9 @@ for spec in "rxe0 $RXE_IP - -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP - -R" "rx
   read -r dev ip ev flag arg <<< "$spec"
   opts=(-d "$dev" -F -s 64 -n "$N" --report_gbits $flag ${arg:+$arg})
   [ "$ev" = -e ] && opts+=(-e)
-  [ "$flag" = -R ] && wait_no_cm
-  timeout 120 ib_send_bw "${opts[@]}" > "$logs/$dev$ev-server.log" 2>&1 & sp=$!
-  if [ "$flag" = -R ]; then wait_cm; else wait_tcp 18515; fi
-  timeout 120 ib_send_bw "${opts[@]}" "$ip" > "$logs/$dev$ev-client.log" 2>&1; crc=$?
-  wait $sp
-  hdr=0 gbps=null mpps=null
-  while read -r a b c d e _; do
-    if [ "$a" = "#bytes" ]; then hdr=1; continue; fi
-    if [ $hdr = 1 ] && [ "$a" = 64 ]; then gbps=$d mpps=$e; break; fi
-  done < "$logs/$dev$ev-client.log"
-  ok=false; [ $crc -eq 0 ] && [ "$mpps" != null ] && ok=true
+  cm=-; [ "$flag" = -R ] && cm=-R
+  perftest_run "$dev" "$ip" "$cm" "$logs/$dev$ev" ib_send_bw 64 "${opts[@]}" && ok=true || ok=false
+  gbps=${PT_ROW[3]:-null} mpps=${PT_ROW[4]:-null}   # #bytes #iterations BWpeak BWaverage MsgRate
   glog "ib_send_bw -s 64 $dev $ev: $gbps Gb/s, $mpps Mpps"
   json+="$sep{\"device\":\"$dev\",\"tool\":\"ib_send_bw\",\"size\":64,\"iterations\":$N,\"events\":$([ "$ev" = -e ] && echo true || echo false),\"rdma_cm\":$([ "$flag" = -R ] && echo true || echo false),\"ok\":$ok,\"gbps\":$gbps,\"mpps\":$mpps}"
   sep=,

@@ -14,25 +14,12 @@ for spec in "rxe0 $RXE_IP -x $SMBDIRECT_RXE_GID_INDEX" "siw0 $SIW_IP -R"; do
     read -r tool size n <<< "$t"
     opts=(-d "$dev" -F -s "$size" -n "$n" $flag ${arg:+$arg})
     [[ $tool == *_bw ]] && opts+=(--report_gbits)
-    # a failed run or a zero rate (perftest on siw under TCG, once in a few boots) runs once more
-    for attempt in 1 2; do
-      [ "$flag" = -R ] && wait_no_cm
-      timeout 120 "$tool" "${opts[@]}" > "$out/$dev-$tool-server.log" 2>&1 & sp=$!
-      if [ "$flag" = -R ]; then wait_cm; else wait_tcp 18515; fi
-      timeout 120 "$tool" "${opts[@]}" "$ip" > "$out/$dev-$tool-client.log" 2>&1; crc=$?
-      wait $sp
-      hdr=0 rec= rate=
-      while read -r a b c d e f g h _; do
-        if [ "$a" = "#bytes" ]; then hdr=1; continue; fi
-        if [ $hdr = 1 ] && [ "$a" = "$size" ]; then
-          if [[ $tool == *_bw ]]; then rec="\"gbps\":$d,\"mpps\":$e" rate=$d; else rec="\"usec\":$e,\"usec_p99\":$h" rate=$e; fi
-          break
-        fi
-      done < "$out/$dev-$tool-client.log"
-      ok=false; [ $crc -eq 0 ] && [ -n "$rec" ] && [[ ! $rate =~ ^0(\.0*)?$ ]] && ok=true
-      [ $ok = true ] && break
-      [ $attempt = 1 ] && glog "$tool -s $size $dev: failed (client $crc, ${rec:-no result}); once more"
-    done
+    cm=-; [ "$flag" = -R ] && cm=-R
+    perftest_run "$dev" "$ip" "$cm" "$out/$dev-$tool" "$tool" "$size" "${opts[@]}" && ok=true || ok=false
+    rec=
+    if [ ${#PT_ROW[@]} -gt 0 ]; then   # bandwidth: #bytes #iterations BWpeak BWaverage MsgRate; latency: ... t_typical at 4, 99% at 7
+      if [[ $tool == *_bw ]]; then rec="\"gbps\":${PT_ROW[3]:-null},\"mpps\":${PT_ROW[4]:-null}"; else rec="\"usec\":${PT_ROW[4]:-null},\"usec_p99\":${PT_ROW[7]:-null}"; fi
+    fi
     [ -z "$rec" ] && rec='"gbps":null'
     glog "$tool -s $size $dev: $rec"
     json+="$sep{\"device\":\"$dev\",\"tool\":\"$tool\",\"size\":$size,\"iterations\":$n,\"ok\":$ok,$rec}"

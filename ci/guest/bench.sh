@@ -24,59 +24,39 @@ RECORDS=()
 # jnum <var> <text>: <var> = <text> if it is a plain number, else null (JSON); no fork
 jnum() { if [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then printf -v "$1" '%s' "$2"; else printf -v "$1" null; fi; }
 
-# perf <dev> <ip> <tool> <size> <iters> [-R|-] [-e]: server in the background, client in the
-# foreground; the client's result line (the first data row under the "#bytes" header) becomes one
-# record. -e: completions by events instead of busy polling (the mode our addon always uses).
-# A failed run or a zero rate (perftest on siw under TCG did both, once in a few boots) is run once
-# more; the record of the last attempt counts.
+# perf <dev> <ip> <tool> <size> <iters> [-R|-] [-e]: one record from perftest_run (lib.sh; it runs
+# a failed or zero-rate measurement once more). -e: completions by events instead of busy polling
+# (the mode our addon always uses).
 perf() {
-  ATTEMPT=1 perf_once "$@" && return 0
-  glog "retrying $3 on $1 once"
-  ATTEMPT=2 perf_once "$@" || fail=1
-}
-
-perf_once() {
-  local dev=$1 ip=$2 tool=$3 size=$4 iters=$5 cm=${6:-} ev=${7:-} t0=$EPOCHREALTIME ms sp crc src
+  local dev=$1 ip=$2 tool=$3 size=$4 iters=$5 cm=${6:-} ev=${7:-} t0=$EPOCHREALTIME ms x y z val= ok=true
   [ "$cm" = - ] && cm=
   local -a opts=(-d "$dev" -F -s "$size" -n "$iters")
-  local name=$dev-$tool-$size${cm:+-R}${ev} hdr=0 rec a c d e f h rest x y z cmj=false evj=false
+  local name=$dev-$tool-$size${cm:+-R}${ev} cmj=false evj=false rec
   [ -n "$cm" ] && cmj=true
   [ -n "$ev" ] && { evj=true; opts+=(-e); }
   [ "$dev" = rxe0 ] && [ -z "$cm" ] && opts+=(-x "$RXE_GID_INDEX")
   [ -n "$cm" ] && opts+=(-R)
   [[ $tool == *_bw ]] && opts+=(--report_gbits)
-  [ -n "$cm" ] && wait_no_cm
-  timeout 120 "$tool" "${opts[@]}" > "$LOGS/$name-server.log" 2>&1 & sp=$!
-  if [ -n "$cm" ]; then wait_cm; else wait_tcp 18515; fi
-  timeout 120 "$tool" "${opts[@]}" "$ip" > "$LOGS/$name-client.log" 2>&1; crc=$?
-  wait $sp; src=$?
+  perftest_run "$dev" "$ip" "${cm:--}" "$LOGS/$name" "$tool" "$size" "${opts[@]}" || ok=false
   ms_since "$t0" ms
   rec="{\"device\":\"$dev\",\"tool\":\"$tool\",\"size\":$size,\"iterations\":$iters,\"rdma_cm\":$cmj,\"events\":$evj"
-  local val=
-  while read -r a _ c d e f _ h rest; do
-    if [ "$a" = "#bytes" ]; then hdr=1; continue; fi
-    if [ $hdr = 1 ] && [ "$a" = "$size" ]; then
-      if [[ $tool == *_bw ]]; then   # #bytes #iterations BWpeak BWaverage MsgRate
-        jnum x "$d"; jnum y "$c"; jnum z "$e"; val="$x Gb/s"
-        rec+=",\"gbps\":$x,\"gbps_peak\":$y,\"mpps\":$z"
-      else                           # #bytes #iter t_min t_max t_typical t_avg t_stdev 99% 99.9%
-        jnum x "$e"; jnum y "$f"; jnum z "$h"; val="$x us"
-        rec+=",\"usec\":$x,\"usec_avg\":$y,\"usec_p99\":$z"
-      fi
-      break
+  if [ ${#PT_ROW[@]} -gt 0 ]; then
+    if [[ $tool == *_bw ]]; then   # #bytes #iterations BWpeak BWaverage MsgRate
+      jnum x "${PT_ROW[3]:-}"; jnum y "${PT_ROW[2]:-}"; jnum z "${PT_ROW[4]:-}"; val="$x Gb/s"
+      rec+=",\"gbps\":$x,\"gbps_peak\":$y,\"mpps\":$z"
+    else                           # #bytes #iter t_min t_max t_typical t_avg t_stdev 99% 99.9%
+      jnum x "${PT_ROW[4]:-}"; jnum y "${PT_ROW[5]:-}"; jnum z "${PT_ROW[7]:-}"; val="$x us"
+      rec+=",\"usec\":$x,\"usec_avg\":$y,\"usec_p99\":$z"
     fi
-  done < "$LOGS/$name-client.log"
-  local ok=true
-  if [ $((crc | src)) -ne 0 ] || [ -z "$val" ] || [[ $x =~ ^0(\.0*)?$ ]]; then
-    glog "FAIL $dev $tool ${cm:+-R }$size B (client $crc, server $src, result ${val:-none}) after ${ms}ms"
-    cat "$LOGS/$name-client.log" "$LOGS/$name-server.log"
-    [ "${ATTEMPT:-2}" = 1 ] && return 1
-    ok=false
-  else
+  fi
+  if [ $ok = true ]; then
     glog "$dev $tool ${cm:+-R }$size B: $val (${ms}ms)"
+  else
+    fail=1
+    glog "FAIL $dev $tool ${cm:+-R }$size B (exit $PT_RC, result ${val:-none}) after ${ms}ms"
+    cat "$LOGS/$name-client.log" "$LOGS/$name-server.log"
   fi
   RECORDS+=("$rec,\"ok\":$ok}")
-  [ $ok = true ]
 }
 
 for tool in ib_write_bw ib_read_bw ib_send_bw; do

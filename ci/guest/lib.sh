@@ -61,6 +61,36 @@ wait_no_cm() {
   glog "an rdma_cm listener is still there after ${1:-10}s"; return 1
 }
 
+# perftest_run <dev> <ip> <-R|-> <log prefix> <tool> <size> <tool options...>: one perftest
+# measurement, the server in the background and the client in the foreground against <ip> (-R:
+# rdma_cm, else perftest's TCP exchange on 18515), logs in <prefix>-server.log / -client.log. The
+# client's result row (the first under "#bytes" that starts with <size>) lands in PT_ROW, the exit
+# status (client's, else server's) in PT_RC. A failed run, no row, or a zero rate (perftest on siw
+# under TCG did each, once in a few boots) runs once more. Status 0 if the last attempt gave a row
+# with a nonzero rate.
+perftest_run() {
+  local dev=$1 ip=$2 cm=$3 logs=$4 tool=$5 size=$6 attempt sp crc src hdr rate
+  shift 6
+  local -a a
+  for attempt in 1 2; do
+    [ "$cm" = -R ] && wait_no_cm
+    timeout 120 "$tool" "$@" > "$logs-server.log" 2>&1 & sp=$!
+    if [ "$cm" = -R ]; then wait_cm; else wait_tcp 18515; fi
+    timeout 120 "$tool" "$@" "$ip" > "$logs-client.log" 2>&1; crc=$?
+    wait $sp; src=$?
+    PT_RC=$((crc ? crc : src)) PT_ROW=() hdr=0
+    while read -r -a a; do
+      if [ "${a[0]:-}" = "#bytes" ]; then hdr=1; continue; fi
+      if [ $hdr = 1 ] && [ "${a[0]:-}" = "$size" ]; then PT_ROW=("${a[@]}"); break; fi
+    done < "$logs-client.log"
+    # the rate: BW average of the bandwidth tools, t_typical of the latency ones
+    rate=${PT_ROW[3]:-}; [[ $tool == *_lat ]] && rate=${PT_ROW[4]:-}
+    [ $PT_RC -eq 0 ] && [ -n "$rate" ] && [[ ! $rate =~ ^0(\.0*)?$ ]] && return 0
+    [ $attempt = 1 ] && glog "$tool -s $size on $dev: exit $PT_RC, result ${rate:-none}; once more"
+  done
+  return 1
+}
+
 # port_state <dev>: sets PSTATE to ACTIVE, DOWN, ... (empty and status 1 if the device is absent)
 port_state() {
   PSTATE=
