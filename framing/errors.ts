@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   ERR_SMBD_EMPTY_MESSAGE: 'an upper-layer message must carry at least one byte',
   ERR_SMBD_MESSAGE_TOO_LARGE: 'message longer than MaxFragmentedSize (or 2^32 - 1)',
   ERR_SMBD_BAD_DESCRIPTOR_LIST: 'buffer descriptor list empty or not a multiple of 16 bytes',
+  ERR_SMBD_DESCRIPTOR_OVERFLOW: 'a buffer descriptor whose Offset + Length runs past 2^64',
   // [MS-SMB2] READ / WRITE channel fields
   ERR_SMB2_SHORT_PDU: 'PDU shorter than the SMB2 header plus the READ/WRITE fixed part',
   ERR_SMB2_BAD_PROTOCOL_ID: 'ProtocolId is not 0xFE "SMB" or header StructureSize is not 64',

@@ -19,6 +19,7 @@ import type {
   Access, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener, RdmaProvider, Sge,
 } from './types.js';
 import { RdmaError } from './types.js';
+import { checkRemote } from './checks.js';
 
 const debug = debuglog('smbdirect');
 
@@ -598,10 +599,12 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   }
 
   postWrite(wrId: number, sges: Sge[], remoteAddr: bigint, rkey: number): void {
+    checkRemote(remoteAddr, sgeBytes(sges), rkey);
     this.postSq(wrId, WR_KIND.WRITE, sges, true, 0, (nwr, sgl, f) => this.qp!.postWrite(nwr, sgl, remoteAddr, rkey, f));
   }
 
   postRead(wrId: number, sges: Sge[], remoteAddr: bigint, rkey: number): void {
+    checkRemote(remoteAddr, sgeBytes(sges), rkey);
     this.postSq(wrId, WR_KIND.READ, sges, true, 0, (nwr, sgl, f) => this.qp!.postRead(nwr, sgl, remoteAddr, rkey, f));
   }
 
@@ -980,6 +983,12 @@ export class VerbsListener extends EventEmitter implements RdmaListener {
     if (!this.id.closed) this.provider.cm.remove(this.id);
     return Promise.resolve();
   }
+}
+
+function sgeBytes(sges: Sge[]): number {
+  let n = 0;
+  for (const s of sges) n += s.length;
+  return n;
 }
 
 async function literal(host: string): Promise<string> {

@@ -955,11 +955,12 @@ export class SmbDirectConnection extends EventEmitter {
     if (!Array.isArray(descriptors) || descriptors.length === 0) {
       return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what} needs a non-empty descriptor list`));
     }
+    // descriptors come from the peer (an SMB2 READ/WRITE's channel info): each is checked here,
+    // where they enter the transport, before any of it reaches a provider
     let covered = 0;
     for (const d of descriptors) {
-      if (!d || typeof d.offset !== 'bigint' || !Number.isInteger(d.token) || !Number.isInteger(d.length) || d.length <= 0) {
-        return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: every descriptor needs a bigint offset, a token and a length > 0`));
-      }
+      const bad = badDescriptor(d);
+      if (bad) return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: ${bad}`));
       covered += d.length;
     }
     if (covered - skip < length) {
@@ -1234,6 +1235,21 @@ function tryInvalidate(ep: RdmaEndpoint, rkey: number): void {
   try {
     ep.invalidate(rkey);
   } catch { /* already gone */ }
+}
+
+const ADDRESS_END = 1n << 64n;
+
+/** Why a buffer descriptor cannot be used, or undefined when it can. */
+function badDescriptor(d: BufferDescriptor | undefined): string | undefined {
+  if (!d || typeof d.offset !== 'bigint' || !Number.isInteger(d.token) || !Number.isInteger(d.length)) {
+    return 'every descriptor needs a bigint offset, an integer token and an integer length';
+  }
+  if (d.length <= 0 || d.length > 0xffffffff) return `a descriptor of length ${d.length} (must be 1..2^32 - 1)`;
+  if (d.token < 0 || d.token > 0xffffffff) return `token ${d.token} is not 32 bits`;
+  if (d.offset < 0n || d.offset + BigInt(d.length) > ADDRESS_END) {
+    return `descriptor offset 0x${d.offset.toString(16)} + length ${d.length} is not inside the 64-bit address space`;
+  }
+  return undefined;
 }
 
 function asError(err: unknown): Error {

@@ -12,7 +12,7 @@ export const CONNECTION_ERROR_CODES = {
   ERR_SMBD_DISCONNECTED: 'the peer disconnected while work was pending',
   ERR_SMBD_CLOSED: 'the connection is closing or closed: no new work',
   ERR_SMBD_CLOSE_TIMEOUT: 'a graceful close did not drain queued work within closeTimeoutMs',
-  ERR_SMBD_BAD_DESCRIPTORS: 'descriptor list empty, with a zero-length entry, or covering fewer bytes than the transfer',
+  ERR_SMBD_BAD_DESCRIPTORS: "descriptor list empty, with a zero-length entry or one running past 2^64, or covering fewer bytes than the transfer (the peer's fault: its SMB2 channel info)",
   ERR_SMBD_TRANSFER_SIZE: 'RDMA transfer of 0 bytes or more than the negotiated MaxReadWriteSize',
   ERR_SMBD_INVALID_ARGUMENT: 'an option or argument is out of range (a caller mistake, not a peer one)',
 } as const;

@@ -127,6 +127,9 @@ cases('fragmenter', [
 cases('buffer descriptors (2.2.3.1)', [
   ['empty list', 'ERR_SMBD_BAD_DESCRIPTOR_LIST', () => f.decodeBufferDescriptors(new Uint8Array(0))],
   ['17 bytes', 'ERR_SMBD_BAD_DESCRIPTOR_LIST', () => f.decodeBufferDescriptors(new Uint8Array(17))],
+  ['Offset 2^64 - 1 MiB + Length 2 MiB (wraps)', 'ERR_SMBD_DESCRIPTOR_OVERFLOW',
+    () => f.decodeBufferDescriptors(hex('00 10 00 00 00 00 00 00 01 00 00 00 01 00 00 00  00 00 F0 FF FF FF FF FF 07 00 00 00 00 00 20 00'))],
+  ['encode a descriptor that wraps past 2^64', 'ERR_FRAMING_INVALID_ARGUMENT', () => f.encodeBufferDescriptors([{ offset: 0xfffffffffffffff8n, token: 1, length: 9 }])],
   ['encode a negative offset', 'ERR_FRAMING_INVALID_ARGUMENT', () => f.encodeBufferDescriptors([{ offset: -1n, token: 0, length: 1 }])],
   ['encode a 2^32 length', 'ERR_FRAMING_INVALID_ARGUMENT', () => f.encodeBufferDescriptors([{ offset: 0n, token: 0, length: 2 ** 32 }])],
 ]);

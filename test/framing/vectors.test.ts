@@ -86,9 +86,9 @@ describe('SMB Direct vectors ([MS-SMBD] 2.2)', () => {
     assert.deepEqual(f.decodeBufferDescriptors(wire), d);
   });
 
-  it('buffer descriptor with a full 64-bit offset', () => {
-    const wire = hex('F8 FF FF FF FF FF FF FF 01 00 00 00 FF FF FF FF');
-    const d = [{ offset: 0xfffffffffffffff8n, token: 1, length: 0xffffffff }];
+  it('buffer descriptor with a full 64-bit offset, ending exactly at 2^64', () => {
+    const wire = hex('01 00 00 00 FF FF FF FF 01 00 00 00 FF FF FF FF');
+    const d = [{ offset: 0xffffffff00000001n, token: 1, length: 0xffffffff }];
     assert.deepEqual(f.decodeBufferDescriptors(wire), d);
     assert.deepEqual(f.encodeBufferDescriptors(d), wire);
   });

@@ -26,6 +26,7 @@ import type {
   Access, Completion, CompletionOpcode, MemoryRegion, PostSendOptions, RdmaEndpoint, Sge,
 } from '../types.js';
 import { RdmaError } from '../types.js';
+import { checkRemote } from '../checks.js';
 
 export type IwarpState = 'IDLE' | 'RTS' | 'CLOSING' | 'TERMINATE' | 'ERROR' | 'CLOSED';
 
@@ -51,8 +52,9 @@ const RDMAP_ETYPE_REMOTE_OPERATION = 2;
 const RDMAP_ECODE_INVALID_STAG = 0x00;
 const RDMAP_ECODE_BASE_BOUNDS = 0x01;
 const RDMAP_ECODE_ACCESS_RIGHTS = 0x02;
+const RDMAP_ECODE_UNEXPECTED_OPCODE = 0x06;
+const RDMAP_ECODE_CATASTROPHIC_STREAM = 0x07;
 const RDMAP_ECODE_CANNOT_INVALIDATE = 0x09;
-const RDMAP_ECODE_UNEXPECTED_OPCODE = 0x05;
 const DDP_ETYPE_CATASTROPHIC = 0;
 const DDP_ETYPE_TAGGED = 1;
 const DDP_ETYPE_UNTAGGED = 2;
@@ -82,6 +84,10 @@ if (addonCrc32c) useCrc32c(addonCrc32c, 'addon');
 class Region implements MemoryRegion {
   valid = true;
   closed = false;
+  /** Read Responses from this region still being cut or in the socket's queue: live views of
+   * `buffer`. Closing or invalidating the region while any is in flight resets the connection, so
+   * no byte written into the buffer after that leaves (endpoint.ts retire()). */
+  readsInFlight = 0;
   constructor(
     private readonly owner: IwarpEndpoint,
     readonly buffer: Uint8Array,
@@ -159,6 +165,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   private readonly sq: SendWr[] = [];
   private readonly orq: ReadWr[] = [];   // reads issued, awaiting responses (<= ord)
   private readonly pendingReads: ReadWr[] = []; // reads waiting for an ORD slot
+  private inboundReads = 0;              // peer's reads being answered (<= IRD)
   private sendMsn = 1;
   private readReqMsn = 1;
   private recvMsn = 1;                   // expected MSN on queue 0
@@ -255,12 +262,26 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   forget(r: Region): void {
     this.regions.delete(r.rkey);
     this.stags.release(r.rkey);
+    this.retire(r);
   }
 
   invalidate(rkey: number): void {
     const r = this.regions.get(rkey);
     if (!r) throw new RdmaError('ERR_INVALID_STAG', `STag 0x${rkey.toString(16)} is not registered here`);
     r.valid = false;
+    this.retire(r);
+  }
+
+  /**
+   * A region stopped being usable by the peer (closed or invalidated). A Read Response we are still
+   * sending from it is a live view of the caller's buffer, queued in pieces: the caller may now
+   * reuse that memory, and nothing of what it writes there may reach the peer. Bytes the kernel
+   * already holds were copied before this call; the rest cannot be recalled from the socket's queue,
+   * so the connection is reset (a NIC fails such a read too: its key is gone).
+   */
+  private retire(r: Region): void {
+    if (r.readsInFlight === 0 || !this.live()) return;
+    this.fail(new RdmaError('ERR_IWARP_REGION_RELEASED', `STag 0x${r.rkey.toString(16)} was closed or invalidated while the peer's RDMA Read of it was still being answered: the connection is reset`), 'ERROR', true);
   }
 
   onCompletions(handler: (batch: Iterable<Completion>) => void): void {
@@ -288,6 +309,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   postWrite(wrId: number, sges: Sge[], remoteAddr: bigint, rkey: number): void {
     this.checkPost();
     const payload = this.gather(sges);
+    checkRemote(remoteAddr, payload.length, rkey);
     const wr = this.enqueue(wrId, 'write', true, payload.length);
     wr.stag = rkey;
     this.emitTagged(RDMAP_WRITE, rkey, remoteAddr, payload, () => this.complete(wr, 'success'));
@@ -298,6 +320,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     // iWARP names one sink STag per read: one SGE (siw's max_sge_rd is 1 too)
     if (sges.length !== 1) throw new RdmaError('ERR_DEVICE_LIMIT', `an RDMA read takes exactly one sink SGE (max_sge_rd 1), got ${sges.length}`);
     const sink = this.local(sges[0]!, true);
+    checkRemote(remoteAddr, sges[0]!.length, rkey);
     if (this.sq.length >= this.settings.maxSendWr) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${this.settings.maxSendWr})`);
     const wr: ReadWr = {
       wrId, opcode: 'read', signaled: true, done: false, status: '', byteLength: sges[0]!.length, stag: rkey,
@@ -510,11 +533,17 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   private parse(): void {
     const rx = this.rx;
     let at = this.rxStart;
-    while (this.live() && this.rxEnd - at >= 2) {
-      const len = fpduLength((rx[at]! << 8) | rx[at + 1]!);
-      if (this.rxEnd - at < len) break;
-      this.onFpdu(rx.subarray(at, at + len));
-      at += len;
+    try {
+      while (this.live() && this.rxEnd - at >= 2) {
+        const len = fpduLength((rx[at]! << 8) | rx[at + 1]!);
+        if (this.rxEnd - at < len) break;
+        this.onFpdu(rx.subarray(at, at + len));
+        at += len;
+      }
+    } catch (err) {
+      // a bug of ours, never a peer's input: it ends this connection, not the process
+      this.terminate('ERR_IWARP_INTERNAL', `internal error on the receive path: ${(err as Error)?.message ?? err}`, TERM_LAYER_RDMAP, RDMAP_ETYPE_CATASTROPHIC, 0xff);
+      return;
     }
     if (at === this.rxEnd) this.rxStart = this.rxEnd = 0;
     else this.rxStart = at;
@@ -582,6 +611,11 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       if (seg.msn !== this.inReadMsn) return this.terminate('ERR_IWARP_BAD_MSN', `Read Request MSN ${seg.msn}, expected ${this.inReadMsn}`, TERM_LAYER_DDP, DDP_ETYPE_UNTAGGED, DDP_ECODE_UT_INVALID_MSN, raw);
       if (seg.mo !== 0) return this.terminate('ERR_IWARP_BAD_MO', `Read Request MO ${seg.mo}`, TERM_LAYER_DDP, DDP_ETYPE_UNTAGGED, DDP_ECODE_UT_INVALID_MO, raw);
       this.inReadMsn++;
+      // RFC 5040 IRD: at most `ird` inbound reads are answered at once (we advertised it in the MPA
+      // exchange); a peer issuing more is terminated, as siw does, instead of queued without bound
+      if (this.inboundReads >= this.settings.ird) {
+        return this.terminate('ERR_IWARP_IRD_EXCEEDED', `more than IRD ${this.settings.ird} RDMA Read Requests outstanding`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_OPERATION, RDMAP_ECODE_CATASTROPHIC_STREAM, raw);
+      }
       const rr = decodeReadRequest(seg.payload);
       if (this.expectRtr === 'read' && rr.size === 0) {
         this.expectRtr = false;
@@ -593,8 +627,13 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       if (!r.access.remoteRead) return this.terminate('ERR_IWARP_ACCESS', `RDMA Read from STag 0x${rr.srcStag.toString(16)} without remote read access`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_ACCESS_RIGHTS, raw);
       const at = this.offsetIn(r, rr.srcTo, rr.size);
       if (at < 0) return this.terminate('ERR_IWARP_BASE_BOUNDS', `RDMA Read of ${rr.size} bytes at TO 0x${rr.srcTo.toString(16)} is outside STag 0x${rr.srcStag.toString(16)}`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_BASE_BOUNDS, raw);
-      // served at once, in order: never more than one inbound read outstanding here (<= IRD)
-      this.emitTagged(RDMAP_READ_RESPONSE, rr.sinkStag, rr.sinkTo, r.buffer.subarray(at, at + rr.size));
+      // queued in order; in flight until its last FPDU is handed to the kernel
+      this.inboundReads++;
+      r.readsInFlight++;
+      this.emitTagged(RDMAP_READ_RESPONSE, rr.sinkStag, rr.sinkTo, r.buffer.subarray(at, at + rr.size), () => {
+        this.inboundReads--;
+        r.readsInFlight--;
+      });
       return;
     }
     if (seg.qn !== DDP_QN_SEND) return this.terminate('ERR_IWARP_BAD_QN', `untagged queue ${seg.qn}`, TERM_LAYER_DDP, DDP_ETYPE_UNTAGGED, DDP_ECODE_UT_INVALID_QN, raw);

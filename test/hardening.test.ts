@@ -1,0 +1,164 @@
+// Issue #18: what a hostile peer could do before, each with the test that failed then. Peers are
+// built from the project's own codecs (test/hostile.ts) or are our own API used as an attacker
+// would; everything runs over real loopback sockets on the software iWARP provider.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+
+import { connect, createServer, type SmbDirectConnection } from '../src/index.js';
+import { type IwarpEndpoint, type RdmaEndpoint, createIwarpProvider } from '../src/providers/index.js';
+import { HostileIwarp } from './hostile.js';
+
+const HOST = '127.0.0.1';
+const MiB = 1 << 20;
+
+function errorOf(ep: RdmaEndpoint): Promise<Error & { code: string }> {
+  return new Promise((resolve) => ep.once('error', resolve));
+}
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('buffer descriptors past 2^64 (#18.1)', () => {
+  it('an SMB2 WRITE-style descriptor at 2^64 - 1 MiB, 2 MiB long, from a client with IRD 1: rdmaRead rejects with ERR_SMBD_BAD_DESCRIPTORS, nothing throws, the connection lives on', async () => {
+    // the server decodes descriptors itself, field by field, as an application might: the
+    // connection is where they must be checked
+    const server = createServer({ provider: 'iwarp-tcp' });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const results: Array<Promise<unknown>> = [];
+    server.on('connection', (conn: SmbDirectConnection) => {
+      conn.on('message', (m: Uint8Array) => {
+        const v = new DataView(m.buffer, m.byteOffset, m.length);
+        const d = { offset: v.getBigUint64(0, true), token: v.getUint32(8, true), length: v.getUint32(12, true) };
+        results.push(conn.rdmaRead([d], new Uint8Array(2 * MiB)).then(() => 'resolved', (e: unknown) => e));
+        void conn.send(new Uint8Array([1]));
+      });
+    });
+    const client = await connect({ host: HOST, port, provider: 'iwarp-tcp', responderResources: 1 });
+    const reply = once(client, 'message');
+    const req = Buffer.alloc(16);
+    req.writeBigUInt64LE(2n ** 64n - BigInt(MiB), 0);
+    req.writeUInt32LE(0x1a00bc56, 8);
+    req.writeUInt32LE(2 * MiB, 12);
+    await client.send(req);
+    await within(reply, 5000, 'the reply after the refused read');
+    const e = (await results[0]) as Error & { code?: string };
+    assert.equal(e.code, 'ERR_SMBD_BAD_DESCRIPTORS', String(e));
+    assert.match(e.message, /64-bit address space/);
+    assert.equal(client.state, 'connected');
+    assert.equal([...server.connections][0]!.state, 'connected');
+    client.destroy();
+    await server.close();
+  });
+
+  it('the providers refuse a remote range past 2^64 at the post call (ERR_OUT_OF_RANGE), never later on the socket path', async () => {
+    const listener = await createIwarpProvider().listen({ host: HOST, port: 0 });
+    const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
+    const clientP = createIwarpProvider({ ord: 1 }).connect({ host: HOST, port: listener.port });
+    const [server] = await accepted;
+    await server.accept();
+    const client = await clientP;
+    const mr = client.registerMemory(2 * MiB, { localWrite: true });
+    const top = 2n ** 64n - BigInt(MiB);
+    // ORD 1: the second read would have been queued and encoded later, from the socket's read path
+    assert.throws(() => client.postRead(1, [{ mr, offset: 0, length: 2 * MiB }], top, 7), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => client.postRead(2, [{ mr, offset: MiB, length: MiB }], 2n ** 64n, 7), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => client.postWrite(3, [{ mr, offset: 0, length: 2 * MiB }], top, 7), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => client.postRead(4, [{ mr, offset: 0, length: 1 }], -1n, 7), { code: 'ERR_OUT_OF_RANGE' });
+    await Promise.all([client.disconnect(), once(server, 'close')]);
+    await listener.close();
+  });
+});
+
+describe('inbound RDMA Read Requests are bounded by IRD (#18.2)', () => {
+  it('a peer that issues more than IRD reads and never takes the responses is terminated (ERR_IWARP_IRD_EXCEEDED) on the read over IRD', async () => {
+    const listener = await createIwarpProvider({ ird: 4 }).listen({ host: HOST, port: 0 });
+    const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
+    const peerP = HostileIwarp.connect(listener.port, { ird: 16, ord: 16 });
+    const [victim] = await accepted;
+    const region = victim.registerMemory(8 * MiB, { localWrite: true, remoteRead: true });
+    await victim.accept();
+    const peer = await peerP;
+    const failed = errorOf(victim);
+    peer.stall();
+    for (let i = 0; i < 4; i++) peer.readRequest(region.rkey, region.addr, 8 * MiB);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(victim.state, 'RTS', 'IRD reads in flight are allowed');
+    peer.readRequest(region.rkey, region.addr, 8 * MiB);
+    const err = await within(failed, 5000, 'the terminate');
+    assert.equal(err.code, 'ERR_IWARP_IRD_EXCEEDED');
+    peer.destroy();
+    await listener.close();
+  });
+
+  it('a flood of 100,000 Read Requests from a peer that never reads does not grow the victim: the connection ends at IRD + 1', async () => {
+    const listener = await createIwarpProvider().listen({ host: HOST, port: 0 });
+    const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
+    const peerP = HostileIwarp.connect(listener.port);
+    const [victim] = await accepted;
+    const region = victim.registerMemory(MiB, { localWrite: true, remoteRead: true });
+    await victim.accept();
+    const peer = await peerP;
+    const failed = errorOf(victim);
+    peer.stall();
+    for (let i = 0; i < 100_000; i++) peer.readRequest(region.rkey, region.addr, MiB);
+    const err = await within(failed, 10_000, 'the terminate');
+    assert.equal(err.code, 'ERR_IWARP_IRD_EXCEEDED');
+    assert.equal(victim.state, 'CLOSED');
+    peer.destroy();
+    await listener.close();
+  });
+});
+
+describe('no byte of a released buffer leaves (#18.3)', () => {
+  it('a peer that stalls while reading 64 MiB, then resumes after the victim closed the region and reused its buffer, gets none of the bytes written after close()', async () => {
+    const hostile = await HostileIwarp.listen();
+    const peerP = hostile.accept();
+    const victim = (await createIwarpProvider().connect({ host: HOST, port: hostile.port })) as IwarpEndpoint;
+    const peer = await peerP;
+    const size = 64 * MiB;
+    const buffer = new Uint8Array(size).fill(0xaa);
+    const region = victim.registerMemory(buffer, { localWrite: true, remoteRead: true });
+    const failed = errorOf(victim);
+    peer.stall();
+    peer.readRequest(region.rkey, region.addr, size);
+    // the victim answers until its socket is full; the response is still being sent
+    for (let i = 0; i < 100 && victim.socket.writableLength === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(victim.socket.writableLength > 0, 'the Read Response backed up');
+    region.close();
+    buffer.fill(0xbb); // the caller reuses its memory
+    peer.resume();
+    assert.ok(await peer.closed(), 'the victim ended the connection');
+    const err = await within(failed, 5000, 'the error');
+    assert.equal(err.code, 'ERR_IWARP_REGION_RELEASED');
+    let leaked = 0;
+    for (const seg of peer.received) if (seg.tagged) for (const b of seg.payload) if (b === 0xbb) leaked++;
+    assert.ok(peer.taggedBytes < size, `the response was cut short (${peer.taggedBytes} of ${size} bytes)`);
+    assert.equal(leaked, 0, `${leaked} bytes written after close() reached the peer`);
+    assert.equal(peer.malformed, undefined, 'every FPDU the peer got was whole and checksummed (none cut from changed bytes)');
+    hostile.close();
+  });
+
+  it('a region closed after its Read Response went out whole is no reason to end the connection', async () => {
+    const hostile = await HostileIwarp.listen();
+    const peerP = hostile.accept();
+    const victim = (await createIwarpProvider().connect({ host: HOST, port: hostile.port })) as IwarpEndpoint;
+    const peer = await peerP;
+    const region = victim.registerMemory(new Uint8Array(64 * 1024).fill(7), { localWrite: true, remoteRead: true });
+    peer.readRequest(region.rkey, region.addr, 64 * 1024);
+    for (let i = 0; i < 100 && peer.taggedBytes < 64 * 1024; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(peer.taggedBytes, 64 * 1024);
+    region.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(victim.state, 'RTS');
+    victim.destroy();
+    hostile.close();
+  });
+});
