@@ -51,6 +51,10 @@ export class Fragmenter {
 
 type Received = Pick<DataTransfer, 'remainingDataLength' | 'dataLength' | 'data'>;
 
+/** The first allocation of a message being reassembled: the whole of it only once this much has
+ * arrived, so a peer announcing a large message in a small fragment does not make us reserve it. */
+export const REASSEMBLY_FIRST_ALLOCATION = 64 * 1024;
+
 export class Reassembler {
   readonly maxFragmentedSize: number;
   #buffer: Uint8Array | undefined;
@@ -74,11 +78,20 @@ export class Reassembler {
     return this.#filled;
   }
 
+  /** Bytes allocated for the pending message: 64 KiB until that much arrived, then all of it. */
+  get allocatedLength(): number {
+    return this.#buffer?.length ?? 0;
+  }
+
   /**
    * Feeds one decoded data transfer message. Returns the whole upper-layer message when its last
    * fragment arrives, else undefined (also for messages with no data, e.g. credit grants).
    * A message that arrives in one fragment is returned as `m.data` itself, a view into the
    * receive buffer: copy it before that buffer is reused. Reassembled messages are new memory.
+   * An empty message (DataLength and RemainingDataLength 0: a credit grant or keepalive) between
+   * two fragments of a message carries nothing and is passed over, as the Linux peers do; Linux
+   * before its 2025 fixes sends one there. Memory grows with what arrives: 64 KiB at first, the
+   * whole announced length once that is full.
    * Throws on any 3.1.5.8 violation; the connection must then be terminated.
    */
   push(m: Received): Uint8Array | undefined {
@@ -99,24 +112,33 @@ export class Reassembler {
         return undefined;
       }
       if (remainingDataLength === 0) return m.data;
-      const whole = Buffer.allocUnsafeSlow(dataLength + remainingDataLength);
-      whole.set(m.data, 0);
-      this.#buffer = whole;
+      const total = dataLength + remainingDataLength;
+      const first = Buffer.allocUnsafeSlow(total <= REASSEMBLY_FIRST_ALLOCATION ? total : Math.max(REASSEMBLY_FIRST_ALLOCATION, dataLength));
+      first.set(m.data, 0);
+      this.#buffer = first;
       this.#filled = dataLength;
       this.#remaining = remainingDataLength;
       return undefined;
     }
+    if (dataLength === 0 && remainingDataLength === 0) return undefined; // a credit grant in between
     if (this.#remaining - dataLength !== remainingDataLength) {
       const expected = this.#remaining;
       this.reset();
       fail('ERR_SMBD_FRAGMENT_MISMATCH', `${expected} bytes were still due; a fragment of ${dataLength} leaves ${expected - dataLength}, not ${remainingDataLength} ([MS-SMBD] 3.1.5.8)`);
     }
-    buffer.set(m.data, this.#filled);
+    let target = buffer;
+    if (this.#filled + dataLength > buffer.length) {
+      // the peer has sent 64 KiB of it: now the whole message
+      target = Buffer.allocUnsafeSlow(this.#filled + this.#remaining);
+      target.set(buffer.subarray(0, this.#filled), 0);
+      this.#buffer = target;
+    }
+    target.set(m.data, this.#filled);
     this.#filled += dataLength;
     this.#remaining = remainingDataLength;
     if (remainingDataLength !== 0) return undefined;
     this.reset();
-    return buffer;
+    return target;
   }
 
   /** Drops a partly received message. */

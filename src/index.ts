@@ -8,8 +8,9 @@ export {
 export { CONNECTION_ERROR_CODES, SmbDirectError, type ConnectionErrorCode } from './smbdirect/errors.js';
 export type { HistogramSummary } from './smbdirect/histogram.js';
 export { DEFAULTS, MAX_PREFERRED_SEND_SIZE, type SmbDirectOptions } from './smbdirect/options.js';
+export { registeredMemory, setRegisteredMemoryLimit } from './smbdirect/limits.js';
 export {
-  SMB_DIRECT_IWARP_PORT, SMB_DIRECT_PORT, SmbDirectServer, connect, createServer, type ConnectOptions, type ProviderChoice,
+  SERVER_DEFAULTS, SMB_DIRECT_IWARP_PORT, SMB_DIRECT_PORT, SmbDirectServer, connect, createServer, type ConnectOptions, type ProviderChoice,
   type ServerOptions,
 } from './smbdirect/server.js';
 export { SmbDirectStream } from './smbdirect/stream.js';

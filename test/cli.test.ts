@@ -120,8 +120,13 @@ describe('smbdirect command line', () => {
     });
 
     it('a peer sending garbage requests is disconnected with a typed error; the server keeps serving', async () => {
+      const desc = (offset: bigint, length: number) => { const d = Buffer.alloc(16); d.writeBigUInt64LE(offset, 0); d.writeUInt32LE(5, 8); d.writeUInt32LE(length, 12); return d; };
       for (const [bad, code] of [[new Uint8Array([0x99, 1, 2]), /ERR_SMBD_INVALID_ARGUMENT: unknown benchmark request 0x99/],
-        [new Uint8Array([0x52, 1, 0, 0, 0, 0, 16, 0, 0, 7, 7, 7]), /ERR_FRAMING_\w+|ERR_SMBD_\w+/]] as const) {
+        [new Uint8Array([0x52, 1, 0, 0, 0, 0, 16, 0, 0, 7, 7, 7]), /ERR_FRAMING_\w+|ERR_SMBD_\w+/],
+        // a READ of 4 KiB into 16 bytes: the transfer is refused, and the client must not be left waiting
+        [Buffer.concat([Buffer.from([0x52, 2, 0, 0, 0, 0, 16, 0, 0]), desc(0x1000n, 16)]), /ERR_SMBD_BAD_DESCRIPTORS/],
+        // a WRITE whose descriptor runs past 2^64 (the read that once crashed serve)
+        [Buffer.concat([Buffer.from([0x57, 3, 0, 0, 0, 0, 0, 32, 0]), desc(2n ** 64n - 2n ** 20n, 2 * 2 ** 20)]), /ERR_SMBD_DESCRIPTOR_OVERFLOW/]] as const) {
         const conn = await connect({ host: '127.0.0.1', port, provider: 'iwarp-tcp' });
         const ended = closed(conn);
         conn.send(bad).catch(() => {}); // the server may end the connection before this settles

@@ -162,3 +162,128 @@ describe('no byte of a released buffer leaves (#18.3)', () => {
     hostile.close();
   });
 });
+
+describe('idle and half-open connections are bounded (#18.4)', () => {
+  it('maxNegotiating: peers that open connections and never negotiate hold at most that many; the next is rejected (ERR_SMBD_RESOURCE_LIMIT) and a real client still gets in once they time out', async () => {
+    const server = createServer({ provider: 'iwarp-tcp', maxNegotiating: 3, acceptTimeoutMs: 500 });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const errors: Array<Error & { code?: string }> = [];
+    server.on('connectionError', (e: Error) => errors.push(e));
+    const idle = await Promise.all([0, 1, 2].map(() => createIwarpProvider().connect({ host: HOST, port })));
+    await assert.rejects(createIwarpProvider().connect({ host: HOST, port }), (e: Error & { code?: string }) => e.code === 'ERR_MPA_REJECTED');
+    assert.ok(errors.some((e) => e.code === 'ERR_SMBD_RESOURCE_LIMIT' && /maxNegotiating/.test(e.message)), errors.map(String).join());
+    // they never negotiate: each is dropped at acceptTimeoutMs, and then a client gets in
+    await within(Promise.all(idle.map((ep) => new Promise((r) => { ep.on('error', () => {}); ep.on('close', r); }))), 5000, 'the idle connections to be dropped');
+    const client = await connect({ host: HOST, port, provider: 'iwarp-tcp' });
+    assert.equal(client.state, 'connected');
+    client.destroy();
+    await server.close();
+  });
+
+  it('maxConnections: past it a request is rejected at the transport; a slot frees when a connection closes', async () => {
+    const server = createServer({ provider: 'iwarp-tcp', maxConnections: 2 });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const errors: Array<Error & { code?: string }> = [];
+    server.on('connectionError', (e: Error) => errors.push(e));
+    const a = await connect({ host: HOST, port, provider: 'iwarp-tcp' });
+    const b = await connect({ host: HOST, port, provider: 'iwarp-tcp' });
+    await assert.rejects(connect({ host: HOST, port, provider: 'iwarp-tcp' }), (e: Error & { code?: string }) => e.code === 'ERR_MPA_REJECTED');
+    assert.ok(errors.some((e) => e.code === 'ERR_SMBD_RESOURCE_LIMIT' && /maxConnections \(2\)/.test(e.message)));
+    await a.close();
+    for (let i = 0; i < 100 && server.connections.size > 1; i++) await new Promise((r) => setTimeout(r, 10));
+    const c = await connect({ host: HOST, port, provider: 'iwarp-tcp' });
+    assert.equal(c.state, 'connected');
+    b.destroy(); c.destroy();
+    await server.close();
+  });
+
+  it('registered memory is accounted per connection and refused past maxRegisteredBytes (ERR_SMBD_RESOURCE_LIMIT); transfers still work, and everything is given back at close', async () => {
+    const { registeredMemory } = await import('../src/index.js');
+    const before = registeredMemory().used;
+    const server = createServer({ provider: 'iwarp-tcp' });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const acceptedP = once(server, 'connection') as Promise<[SmbDirectConnection]>;
+    const client = await connect({ host: HOST, port, provider: 'iwarp-tcp', maxRegisteredBytes: 8 * MiB });
+    const [accepted] = await acceptedP;
+    const slabs = client.stats().registeredBytes;
+    assert.ok(slabs > 2 * MiB && slabs < 3 * MiB, `slabs ${slabs}`);
+    const reg = client.registerBuffer(new Uint8Array(4 * MiB), 'write');
+    assert.equal(client.stats().registeredBytes, slabs + 4 * MiB);
+    assert.throws(() => client.registerBuffer(new Uint8Array(4 * MiB), 'write'), (e: Error & { code?: string }) => e.code === 'ERR_SMBD_RESOURCE_LIMIT' && /maxRegisteredBytes/.test(e.message));
+    // the server places into what is registered
+    const data = new Uint8Array(4 * MiB).fill(3);
+    assert.equal(await accepted.rdmaWrite(reg.descriptors, data), 4 * MiB);
+    reg.release();
+    assert.equal(client.stats().registeredBytes, slabs);
+    assert.ok(registeredMemory().used > before);
+    client.destroy();
+    await server.close();
+    assert.equal(registeredMemory().used, before, 'every byte given back');
+  });
+
+  it('options a connection cannot hold are refused when made: slabs past maxRegisteredBytes, and credits past the provider\'s receive queue', async () => {
+    assert.throws(() => createServer({ credits: 65535 }), (e: Error & { code?: string }) => e.code === 'ERR_SMBD_INVALID_ARGUMENT' && /maxRegisteredBytes/.test(e.message));
+    const small = createIwarpProvider({ maxRecvWr: 64 });
+    assert.throws(() => createServer({ provider: small, credits: 255 }), (e: Error & { code?: string }) => e.code === 'ERR_SMBD_INVALID_ARGUMENT' && /maxRecvWr \(64\)/.test(e.message));
+    await assert.rejects(connect({ host: HOST, port: 1, provider: small, credits: 255 }), { code: 'ERR_SMBD_INVALID_ARGUMENT' });
+    // a named provider is sized for the options: 2000 credits work on iwarp-tcp (1024 was its default queue)
+    const server = createServer({ provider: 'iwarp-tcp', credits: 2000, maxReceiveSize: 1024 });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const client = await connect({ host: HOST, port, provider: 'iwarp-tcp', credits: 2000, maxReceiveSize: 1024 });
+    assert.equal(client.state, 'connected');
+    client.destroy();
+    await server.close();
+  });
+
+  it('a connection whose setup fails (a provider with queues too small, and no checkCapacity) frees its endpoint at once: the client is not left waiting', async () => {
+    const small = createIwarpProvider({ maxRecvWr: 64 });
+    const provider = { name: small.name, listen: small.listen.bind(small), connect: small.connect.bind(small) };
+    const server = createServer({ provider });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const failed = once(server, 'connectionError') as Promise<[Error & { code?: string }]>;
+    const started = Date.now();
+    await assert.rejects(connect({ host: HOST, port, provider: 'iwarp-tcp' }));
+    assert.ok(Date.now() - started < 3000, `the client waited ${Date.now() - started} ms`);
+    const [err] = await failed;
+    assert.equal(err.code, 'ERR_QUEUE_FULL');
+    await server.close();
+  });
+});
+
+describe('smaller ones (#18.7)', () => {
+  it('a pending rdmaRead rejects with the latched error, not "the connection is connected"', async () => {
+    const server = createServer({ provider: 'iwarp-tcp' });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const acceptedP = once(server, 'connection') as Promise<[SmbDirectConnection]>;
+    const client = await connect({ host: HOST, port, provider: 'iwarp-tcp' });
+    const [accepted] = await acceptedP;
+    const reg = client.registerBuffer(new Uint8Array(8 * MiB), 'read');
+    const read = accepted.rdmaRead(reg.descriptors, new Uint8Array(8 * MiB)).then(() => undefined, (e: Error) => e);
+    accepted.endpoint.destroy(new Error('boom')); // the transport fails under the read
+    const err = (await read) as Error & { code?: string };
+    assert.ok(err, 'the read rejected');
+    assert.doesNotMatch(err.message, /is connected/);
+    await closed_(accepted);
+    assert.equal(err, accepted.error, 'the connection\'s latched error');
+    client.destroy();
+    await server.close();
+  });
+
+  it('server.close() drops sockets still waiting for their MPA Request: nothing keeps the process up', async () => {
+    const server = createServer({ provider: 'iwarp-tcp' });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const { connect: tcp } = await import('node:net');
+    const sock = tcp({ host: HOST, port });
+    await once(sock, 'connect');
+    sock.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    await server.close();
+    await within(once(sock, 'close'), 1000, 'the pending socket to be closed');
+    assert.ok(Date.now() - started < 1000);
+  });
+});
+
+function closed_(conn: SmbDirectConnection): Promise<unknown> {
+  return conn.state === 'closed' ? Promise.resolve() : once(conn, 'close');
+}

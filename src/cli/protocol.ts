@@ -89,8 +89,10 @@ export function serveBench(conn: SmbDirectConnection, source: Uint8Array, sink: 
         if (length === 0 || length > source.length) return fail(new SmbDirectError('ERR_SMBD_TRANSFER_SIZE', `a placement request of ${length} bytes`));
         const read = m[0] === OP.READ;
         const op = read ? conn.rdmaWrite(descriptors, source.subarray(0, length)) : conn.rdmaRead(descriptors, sink.subarray(0, length));
+        // a transfer that fails (descriptors the connection refuses, a peer that ends) ends this
+        // connection with its error: the client is never left waiting for an answer
         op.then(() => conn.send(encodeDone(read ? OP.READ_DONE : OP.WRITE_DONE, id), invalidates(conn) ? { invalidate: descriptors[0]!.token } : {}))
-          .catch(() => { /* the connection is ending; its 'close' says why */ });
+          .catch(fail);
         return;
       }
       default:

@@ -66,6 +66,8 @@ export interface RdmaEndpoint extends EventEmitter {
   destroy(err?: Error): void;
 }
 
+/** 'connection' (an endpoint to accept() or reject()), 'connectionError' (a connection request
+ * that could not be set up: the listener keeps listening), 'error' (the listener itself failed). */
 export interface RdmaListener extends EventEmitter {
   readonly port: number;
   close(): Promise<void>;
@@ -79,10 +81,24 @@ export interface ConnectOptions {
   responderResources?: number;
 }
 
+/** What one connection of an upper layer will post at most at once. */
+export interface CapacityNeeds {
+  /** Receives posted at once. */
+  receives: number;
+  /** Send-queue work requests (sends, writes, reads) in flight at once. */
+  sends: number;
+  /** RDMA Reads in flight at once, each way. */
+  readDepth: number;
+}
+
 export interface RdmaProvider {
   readonly name: 'verbs' | 'iwarp-tcp';
   listen(opts: { host: string; port: number; backlog?: number }): Promise<RdmaListener>;
   connect(opts: ConnectOptions): Promise<RdmaEndpoint>;
+  /** Throws (ERR_OUT_OF_RANGE / ERR_DEVICE_LIMIT, naming the limit) when this provider's
+   * connections cannot hold `needs`: so an upper layer refuses a configuration when it is made,
+   * not on every connection later. */
+  checkCapacity?(needs: CapacityNeeds): void;
 }
 
 /** Errors of the providers: `code` is stable (see docs/errors.md). */

@@ -16,7 +16,8 @@ import type {
   CmEvent, CmEventType, CmId, CompletionBatch, Device, DeviceAttributes, EventChannel, NativeError, ProtectionDomain, QueuePair,
 } from '../../native/index.js';
 import type {
-  Access, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener, RdmaProvider, Sge,
+  Access, CapacityNeeds, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener, RdmaProvider,
+  Sge,
 } from './types.js';
 import { RdmaError } from './types.js';
 import { checkRemote } from './checks.js';
@@ -1031,6 +1032,32 @@ export class VerbsProviderImpl implements VerbsProvider {
     return out;
   }
 
+  /** Against this provider's queue sizes (a spare receive and send for drain markers, the window
+   * slots) and, where the addon has devices, against the largest of them. */
+  checkCapacity(needs: CapacityNeeds): void {
+    const s = this.settings;
+    if (needs.receives + 1 > s.maxRecvWr) throw new RdmaError('ERR_OUT_OF_RANGE', `${needs.receives} receives (+1 spare) exceed this provider's maxRecvWr (${s.maxRecvWr})`);
+    if (needs.sends + 1 + s.windowSlots > s.maxSendWr) {
+      throw new RdmaError('ERR_OUT_OF_RANGE', `${needs.sends} send work requests (+1 spare, +${s.windowSlots} window slots) exceed this provider's maxSendWr (${s.maxSendWr})`);
+    }
+    const st = native.status();
+    if (!st.addon || !st.devices.length) return;
+    const reasons: string[] = [];
+    for (const d of st.devices) {
+      let dev: Device | undefined;
+      try {
+        dev = native.openDevice(d.name);
+        checkDeviceLimits(dev.query(), s);
+        return; // one device can carry it
+      } catch (err) {
+        reasons.push((err as Error).message);
+      } finally {
+        dev?.close();
+      }
+    }
+    throw new RdmaError('ERR_DEVICE_LIMIT', `no RDMA device can carry these queues: ${reasons.join('; ')}`);
+  }
+
   async listen(opts: { host: string; port: number; backlog?: number }): Promise<RdmaListener> {
     if (!native.available) throw new RdmaError('ERR_NATIVE_UNAVAILABLE', `the verbs provider needs the native addon: ${native.reason}`);
     const host = await literal(opts.host);
@@ -1071,8 +1098,10 @@ export class VerbsProviderImpl implements VerbsProvider {
     try {
       ep = this.requestEndpoint(e.id!, e);
     } catch (err) {
+      // one connection request that could not be set up (rdma_create_qp failing, say): the
+      // listener itself is fine and keeps listening
       debug('verbs: connect request refused: %s', (err as Error).message);
-      if (listener.listenerCount('error') > 0) listener.emit('error', err);
+      listener.emit('connectionError', err);
       return;
     }
     listener.emit('connection', ep);

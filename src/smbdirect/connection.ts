@@ -18,6 +18,7 @@ import {
 import type { Access, Completion, MemoryRegion, RdmaEndpoint, Sge } from '../providers/types.js';
 import { SmbDirectError } from './errors.js';
 import { Histogram, type HistogramSummary } from './histogram.js';
+import { type MemoryAccount, connectionAccount } from './limits.js';
 import { type ResolvedOptions } from './options.js';
 import { SmbDirectStream } from './stream.js';
 
@@ -71,6 +72,9 @@ export interface ConnectionStats {
   registrationsInUse: number;
   /** Our own transfer buffers kept registered for reuse (rdmaRead/rdmaWrite's `into`/`from`). */
   cachedRegistrations: number;
+  /** Bytes this connection has registered now (slabs, registrations, transfer buffers), and at most. */
+  registeredBytes: number;
+  registeredBytesPeak: number;
   remoteInvalidations: number;
   rdmaReads: number;
   rdmaWrites: number;
@@ -257,6 +261,9 @@ export class SmbDirectConnection extends EventEmitter {
   // our own buffers' registrations, kept between transfers (#localRegion), in LRU order
   #localRegions = new Map<ArrayBufferLike, LocalRegion>();
   #localBytes = 0;
+  // every byte this connection registers, against its own and the process-wide limit (limits.ts)
+  readonly #mem: MemoryAccount;
+  readonly #accounted = new Map<MemoryRegion, number>();
 
   // keepalive ([MS-SMBD] 3.1.6.2): idle timer from the last receive, then a deadline for the answer
   #lastReceive = now();
@@ -295,8 +302,14 @@ export class SmbDirectConnection extends EventEmitter {
     this.#readDepth = Math.min(options.rdmaReadDepth, (endpoint as { initiatorDepth?: number }).initiatorDepth ?? Infinity);
     this.#recvSlot = align8(options.maxReceiveSize);
     this.#sendSlot = align8(options.maxSendSize);
-    this.#recvMr = endpoint.registerMemory(options.credits * this.#recvSlot, { localWrite: true });
-    this.#sendMr = endpoint.registerMemory(options.sendQueueDepth * this.#sendSlot, {});
+    this.#mem = connectionAccount(options.maxRegisteredBytes);
+    this.#recvMr = this.#register(options.credits * this.#recvSlot, { localWrite: true }, 'receive buffers');
+    try {
+      this.#sendMr = this.#register(options.sendQueueDepth * this.#sendSlot, {}, 'send buffers');
+    } catch (err) {
+      this.#deregister(this.#recvMr);
+      throw err;
+    }
     this.#recvView = new DataView(this.#recvMr.buffer.buffer, this.#recvMr.buffer.byteOffset, this.#recvMr.buffer.byteLength);
     this.#sendView = new DataView(this.#sendMr.buffer.buffer, this.#sendMr.buffer.byteOffset, this.#sendMr.buffer.byteLength);
     this.#freeSendSlots = Array.from({ length: options.sendQueueDepth }, (_, i) => options.sendQueueDepth - 1 - i);
@@ -402,9 +415,9 @@ export class SmbDirectConnection extends EventEmitter {
       : { localWrite: true, remoteRead: true, remoteWrite: true };
     const regions: MemoryRegion[] = [];
     try {
-      for (const b of list) regions.push(this.endpoint.registerMemory(b, acc));
+      for (const b of list) regions.push(this.#register(b, acc, 'registerBuffer'));
     } catch (err) {
-      for (const r of regions) r.close();
+      for (const r of regions) this.#deregister(r);
       throw err;
     }
     const reg = new PlacementRegistration(this, regions);
@@ -484,6 +497,7 @@ export class SmbDirectConnection extends EventEmitter {
       pausedReceives: this.#backlog.length,
       registrationsInUse: this.#registrations.size,
       cachedRegistrations: this.#localRegions.size,
+      registeredBytes: this.#mem.used, registeredBytesPeak: this.#mem.peak,
       creditWait: this.#creditWait.summary(), rdmaLatency: this.#rdmaLatency.summary(),
     };
   }
@@ -492,7 +506,7 @@ export class SmbDirectConnection extends EventEmitter {
 
   /** @internal Initiator: post receives, send the request, wait for the response. */
   async _startInitiator(): Promise<void> {
-    this.#postAllReceives();
+    if (!this.#setupReceives()) return this.#negotiatedPromise;
     const req: NegotiateRequest = {
       minVersion: SMBD_VERSION_1, maxVersion: SMBD_VERSION_1, creditsRequested: this.#o.credits,
       preferredSendSize: this.#o.maxSendSize, maxReceiveSize: this.#o.maxReceiveSize, maxFragmentedSize: this.#o.maxFragmentedSize,
@@ -505,7 +519,7 @@ export class SmbDirectConnection extends EventEmitter {
 
   /** @internal Acceptor: post receives, accept the transport, wait for the request and answer it. */
   async _startAcceptor(): Promise<void> {
-    this.#postAllReceives();
+    if (!this.#setupReceives()) return this.#negotiatedPromise;
     this.#armNegotiateTimer(this.#o.acceptTimeoutMs, 'request');
     try {
       await this.endpoint.accept();
@@ -619,8 +633,16 @@ export class SmbDirectConnection extends EventEmitter {
 
   // ---- receive side ------------------------------------------------------------------
 
-  #postAllReceives(): void {
-    for (let i = 0; i < this.#o.credits; i++) this.#postReceive(i);
+  /** Posts every receive before the peer can send; a failure (a queue too small, say) ends the
+   * connection and frees it, so a half-set-up endpoint is never left behind. */
+  #setupReceives(): boolean {
+    try {
+      for (let i = 0; i < this.#o.credits; i++) this.#postReceive(i);
+      return true;
+    } catch (err) {
+      this.#finish(asError(err));
+      return false;
+    }
   }
 
   #postReceive(slot: number): void {
@@ -759,7 +781,7 @@ export class SmbDirectConnection extends EventEmitter {
     reg.invalidated = true;
     for (const r of reg.regions) {
       this.#registrations.delete(r.rkey);
-      r.close(); // deregistration: the token stops working at once
+      this.#deregister(r); // deregistration: the token stops working at once
     }
     this.#checkIdle();
   }
@@ -821,12 +843,9 @@ export class SmbDirectConnection extends EventEmitter {
     const grant = this.#grantable();
     let flags = 0;
     if (this.#keepalive === 'pending') {
-      flags = RESPONSE_REQUESTED;
+      flags = RESPONSE_REQUESTED; // its deadline runs since the keepalive fell due (#onIdleTimer)
       this.#keepalive = 'sent';
       this.#s.keepalivesSent++;
-      this.#keepaliveDeadline = setTimeout(() => this.#finish(new SmbDirectError('ERR_SMBD_KEEPALIVE_TIMEOUT',
-        `no message within ${this.#o.keepaliveTimeoutMs} ms of a keepalive request`)), this.#o.keepaliveTimeoutMs);
-      this.#keepaliveDeadline.unref();
     }
     // the [MS-SMBD] 2.2.3 header, as framing's writeDataTransferHeader writes it (all values in range)
     const v = this.#sendView;
@@ -975,15 +994,16 @@ export class SmbDirectConnection extends EventEmitter {
         mr = cached.mr;
         base = buf.byteOffset;
       } else {
-        mr = this.endpoint.registerMemory(buf, read ? { localWrite: true } : {});
+        mr = this.#register(buf, read ? { localWrite: true } : {}, what);
       }
-    } catch {
+    } catch (err) {
+      if ((err as SmbDirectError).code === 'ERR_SMBD_RESOURCE_LIMIT') return Promise.reject(err);
       // a provider may refuse this memory (verbs registers only whole ArrayBuffers, not pool
       // slices): go through a registered bounce buffer instead, one copy
       try {
-        mr = this.endpoint.registerMemory(length, { localWrite: true });
-      } catch (err) {
-        return Promise.reject(asError(err));
+        mr = this.#register(length, { localWrite: true }, what);
+      } catch (e) {
+        return Promise.reject(asError(e));
       }
       bounced = true;
       if (!read) mr.buffer.set(buf);
@@ -1015,8 +1035,8 @@ export class SmbDirectConnection extends EventEmitter {
       if (read) { this.#s.rdmaReads++; this.#s.rdmaBytesRead += n; } else { this.#s.rdmaWrites++; this.#s.rdmaBytesWritten += n; }
       return n;
     }).finally(() => {
-      if (cached) cached.busy--;
-      else mr.close();
+      if (!cached) this.#deregister(mr);
+      else if (--cached.busy === 0 && this.#localRegions.get(buf.buffer) !== cached) this.#deregister(cached.mr); // dropped while busy
       this.#checkIdle();
     });
   }
@@ -1040,15 +1060,18 @@ export class SmbDirectConnection extends EventEmitter {
     }
     if (hit) this.#dropLocal(ab, hit);
     if (ab.byteLength > LOCAL_CACHE_BYTES / 4) return undefined;
-    // make room: the least recently used first, never one a transfer is using
+    // make room: the least recently used first, never one a transfer is using; the connection's and
+    // the process's registered memory limits count too (a full cache gives way to transfers)
+    const room = () => this.#localRegions.size < LOCAL_CACHE_ENTRIES && this.#localBytes + ab.byteLength <= LOCAL_CACHE_BYTES &&
+      this.#mem.fits(ab.byteLength);
     for (const [key, e] of this.#localRegions) {
-      if (this.#localRegions.size < LOCAL_CACHE_ENTRIES && this.#localBytes + ab.byteLength <= LOCAL_CACHE_BYTES) break;
+      if (room()) break;
       if (e.busy === 0) this.#dropLocal(key, e);
     }
-    if (this.#localRegions.size >= LOCAL_CACHE_ENTRIES || this.#localBytes + ab.byteLength > LOCAL_CACHE_BYTES) return undefined;
+    if (!room()) return undefined;
     let mr: MemoryRegion;
     try {
-      mr = this.endpoint.registerMemory(new Uint8Array(ab), { localWrite: true });
+      mr = this.#register(new Uint8Array(ab), { localWrite: true }, 'transfer buffer');
     } catch {
       return undefined; // e.g. a SharedArrayBuffer the provider will not pin: per transfer then
     }
@@ -1061,7 +1084,32 @@ export class SmbDirectConnection extends EventEmitter {
   #dropLocal(key: ArrayBufferLike, e: LocalRegion): void {
     this.#localRegions.delete(key);
     this.#localBytes -= e.size;
-    if (e.busy === 0) e.mr.close();
+    if (e.busy === 0) this.#deregister(e.mr);
+  }
+
+  /** Registers memory against this connection's and the process's limits (ERR_SMBD_RESOURCE_LIMIT). */
+  #register(what: number | Uint8Array, access: Access, purpose: string): MemoryRegion {
+    const n = typeof what === 'number' ? what : what.byteLength;
+    this.#mem.take(n, purpose);
+    let mr: MemoryRegion;
+    try {
+      mr = this.endpoint.registerMemory(what, access);
+    } catch (err) {
+      this.#mem.give(n);
+      throw err;
+    }
+    this.#accounted.set(mr, n);
+    return mr;
+  }
+
+  /** Closes a region #register made and gives its bytes back; idempotent. */
+  #deregister(mr: MemoryRegion): void {
+    const n = this.#accounted.get(mr);
+    if (n !== undefined) {
+      this.#accounted.delete(mr);
+      this.#mem.give(n);
+    }
+    mr.close();
   }
 
   #postRdma(op: RdmaOp): void {
@@ -1093,15 +1141,20 @@ export class SmbDirectConnection extends EventEmitter {
   #onRdmaDone(index: number, c: Completion): void {
     const op = this.#ops.get(index);
     if (!op) return;
-    this.#ops.delete(index);
     this.#sqUsed--;
     if (op.read) this.#readsInFlight--;
+    if (c.status === 'flushed') {
+      // the endpoint is going down and its own event, which says why, follows this batch: the
+      // operation stays in #ops and #finish rejects it with that (latched) error
+      this.#lostWork = true;
+      return;
+    }
+    this.#ops.delete(index);
     if (c.status === 'success') { this.#settleOp(op); return; }
-    if (c.status === 'flushed') this.#lostWork = true;
-    const err = this.#state === 'closed' || c.status === 'flushed' ? this.#closedError(op.read ? 'rdmaRead' : 'rdmaWrite') : transportError(op.read ? 'RDMA read' : 'RDMA write', c);
+    const err = this.#state === 'closed' ? this.#closedError(op.read ? 'rdmaRead' : 'rdmaWrite') : transportError(op.read ? 'RDMA read' : 'RDMA write', c);
     this.#settleOp(op, err);
     // on a reliable connection a failed operation takes the queue pair down: so does the connection
-    if (c.status !== 'flushed') throw err;
+    throw err;
   }
 
   #settleOp(op: RdmaOp, err?: Error): void {
@@ -1127,13 +1180,29 @@ export class SmbDirectConnection extends EventEmitter {
     if (this.#state !== 'connected' && this.#state !== 'closing') return;
     if (now() - this.#lastReceive >= this.#o.keepaliveIntervalMs && this.#keepalive === 'idle') {
       this.#keepalive = 'pending'; // the next message (an empty one if nothing else) asks for an answer
+      // The deadline starts now, not when the keepalive goes out: sending it needs a credit, and a
+      // peer that took our credits and went silent never gives us one. Any message from the peer
+      // within keepaliveTimeoutMs (an answer, a credit grant, data) proves it alive.
+      this.#armKeepaliveDeadline();
       this.#scheduleEmpty();
     }
     this.#armIdleTimer();
   }
 
+  #armKeepaliveDeadline(): void {
+    this.#keepaliveDeadline = setTimeout(() => {
+      // paused, we hold the peer's credits ourselves: its silence is ours, wait for resume()
+      if (this.#paused) return this.#armKeepaliveDeadline();
+      const sent = this.#keepalive === 'sent';
+      this.#finish(new SmbDirectError('ERR_SMBD_KEEPALIVE_TIMEOUT', sent
+        ? `no message within ${this.#o.keepaliveTimeoutMs} ms of a keepalive request`
+        : `no message for ${this.#o.keepaliveIntervalMs + this.#o.keepaliveTimeoutMs} ms, and no send credit to ask with (the peer holds ${this.#receiveCredits} of ours)`));
+    }, this.#o.keepaliveTimeoutMs);
+    this.#keepaliveDeadline.unref();
+  }
+
   #keepaliveAnswered(): void {
-    if (this.#keepalive === 'sent') {
+    if (this.#keepalive !== 'idle') {
       clearTimeout(this.#keepaliveDeadline);
       this.#keepalive = 'idle';
     }
@@ -1197,11 +1266,11 @@ export class SmbDirectConnection extends EventEmitter {
     // abortive unless the provider already ended (a graceful close ran disconnect() first)
     this.endpoint.destroy(err ?? undefined);
     for (const reg of new Set(this.#registrations.values())) this._release(reg);
-    for (const e of this.#localRegions.values()) e.mr.close();
+    for (const e of this.#localRegions.values()) if (e.busy === 0) this.#deregister(e.mr); // busy ones: their transfer's end
     this.#localRegions.clear();
     this.#localBytes = 0;
-    this.#recvMr.close();
-    this.#sendMr.close();
+    this.#deregister(this.#recvMr);
+    this.#deregister(this.#sendMr);
     this.#backlog = [];
     this.#checkIdle();
     const report = this.#error;

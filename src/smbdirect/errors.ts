@@ -15,6 +15,8 @@ export const CONNECTION_ERROR_CODES = {
   ERR_SMBD_BAD_DESCRIPTORS: "descriptor list empty, with a zero-length entry or one running past 2^64, or covering fewer bytes than the transfer (the peer's fault: its SMB2 channel info)",
   ERR_SMBD_TRANSFER_SIZE: 'RDMA transfer of 0 bytes or more than the negotiated MaxReadWriteSize',
   ERR_SMBD_INVALID_ARGUMENT: 'an option or argument is out of range (a caller mistake, not a peer one)',
+  ERR_SMBD_RESOURCE_LIMIT: 'a limit refused the work: maxConnections or maxNegotiating (the connection is rejected), maxRegisteredBytes or the process-wide registered memory limit',
+  ERR_SMBD_SETUP_FAILED: 'the provider could not set up a connection request (a queue pair it could not create, say); the server keeps serving',
 } as const;
 
 export type ConnectionErrorCode = keyof typeof CONNECTION_ERROR_CODES;

@@ -33,6 +33,11 @@ export interface SmbDirectOptions {
   closeTimeoutMs?: number;
   /** writableLength above which 'drain' is owed (default 1 MiB). */
   writableHighWaterMark?: number;
+  /** Memory this connection may register at once: its receive and send buffers (credits x
+   * maxReceiveSize + sendQueueDepth x maxSendSize), registerBuffer() buffers and the buffers of
+   * its RDMA reads and writes. Default 256 MiB. Past it, ERR_SMBD_RESOURCE_LIMIT. The process
+   * has a limit of its own over all connections (setRegisteredMemoryLimit()). */
+  maxRegisteredBytes?: number;
 }
 
 export type ResolvedOptions = Required<SmbDirectOptions>;
@@ -52,6 +57,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
   keepaliveTimeoutMs: 5_000,
   closeTimeoutMs: 30_000,
   writableHighWaterMark: 1024 * 1024,
+  maxRegisteredBytes: 256 * 1024 * 1024,
 });
 
 /** Windows refuses a PreferredSendSize above this. */
@@ -62,6 +68,10 @@ function int(name: string, v: number, min: number, max: number): number {
     throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `${name} must be an integer in [${min}, ${max}], got ${v}`);
   }
   return v;
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
 }
 
 export function resolveOptions(o: SmbDirectOptions = {}): ResolvedOptions {
@@ -76,6 +86,12 @@ export function resolveOptions(o: SmbDirectOptions = {}): ResolvedOptions {
   for (const k of ['negotiateTimeoutMs', 'acceptTimeoutMs', 'keepaliveTimeoutMs', 'closeTimeoutMs'] as const) int(k, r[k], 1, 2 ** 31 - 1);
   int('keepaliveIntervalMs', r.keepaliveIntervalMs, 0, 2 ** 31 - 1);
   int('writableHighWaterMark', r.writableHighWaterMark, 0, 2 ** 40);
+  int('maxRegisteredBytes', r.maxRegisteredBytes, 0, 2 ** 50);
+  // the buffers every connection registers up front must fit its own limit
+  const slabs = r.credits * align8(r.maxReceiveSize) + r.sendQueueDepth * align8(r.maxSendSize);
+  if (slabs > r.maxRegisteredBytes) {
+    throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `credits x maxReceiveSize + sendQueueDepth x maxSendSize = ${slabs} bytes of receive and send buffers per connection exceed maxRegisteredBytes (${r.maxRegisteredBytes})`);
+  }
   // One unfinished message must not be able to hold every receive buffer ([MS-SMBD] 3.1.5.6 note,
   // and both Windows and Linux keep it so): clamp, but never below the protocol minimum.
   const cap = Math.floor((r.credits * r.maxReceiveSize) / 2);

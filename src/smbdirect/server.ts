@@ -1,9 +1,10 @@
 // The public entry points: createServer() and connect(). Both run the SMB Direct negotiation on a
 // provider endpoint and hand out SmbDirectConnection objects only once it has succeeded.
 import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
 
 import { defaultProvider } from '../providers/default.js';
-import { createIwarpProvider } from '../providers/iwarp/provider.js';
+import { type IwarpOptions, createIwarpProvider } from '../providers/iwarp/provider.js';
 import { type VerbsOptions, createVerbsProvider } from '../providers/verbs.js';
 import type { RdmaEndpoint, RdmaListener, RdmaProvider } from '../providers/types.js';
 import { SmbDirectConnection } from './connection.js';
@@ -30,7 +31,19 @@ export interface ConnectOptions extends SmbDirectOptions {
 
 export interface ServerOptions extends SmbDirectOptions {
   provider?: ProviderChoice;
+  /** Connections at once, negotiating ones included (default 128); past it, a request is
+   * rejected and reported as 'connectionError' (ERR_SMBD_RESOURCE_LIMIT). */
+  maxConnections?: number;
+  /** Connections still negotiating at once (default 32): a peer that opens many and never sends
+   * a negotiate request holds at most this many, each for acceptTimeoutMs. */
+  maxNegotiating?: number;
 }
+
+const debug = debuglog('smbdirect');
+
+/** Server defaults: ksmbd's `max connections` is 128 too. At the default options a connection
+ * registers ~2.4 MiB (255 x 8 KiB receive + 256 x 1368 send buffers), so 128 hold ~300 MiB. */
+export const SERVER_DEFAULTS = Object.freeze({ maxConnections: 128, maxNegotiating: 32 });
 
 /** Queue sizes a verbs QP needs for one SMB Direct connection: a receive per credit, a send work
  * request per send slot (messages and RDMA operations share them), one spare each for drain markers. */
@@ -41,6 +54,12 @@ export function verbsOptionsFor(o: ResolvedOptions): VerbsOptions {
   };
 }
 
+/** Queue sizes of the software provider for one SMB Direct connection: a receive per credit, a
+ * send work request per send slot (and a spare), read depths both ways. */
+export function iwarpOptionsFor(o: ResolvedOptions): IwarpOptions {
+  return { maxRecvWr: o.credits + 1, maxSendWr: o.sendQueueDepth + 1, ird: o.rdmaReadDepth, ord: o.rdmaReadDepth };
+}
+
 /** Send-queue slots for memory-window binds: registerBuffer's per-I/O tokens are windows where the
  * device has type-2 windows (rxe), up to this many binds in flight; past that, registrations. */
 const WINDOW_SLOTS = 32;
@@ -48,14 +67,26 @@ const WINDOW_SLOTS = 32;
 /** The provider a name (or nothing) stands for. A provider object is used as given: its queues must
  * hold `credits` receives and `sendQueueDepth` sends (verbsOptionsFor() gives the sizes). */
 export function resolveProvider(p: ProviderChoice | undefined, o: ResolvedOptions, host?: string): RdmaProvider {
-  if (p === 'iwarp-tcp') return createIwarpProvider();
-  if (p === 'verbs') return createVerbsProvider(verbsOptionsFor(o));
-  if (p === undefined) {
+  let provider: RdmaProvider;
+  if (p === 'iwarp-tcp') provider = createIwarpProvider(iwarpOptionsFor(o));
+  else if (p === 'verbs') provider = createVerbsProvider(verbsOptionsFor(o));
+  else if (p === undefined) {
     const wildcard = host === undefined || host === '0.0.0.0' || host === '::';
-    return defaultProvider({ host: wildcard ? undefined : host, verbs: verbsOptionsFor(o) });
+    provider = defaultProvider({ host: wildcard ? undefined : host, verbs: verbsOptionsFor(o), iwarp: iwarpOptionsFor(o) });
+  } else if (typeof p === 'object' && p !== null && typeof p.listen === 'function' && typeof p.connect === 'function') provider = p;
+  else throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `provider must be an RdmaProvider, 'verbs' or 'iwarp-tcp', got ${String(p)}`);
+  checkCapacity(provider, o);
+  return provider;
+}
+
+/** Refuses now (ERR_SMBD_INVALID_ARGUMENT) options the provider's connections could not hold,
+ * rather than failing every connection later. */
+function checkCapacity(provider: RdmaProvider, o: ResolvedOptions): void {
+  try {
+    provider.checkCapacity?.({ receives: o.credits, sends: o.sendQueueDepth, readDepth: o.rdmaReadDepth });
+  } catch (err) {
+    throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `the ${provider.name} provider cannot carry these options (credits ${o.credits}, sendQueueDepth ${o.sendQueueDepth}): ${(err as Error).message}`, { cause: err });
   }
-  if (typeof p === 'object' && p !== null && typeof p.listen === 'function' && typeof p.connect === 'function') return p;
-  throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `provider must be an RdmaProvider, 'verbs' or 'iwarp-tcp', got ${String(p)}`);
 }
 
 export function defaultPort(provider: RdmaProvider): number {
@@ -77,26 +108,33 @@ export async function connect(opts: ConnectOptions): Promise<SmbDirectConnection
     endpoint.destroy();
     throw err;
   }
-  await conn._startInitiator();
+  await conn._startInitiator(); // on failure the connection has freed everything
   return conn;
 }
 
 /**
- * An SMB Direct server. Events: 'connection' (conn, once negotiated), 'connectionError' (err, a
- * peer that failed negotiation: the server keeps serving), 'listening', 'error', 'close'.
+ * An SMB Direct server. Events: 'connection' (conn, once negotiated), 'connectionError' (err: a
+ * peer that failed negotiation, a request refused by a limit or one the provider could not set
+ * up; the server keeps serving), 'listening', 'error' (the listener itself failed), 'close'.
  */
 export class SmbDirectServer extends EventEmitter {
   #provider?: RdmaProvider;
   #choice?: ProviderChoice;
   readonly connections = new Set<SmbDirectConnection>();
   #options: ResolvedOptions;
+  readonly #limits: { maxConnections: number; maxNegotiating: number };
   #listener?: RdmaListener;
   #negotiating = new Set<SmbDirectConnection>();
   #closing?: Promise<void>;
 
   constructor(opts: ServerOptions = {}, onConnection?: (conn: SmbDirectConnection) => void) {
     super();
-    this.#options = resolveOptions(opts);
+    const { maxConnections = SERVER_DEFAULTS.maxConnections, maxNegotiating = SERVER_DEFAULTS.maxNegotiating, ...connOpts } = opts;
+    for (const [k, v] of [['maxConnections', maxConnections], ['maxNegotiating', maxNegotiating]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > 1_000_000) throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `${k} must be an integer in [1, 1000000], got ${v}`);
+    }
+    this.#limits = { maxConnections, maxNegotiating };
+    this.#options = resolveOptions(connOpts);
     this.#choice = opts.provider;
     // a named or given provider is known now; the default one depends on the address listened on
     if (opts.provider !== undefined) this.#provider = resolveProvider(opts.provider, this.#options);
@@ -111,6 +149,8 @@ export class SmbDirectServer extends EventEmitter {
     const listener = await this.#provider.listen({ host, port: opts.port ?? defaultPort(this.#provider), backlog: opts.backlog });
     this.#listener = listener;
     listener.on('connection', (ep: RdmaEndpoint) => this.#onEndpoint(ep));
+    listener.on('connectionError', (err: Error) => this.#connectionError(new SmbDirectError('ERR_SMBD_SETUP_FAILED',
+      `a connection request could not be set up: ${err.message}`, { cause: err })));
     listener.on('error', (err: Error) => this.emit('error', err));
     this.emit('listening');
     return { host, port: listener.port };
@@ -127,13 +167,24 @@ export class SmbDirectServer extends EventEmitter {
   }
 
   #onEndpoint(ep: RdmaEndpoint): void {
-    if (this.#closing) { void ep.reject().catch(() => {}); return; }
+    if (this.#closing) { this.#reject(ep); return; } // quietly: the server is going away
+    const { maxConnections, maxNegotiating } = this.#limits;
+    if (this.connections.size + this.#negotiating.size >= maxConnections) {
+      this.#reject(ep);
+      this.#connectionError(new SmbDirectError('ERR_SMBD_RESOURCE_LIMIT', `connection refused: maxConnections (${maxConnections}) reached`));
+      return;
+    }
+    if (this.#negotiating.size >= maxNegotiating) {
+      this.#reject(ep);
+      this.#connectionError(new SmbDirectError('ERR_SMBD_RESOURCE_LIMIT', `connection refused: ${maxNegotiating} connections are negotiating (maxNegotiating)`));
+      return;
+    }
     let conn: SmbDirectConnection;
     try {
       conn = new SmbDirectConnection(ep, 'acceptor', this.#options, this.provider.name);
     } catch (err) {
-      ep.destroy();
-      this.emit('connectionError', err);
+      this.#reject(ep);
+      this.#connectionError(err as Error);
       return;
     }
     this.#negotiating.add(conn);
@@ -145,8 +196,18 @@ export class SmbDirectServer extends EventEmitter {
       this.emit('connection', conn);
     }, (err: Error) => {
       this.#negotiating.delete(conn);
-      if (this.listenerCount('connectionError')) this.emit('connectionError', err);
+      this.#connectionError(err);
     });
+  }
+
+  /** Turns a connection request away at the transport (an MPA reject / rdma_reject). */
+  #reject(ep: RdmaEndpoint): void {
+    ep.reject().catch(() => ep.destroy());
+  }
+
+  #connectionError(err: Error): void {
+    debug('server: connection failed: %s', err.message);
+    if (this.listenerCount('connectionError')) this.emit('connectionError', err);
   }
 
   /** Stops listening, closes every connection gracefully, resolves when all are closed. */

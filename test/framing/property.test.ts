@@ -166,6 +166,30 @@ describe('fragment + reassemble', () => {
     assert.throws(() => new f.Reassembler(max).push({ remainingDataLength: max - 1339, dataLength: 1340, data: new Uint8Array(1340) }), { code: 'ERR_SMBD_FRAGMENT_OVERRUN' });
   });
 
+  it('empty credit messages between two fragments are passed over (Linux sends them there), the message comes out whole', () => {
+    const msg = Uint8Array.from({ length: 5000 }, (_, i) => i & 0xff);
+    const frags = new f.Fragmenter(1364).split(msg);
+    const r = new f.Reassembler(1 << 20);
+    let out: Uint8Array | undefined;
+    for (const fr of frags) {
+      assert.equal(r.push({ remainingDataLength: 0, dataLength: 0, data: new Uint8Array(0) }), undefined);
+      out = r.push({ ...fr, dataLength: fr.data.length });
+    }
+    assert.ok(out && Buffer.from(out).equals(msg));
+  });
+
+  it('reassembly memory grows with what arrives: 64 KiB until that much came, then the whole message', () => {
+    const r = new f.Reassembler(1 << 20);
+    r.push({ remainingDataLength: (1 << 20) - 1340, dataLength: 1340, data: new Uint8Array(1340) });
+    assert.equal(r.allocatedLength, 64 * 1024, 'a 1 MiB announcement in one fragment reserves 64 KiB');
+    let left = (1 << 20) - 1340;
+    while (r.receivedLength + 1340 <= 64 * 1024) { left -= 1340; r.push({ remainingDataLength: left, dataLength: 1340, data: new Uint8Array(1340) }); }
+    assert.equal(r.allocatedLength, 64 * 1024);
+    left -= 1340;
+    r.push({ remainingDataLength: left, dataLength: 1340, data: new Uint8Array(1340).fill(9) });
+    assert.equal(r.allocatedLength, 1 << 20, 'past 64 KiB: the whole message');
+  });
+
   it('empty credit messages outside a message are ignored', () => {
     const r = new f.Reassembler(1 << 20);
     assert.equal(r.push({ remainingDataLength: 0, dataLength: 0, data: new Uint8Array(0) }), undefined);

@@ -107,6 +107,24 @@ describe('keepalive ([MS-SMBD] 3.1.6.2)', () => {
     await l.close();
   });
 
+  it('terminates a peer that takes our credits and goes silent, though no keepalive can be sent (no credit to send it with)', async () => {
+    const server = createServer({ keepaliveIntervalMs: 100, keepaliveTimeoutMs: 150 });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const acceptedP = once(server, 'connection') as Promise<[SmbDirectConnection]>;
+    const raw = await RawPeer.connect(port);
+    raw.send(request()); // then nothing: our grant is never answered with credits of its own
+    await raw.message(0);
+    const [conn] = await acceptedP;
+    const started = Date.now();
+    const err = await closed(conn);
+    assert.equal((err as { code?: string } | undefined)?.code, 'ERR_SMBD_KEEPALIVE_TIMEOUT', String(err));
+    assert.match(String(err), /no send credit/);
+    assert.equal(conn.stats().keepalivesSent, 0, 'it never had a credit to ask with');
+    assert.ok(Date.now() - started < 2000);
+    await raw.end();
+    await server.close();
+  });
+
   it('terminates a peer that does not answer within keepaliveTimeoutMs', async () => {
     const l = await RawPeer.listen();
     const peerP = l.accept();

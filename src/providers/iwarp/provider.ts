@@ -36,6 +36,10 @@ export interface IwarpOptions {
   /** MPA timeouts (siw: 10 s for the Reply, 5 s for the Request). */
   replyTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** A listener's TCP connections still waiting for their MPA Request, at most (default 64); more
+   * are closed at once, so a peer opening sockets and sending nothing holds a bounded number,
+   * each for requestTimeoutMs. */
+  maxPendingMpa?: number;
 }
 
 /** The largest payload whose FPDU (2 + 18 + payload + pad + 4 CRC bytes) is at most 64 KiB. */
@@ -46,6 +50,8 @@ function settingsOf(o: IwarpOptions): IwarpSettings & { params: MpaParams; reply
   if (!(maxFpduPayload >= 1 && maxFpduPayload <= 65517)) throw new RdmaError('ERR_OUT_OF_RANGE', 'maxFpduPayload must be in [1, 65517]');
   const readBufferSize = o.readBufferSize ?? 256 * 1024;
   if (!(Number.isInteger(readBufferSize) && readBufferSize >= 0 && readBufferSize <= 1 << 24)) throw new RdmaError('ERR_OUT_OF_RANGE', 'readBufferSize must be an integer in [0, 16 MiB]');
+  const maxPendingMpa = o.maxPendingMpa ?? 64;
+  if (!(Number.isInteger(maxPendingMpa) && maxPendingMpa >= 1)) throw new RdmaError('ERR_OUT_OF_RANGE', 'maxPendingMpa must be a positive integer');
   const params: MpaParams = { crc: o.crc ?? true, revision: o.revision ?? 2, ird: o.ird ?? 16, ord: o.ord ?? 16, rtr: o.rtr ?? false };
   return {
     crc: params.crc, ird: params.ird, ord: params.ord, maxFpduPayload, readBufferSize,
@@ -128,6 +134,9 @@ export async function upgradeToRdma(socket: Socket, opts: UpgradeOptions): Promi
 }
 
 class IwarpListener extends EventEmitter implements RdmaListener {
+  /** Sockets accepted and still waiting for their MPA Request. */
+  readonly pending = new Set<Socket>();
+  closed = false;
   constructor(private readonly server: Server) {
     super();
   }
@@ -135,10 +144,13 @@ class IwarpListener extends EventEmitter implements RdmaListener {
     const a = this.server.address();
     return typeof a === 'object' && a ? a.port : 0;
   }
-  /** Stops accepting. Endpoints already delivered live on (net.Server's own callback would
-   * wait for all of them to end). */
+  /** Stops accepting and drops the sockets still waiting for their MPA Request. Endpoints
+   * already delivered live on (net.Server's own callback would wait for all of them to end). */
   close(): Promise<void> {
+    this.closed = true;
     if (this.server.listening) this.server.close();
+    for (const s of this.pending) s.destroy();
+    this.pending.clear();
     return Promise.resolve();
   }
 }
@@ -151,11 +163,21 @@ export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
     async listen({ host, port, backlog }) {
       const server = createServer({ noDelay: true, pauseOnConnect: true });
       const listener = new IwarpListener(server);
+      const maxPending = options.maxPendingMpa ?? 64;
       server.on('connection', (socket) => {
         socket.on('error', () => {}); // reported by the endpoint once it exists; before, the MPA read fails
+        if (listener.closed || listener.pending.size >= maxPending) { socket.destroy(); return; }
+        listener.pending.add(socket);
         upgradeToRdma(socket, { ...options, role: 'responder' }).then(
-          (ep) => listener.emit('connection', ep),
-          () => socket.destroy(), // no valid MPA Request: not a connection
+          (ep) => {
+            listener.pending.delete(socket);
+            if (listener.closed) ep.destroy();
+            else listener.emit('connection', ep);
+          },
+          () => {
+            listener.pending.delete(socket);
+            socket.destroy(); // no valid MPA Request: not a connection
+          },
         );
       });
       server.listen({ host, port, backlog });
@@ -164,6 +186,11 @@ export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
       await once(server, 'listening');
       server.on('error', (err) => listener.emit('error', err));
       return listener;
+    },
+    checkCapacity(needs) {
+      const s = settingsOf(options);
+      if (needs.receives > s.maxRecvWr) throw new RdmaError('ERR_OUT_OF_RANGE', `${needs.receives} receives exceed this provider's maxRecvWr (${s.maxRecvWr})`);
+      if (needs.sends > s.maxSendWr) throw new RdmaError('ERR_OUT_OF_RANGE', `${needs.sends} send work requests exceed this provider's maxSendWr (${s.maxSendWr})`);
     },
     async connect(opts: ConnectOptions) {
       const socket = tcpConnect({ host: opts.host, port: opts.port, noDelay: true });
