@@ -145,6 +145,12 @@ describe('smbdirect command line', () => {
     });
   });
 
+  it('--credits a connection cannot hold is a usage error naming the limit (exit 2), not a server that fails every connection', async () => {
+    const r = await run(['serve', '--host', '127.0.0.1', '--port', '0', '--provider', 'iwarp-tcp', '--credits', '65535']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--credits 65535: .*exceed maxRegisteredBytes/);
+  });
+
   it('serve on a port in use: one line naming the address and EADDRINUSE, exit 1', async () => {
     const busy = netServer().listen(0, '127.0.0.1');
     await once(busy, 'listening');

@@ -1,6 +1,8 @@
 // Command-line plumbing shared by the commands: exit codes, usage errors, option parsing.
 import { parseArgs } from 'node:util';
 
+import { resolveOptions } from '../smbdirect/options.js';
+
 /** Exit codes (docs/cli.md). */
 export const EXIT = Object.freeze({
   OK: 0,
@@ -52,6 +54,18 @@ export function parseInteger(text: string, name: string, min: number, max: numbe
   const v = Number(text);
   if (!Number.isInteger(v) || v < min || v > max) throw new UsageError(`--${name}: '${text}' must be an integer in [${min}, ${max}]`);
   return v;
+}
+
+/** --credits: an integer the connection options accept (its buffers must fit maxRegisteredBytes). */
+export function parseCredits(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const credits = parseInteger(text, 'credits', 3, 65535);
+  try {
+    resolveOptions({ credits });
+  } catch (err) {
+    throw new UsageError(`--credits ${credits}: ${(err as Error).message}`);
+  }
+  return credits;
 }
 
 export function parsePort(text: string | undefined): number | undefined {

@@ -4,7 +4,7 @@
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { Histogram, type HistogramSummary } from '../smbdirect/histogram.js';
 import { connect } from '../smbdirect/server.js';
-import { EXIT, UsageError, abortOnSignals, describeError, formatBytes, formatMicros, parse, parseDuration, parseInteger, parsePort, parseSize } from './args.js';
+import { EXIT, UsageError, abortOnSignals, describeError, formatBytes, formatMicros, parse, parseDuration, parseInteger, parsePort, parseSize, parseCredits } from './args.js';
 import { OP, decodeCount, encodePlacement } from './protocol.js';
 import { PROVIDER_HELP, providerOption } from './provider.js';
 import type { ProviderChoice } from '../smbdirect/server.js';
@@ -273,7 +273,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     connections: o.connections === undefined ? 1 : parseInteger(o.connections as string, 'connections', 1, 256),
     depth: o.depth === undefined ? 4 : parseInteger(o.depth as string, 'depth', 1, 64),
     provider: providerOption(o.provider as string | undefined),
-    credits: o.credits === undefined ? undefined : parseInteger(o.credits as string, 'credits', 3, 65535),
+    credits: parseCredits(o.credits as string | undefined),
   };
   const json = o.json === true;
   const stop = abortOnSignals();

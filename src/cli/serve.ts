@@ -7,7 +7,7 @@ import { verbsCandidate } from '../providers/default.js';
 import { type ProviderChoice, SmbDirectServer, createServer, verbsOptionsFor } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { DEFAULTS, resolveOptions } from '../smbdirect/options.js';
-import { EXIT, UsageError, describeError, parse, parseInteger, parsePort } from './args.js';
+import { EXIT, UsageError, describeError, parse, parseInteger, parsePort, parseCredits } from './args.js';
 import { describeClose, describeConnection } from './describe.js';
 import { benchBuffers, serveBench } from './protocol.js';
 import { providerOption, PROVIDER_HELP } from './provider.js';
@@ -38,7 +38,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const host = (o.host as string | undefined) ?? '127.0.0.1';
   const port = parsePort(o.port as string | undefined);
   const provider = providerOption(o.provider as string | undefined);
-  const credits = o.credits === undefined ? undefined : parseInteger(o.credits as string, 'credits', 3, 65535);
+  const credits = parseCredits(o.credits as string | undefined);
   const workers = o.workers === undefined ? 1 : parseInteger(o.workers as string, 'workers', 1, 256);
   if (workers > 1) return serveOnWorkers(host, port, provider, credits, workers);
   const server = createServer({ provider, credits });
