@@ -8,6 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { debuglog } from 'node:util';
+import { markAsUntransferable } from 'node:worker_threads';
 
 import { CompletionPool, type CompletionPoolOptions, type CompletionSink, type CqPlacement } from '../../completion/pool.js';
 import { WR_KIND, WrRing, type WrKindCode, isRecvWrId, seqOf } from '../../completion/wr-ring.js';
@@ -436,6 +437,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
         mr = ctx.pd.allocSlab(sizeOrBuffer, bits);
         buffer = new Uint8Array(mr.buffer);
       } else if (sizeOrBuffer instanceof Uint8Array) {
+        pin(sizeOrBuffer.buffer);
         mr = ctx.pd.registerBuffer(sizeOrBuffer, bits);
         buffer = sizeOrBuffer;
       } else {
@@ -508,6 +510,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     }
     let mr: native.MemoryRegion;
     try {
+      pin(ab);
       mr = this.ctx!.pd.registerBuffer(new Uint8Array(ab), native.ACCESS.LOCAL_WRITE | native.ACCESS.MW_BIND);
     } catch {
       return undefined;
@@ -984,6 +987,17 @@ export class VerbsListener extends EventEmitter implements RdmaListener {
     if (!this.id.closed) this.provider.cm.remove(this.id);
     return Promise.resolve();
   }
+}
+
+/**
+ * A registered JS-owned ArrayBuffer must not be detached: a transfer to a worker (postMessage,
+ * structuredClone) would move its memory to another owner that may free it while the device still
+ * reads and writes it. Marked untransferable, Node copies it on such a transfer instead, and the
+ * registration keeps its memory. (Node 20 has no ArrayBuffer.prototype.transfer(); on later Nodes
+ * that one call is not prevented, docs/completion.md.)
+ */
+function pin(ab: ArrayBufferLike): void {
+  if (ab instanceof ArrayBuffer) markAsUntransferable(ab);
 }
 
 function sgeBytes(sges: Sge[]): number {
