@@ -1,7 +1,9 @@
 // An in-memory stand-in for the net.Socket an IwarpEndpoint reads and writes: a real loopback
 // socket per fuzz input costs milliseconds, this costs microseconds. It implements the members the
 // endpoint and upgradeToRdma() use, with net.Socket's observable behaviour where it matters:
-// - 'data' events only while flowing (pause()/resume(); resume() starts flowing on the next tick),
+// - each chunk fed is one read: one 'data' event in a macrotask of its own (setImmediate), so the
+//   microtasks of one read (completion batches, reposted receives) run before the next, as on a
+//   real socket; only while flowing (pause()/resume(); resume() starts the flow on the next tick);
 //   bytes fed while paused are held in order, and the peer's FIN ('end') comes after them;
 // - write() after end() fails with ERR_STREAM_WRITE_AFTER_END (callback, then the socket is
 //   destroyed with it: 'error', 'close'), after destroy() with ERR_STREAM_DESTROYED (callback only);
@@ -36,6 +38,8 @@ export class MockSocket extends EventEmitter {
   private needDrain = false;
   private flushScheduled = false;
   private flowScheduled = false;
+  private readScheduled = false;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly keepLimit = 4 * 1024 * 1024) {
     super();
@@ -71,6 +75,7 @@ export class MockSocket extends EventEmitter {
   pause(): this {
     this.explicitlyPaused = true;
     this.flowing = false;
+    this.wakeIdle();
     return this;
   }
 
@@ -148,6 +153,7 @@ export class MockSocket extends EventEmitter {
     this.readable = false;
     this.inbox.length = 0;
     this.writableLength = 0;
+    this.wakeIdle();
     process.nextTick(() => {
       if (err) this.emit('error', err);
       this.emit('close', !!err);
@@ -198,8 +204,30 @@ export class MockSocket extends EventEmitter {
     });
   }
 
+  /** Resolves once every chunk fed so far has been read (or can never be: paused, destroyed). */
+  whenRead(): Promise<void> {
+    if (!this.inbox.length || !this.flowing || this.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    if (this.inbox.length && this.flowing && !this.destroyed) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
   private pump(): void {
-    while (this.flowing && !this.destroyed && this.inbox.length) {
+    if (this.readScheduled) return;
+    if (!this.flowing || this.destroyed || !this.inbox.length) { this.wakeIdle(); return; }
+    this.readScheduled = true;
+    setImmediate(() => {
+      this.readScheduled = false;
+      this.readOne();
+      this.pump();
+    });
+  }
+
+  private readOne(): void {
+    if (this.flowing && !this.destroyed && this.inbox.length) {
       const chunk = this.inbox.shift()!;
       if (chunk === null) {
         this.emit('end');

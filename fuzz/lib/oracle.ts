@@ -125,3 +125,9 @@ export function resetTimers(): void {
 export function pendingTimers(): number {
   return live.size;
 }
+
+/** With FUZZ_DEBUG=1 in the environment: what an input did, one line on stderr. */
+export const DEBUG = !!process.env.FUZZ_DEBUG;
+export function debug(what: string, o: Record<string, unknown>): void {
+  if (DEBUG) console.error(`fuzz-debug ${what}: ${JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+}

@@ -37,6 +37,7 @@ export async function fuzz(data: Buffer): Promise<void> {
   const closing = c0 & 0x40 ? rig.ep.disconnect() : undefined;
   rig.feed(crcMode === 1 ? fixCrcs(stream) : stream, CHUNK_SIZES[(c0 >> 2) & 7]!);
   if (c0 & 0x20) rig.socket.feedEnd();
+  await rig.socket.whenRead();
   await settle(4);
   await rig.finish(0, () => crc);
   if (closing) await settled('disconnect()', closing);

@@ -65,9 +65,14 @@ export async function fuzz(data: Buffer): Promise<void> {
 
   const socket = new MockSocket();
   const upgrading = upgradeToRdma(socket as unknown as Socket, opts);
-  for (const c of chunks(wire, CHUNK_SIZES[c0 >> 5]!)) socket.feed(c);
+  // chunked: the frame is a read of its own (a peer's FPDUs can only come after our reply / the
+  // caller's receives); unchunked: everything in one read, FPDUs behind the frame included
+  const size = CHUNK_SIZES[c0 >> 5]!;
+  const head = frame && size ? frame.byteLength : 0;
+  if (head) socket.feed(wire.subarray(0, head));
+  for (const c of chunks(wire.subarray(head), size)) socket.feed(c);
   if (c1 & 8) socket.feedEnd();
-  let up = await within(upgrading, 6);
+  let up = await within(upgrading, 8);
   if (!up.done) {
     // no whole frame came: the connection goes away, and the upgrade must give up
     socket.destroy();
@@ -98,6 +103,7 @@ export async function fuzz(data: Buffer): Promise<void> {
   const ours = socket.written[0];
   check(ours && decode(ours, initiator ? 'request' : 'reply'), 'the MPA frame we sent does not decode');
   rig.postWork(true);
+  await socket.whenRead();
   await settle(4);
   if (rejected) {
     // a rejected request never reaches RTS: no FPDU may go out, no endpoint event is owed

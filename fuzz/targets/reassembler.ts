@@ -3,8 +3,9 @@
 //   (16 or 32 bits by kind) and DataLength payload bytes (zeros past the end of the input).
 // A model that only concatenates checks every message handed out: it is exactly the fragments'
 // data since the message started, as long as the first fragment announced, non-empty and at most
-// MaxFragmentedSize; a single fragment message is handed out whole, at once. Errors must be
-// documented ones; the reassembler resets after one, as the connection would be gone.
+// MaxFragmentedSize; a single fragment message is handed out whole, at once. An empty message
+// between two fragments may be refused or passed over, nothing else. Errors must be documented
+// ones; the reassembler resets after one, as the connection would be gone.
 import { Reassembler } from '../../framing/fragment.js';
 import { Cursor, concat, equalBytes } from '../lib/bytes.js';
 import { check, decode } from '../lib/oracle.js';
@@ -44,6 +45,11 @@ export function fuzz(data: Buffer): void {
       check(!(dataLength > 0 && remainingDataLength === 0 && dataLength <= max && !wasPending), 'a whole one-fragment message was not handed out');
       parts = [];
       total = 0;
+      continue;
+    }
+    if (wasPending && dataLength === 0 && remainingDataLength === 0) {
+      // an empty message (credit grant) between two fragments: passed over (or refused, above)
+      check(r.receivedLength === parts.reduce((n, p) => n + p.length, 0), 'an empty message in between changed the pending message');
       continue;
     }
     if (!wasPending) {
