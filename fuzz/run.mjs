@@ -37,9 +37,9 @@ export const TARGETS = {
   fpdu: { sync: true, ci: 14, maxLen: 2048, what: 'decodeFpdu (CRC off/on/fixed), decodeReadRequest, decodeTerminate' },
   rdmap: { sync: true, ci: 8, maxLen: 256, what: 'decodeReadRequest, decodeTerminate' },
   reassembler: { sync: true, ci: 14, maxLen: 4096, what: 'Reassembler over a fragment sequence' },
-  'iwarp-endpoint': { sync: false, ci: 40, maxLen: 8192, what: 'IwarpEndpoint in RTS fed FPDU bytes' },
-  'iwarp-mpa': { sync: false, ci: 30, maxLen: 4096, what: 'upgradeToRdma: MPA Request/Reply, accept/reject, then FPDUs' },
-  smbdirect: { sync: false, ci: 45, maxLen: 8192, what: 'SmbDirectConnection (acceptor) fed Send messages as FPDUs' },
+  'iwarp-endpoint': { sync: false, ci: 35, maxLen: 8192, what: 'IwarpEndpoint in RTS fed FPDU bytes' },
+  'iwarp-mpa': { sync: false, ci: 25, maxLen: 4096, what: 'upgradeToRdma: MPA Request/Reply, accept/reject, then FPDUs' },
+  smbdirect: { sync: false, ci: 40, maxLen: 8192, what: 'SmbDirectConnection (acceptor) fed Send messages as FPDUs' },
 };
 
 function usage(code) {
@@ -118,6 +118,8 @@ export function parseLog(text) {
   r.execPerSec = stat('average_exec_per_sec') ?? 0;
   r.newUnits = stat('new_units_added') ?? 0;
   r.peakRssMb = stat('peak_rss_mb') ?? 0;
+  const seed = /INFO: Seed: (\d+)/.exec(text);
+  if (seed) r.seed = Number(seed[1]);
   const art = /Test unit written to (\S+)/.exec(text);
   if (art) r.artifact = art[1];
   if (/==\d+== ERROR: libFuzzer: timeout|ALARM: working on the last Unit/.test(text)) r.kind = 'timeout';
@@ -173,7 +175,7 @@ function runTarget(name, o) {
       const row = {
         target: name, what: t.what, seconds: Math.round((Date.now() - started) / 1000), executions: p.executions,
         execPerSec: p.execPerSec, cov: p.cov, ft: p.ft, corpus: p.corpus, corpusFiles: countFiles(work), seeds: countFiles(seeds),
-        newUnits: p.newUnits, peakRssMb: p.peakRssMb, result, exitCode: code, log: relative(ROOT, logFile),
+        newUnits: p.newUnits, peakRssMb: p.peakRssMb, seed: p.seed, result, exitCode: code, log: relative(ROOT, logFile),
         ...(p.artifact ? { artifact: relative(ROOT, p.artifact) } : {}),
       };
       if (o.quiet) {
@@ -212,6 +214,7 @@ async function main() {
   writeFileSync(join(FUZZ, 'results', o.ci ? 'last.json' : `last-${o.targets.length === 1 ? o.targets[0] : 'run'}.json`), `${JSON.stringify(out, null, 2)}\n`);
   if (!o.ci) writeFileSync(join(FUZZ, 'results', 'last.json'), `${JSON.stringify(out, null, 2)}\n`);
   const bad = rows.filter((r) => r.result !== 'ok');
+  console.log(`fuzz: ${rows.length - bad.length} passed, ${bad.length} failed`);
   if (bad.length) {
     console.error(`\nfuzz: ${bad.length} target(s) failed: ${bad.map((r) => `${r.target} (${r.result}${r.artifact ? `, ${r.artifact}` : ''})`).join(', ')}`);
     process.exit(1);

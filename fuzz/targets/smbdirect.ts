@@ -11,6 +11,8 @@
 //           of the bytes into the app's registration (a following byte: offset / 16).
 // The first message is the negotiate request; after it the app registers one buffer for the peer to
 // write (as a client does for an SMB2 READ), so Send-with-Invalidate and Writes have a live token.
+// When the first message's h >> 13 is 6 or 7, the connection is the initiator instead (it sends
+// the negotiate request) and the first message is the peer's negotiate response.
 //
 // Oracle (besides fuzz/lib/iwarp.ts on the endpoint): nothing escapes; the connection ends, by
 // itself or by destroy(), with 'close' once and any error coded ERR_; every promise it gave (the
@@ -35,7 +37,7 @@ import { MAX_IO, type Msg, OPTIONS, SEGMENT, readMessages } from '../lib/smbd-in
 import { CHUNK_SIZES, Rig, chunks, iwarpSettings } from '../lib/iwarp.js';
 import { MockSocket } from '../lib/mock-socket.js';
 import {
-  FuzzFinding, check, checkCoded, checkNoEscapes, debug, installEscapeHandlers, pendingTimers, resetTimers, settle, settled, trackTimers,
+  FuzzFinding, check, checkCoded, checkNoEscapes, debug, decode, installEscapeHandlers, pendingTimers, resetTimers, settle, settled, trackTimers,
 } from '../lib/oracle.js';
 
 installEscapeHandlers();
@@ -97,14 +99,19 @@ class Model {
   }
 }
 
-export function setup(crc = true): { socket: MockSocket; ep: IwarpEndpoint; conn: SmbDirectConnection; negotiated: Promise<void> } {
+export function setup(initiator: boolean, crc = true): { socket: MockSocket; ep: IwarpEndpoint; conn: SmbDirectConnection; negotiated: Promise<void> } {
   const socket = new MockSocket();
   const ep = new IwarpEndpoint(socket as unknown as Socket, iwarpSettings(crc, { maxRecvWr: 16, maxSendWr: 64 }), new Uint8Array(0));
   // as upgradeToRdma leaves it for a listener: the peer's MPA Request read, not yet answered
   const frame = decodeMpaFrame(encodeMpaRequest({ revision: 2, crc, privateData: encodeIrdOrd({ ird: 4, ord: 4, peerToPeer: false, sendRtr: false, writeRtr: false, readRtr: false }) }));
   ep.mpaRequest = { frame, leftover: new Uint8Array(0), params: { crc, revision: 2, ird: 4, ord: 2, rtr: false }, onReject: 'close' };
-  const conn = new SmbDirectConnection(ep, 'acceptor', OPTIONS, 'iwarp-tcp');
-  const negotiated = conn._startAcceptor();
+  if (initiator) {
+    // connect(): the endpoint is in RTS before the connection starts
+    ep.mpaRequest = undefined;
+    ep.start();
+  }
+  const conn = new SmbDirectConnection(ep, initiator ? 'initiator' : 'acceptor', OPTIONS, 'iwarp-tcp');
+  const negotiated = initiator ? conn._startInitiator() : conn._startAcceptor();
   return { socket, ep, conn, negotiated };
 }
 
@@ -113,7 +120,8 @@ export async function fuzz(data: Buffer): Promise<void> {
   const c = new Cursor(data);
   const cfg = c.u8();
   const messages = readMessages(c);
-  const { socket, ep, conn, negotiated } = setup();
+  const initiator = messages.length > 0 && messages[0]!.variant >= 6;
+  const { socket, ep, conn, negotiated } = setup(initiator);
   const rig = new Rig(socket, ep, false);
   const promises: Array<[string, Promise<unknown>]> = [['the negotiation', negotiated]];
   const watch = (what: string, p: Promise<unknown>) => {
@@ -152,11 +160,19 @@ export async function fuzz(data: Buffer): Promise<void> {
   // phase 1: the negotiate request
   const msn = { n: 1 };
   const chunk = CHUNK_SIZES[cfg & 7]!;
-  if (messages.length) socket.feed(concat(wire(messages[0]!, msn, undefined)));
+  if (messages.length) socket.feed(concat(wire({ ...messages[0]!, variant: initiator ? 0 : messages[0]!.variant }, msn, undefined)));
   await socket.whenRead();
   await settle(3);
+  // the peer's MaxFragmentedSize (how our messages are reassembled) and initial grant
   let request: NegotiateRequest | undefined;
-  try { request = messages.length ? decodeNegotiateRequest(messages[0]!.bytes) : undefined; } catch { /* refused */ }
+  let initialGrant = 0;
+  try {
+    if (!messages.length) { /* nothing */ } else if (initiator) {
+      const res = decodeNegotiateResponse(messages[0]!.bytes, { maxReceiveSize: OPTIONS.maxReceiveSize });
+      request = { ...res };
+      initialGrant = res.creditsGranted;
+    } else request = decodeNegotiateRequest(messages[0]!.bytes);
+  } catch { /* refused */ }
   let reg: Registration | undefined;
   if (conn.state === 'connected') {
     try {
@@ -202,7 +218,8 @@ export async function fuzz(data: Buffer): Promise<void> {
   const closing = cfg & 0x40 ? conn.close() : undefined;
   if (closing) { watch('close()', closing); await settle(2); }
   conn.destroy();
-  await rig.finish(socket.written[0]?.length ?? 0, () => ep.settings.crc);
+  // (the acceptor's first write is its MPA Reply; the initiator's endpoint started in RTS)
+  await rig.finish(initiator ? 0 : socket.written[0]?.length ?? 0, () => ep.settings.crc);
   for (const [what, p] of promises) await settled(what, p);
   await settle(1);
   checkNoEscapes('the connection after destroy()');
@@ -213,14 +230,20 @@ export async function fuzz(data: Buffer): Promise<void> {
 
   // what we sent: a negotiate response, then data transfers (within the peer's credits) that
   // reassemble to a prefix of what the app sent
+  if (initiator && rig.sent.length) {
+    check(decode('our negotiate request', () => decodeNegotiateRequest(rig.sent[0]!)), 'our negotiate request does not decode');
+  }
   if (rig.sent.length && request) {
-    try {
-      decodeNegotiateResponse(rig.sent[0]!);
-    } catch (err) {
-      check(err instanceof SmbDirectProtocolError && err.code === 'ERR_SMBD_NEGOTIATE_FAILED', `our negotiate response does not decode: ${(err as Error).message}`);
+    if (!initiator) {
+      try {
+        decodeNegotiateResponse(rig.sent[0]!);
+      } catch (err) {
+        check(err instanceof SmbDirectProtocolError && err.code === 'ERR_SMBD_NEGOTIATE_FAILED', `our negotiate response does not decode: ${(err as Error).message}`);
+      }
     }
     const ours = rig.sent.slice(1);
-    check(ours.length <= model.granted, `we sent ${ours.length} data transfer messages, the peer granted ${model.granted} credits`);
+    const granted = initialGrant + model.granted;
+    check(ours.length <= granted, `we sent ${ours.length} data transfer messages, the peer granted ${granted} credits`);
     const r = new Reassembler(Math.max(request.maxFragmentedSize, 1));
     let k = 0;
     for (const bytes of ours) {

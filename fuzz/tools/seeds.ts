@@ -146,10 +146,13 @@ add('rdmap', 'terminate-siw', termSiw);
   add('smbdirect', 'paused-chunked', concat([new Uint8Array([0x80 | 0x03]), msg(req), ...frags.map((b) => msg(b)), msg(dt({ data: bytes(5) }), 5)]));
   add('smbdirect', 'close-fin', concat([new Uint8Array([0x40 | 0x20 | 0x08]), msg(req), msg(dt({ data: bytes(33) }))]));
   add('smbdirect', 'credit-violation', concat([new Uint8Array([0x05]), msg(req), ...Array.from({ length: 12 }, () => msg(dt({ creditsGranted: 0, data: bytes(3) })))]));
+  const res = response({ creditsRequested: 8, creditsGranted: 4, preferredSendSize: 1024, maxReceiveSize: 1024, maxFragmentedSize: 131072 });
+  add('smbdirect', 'initiator-echo', concat([new Uint8Array([0x08]), msg(res, 7, new Uint8Array([0])), msg(dt({ data: pdu })), msg(dt({ creditsGranted: 4, data: bytes(20) }))]));
+  add('smbdirect', 'initiator-refused', concat([new Uint8Array([0x00]), msg(response({ status: f.STATUS_NOT_SUPPORTED, negotiatedVersion: 0, creditsGranted: 0 }), 6, new Uint8Array([0]))]));
   // the readers agree with the writers above
   for (const [name, b] of Object.entries(seeds.smbdirect!)) {
     const ms = readMessages(new Cursor(b.subarray(1)));
-    if (ms.length === 0 || ms[0]!.bytes.length !== 20) throw new Error(`seed smbdirect/${name} does not start with a negotiate request`);
+    if (ms.length === 0 || ms[0]!.bytes.length !== (ms[0]!.variant >= 6 ? 32 : 20)) throw new Error(`seed smbdirect/${name} does not start with a negotiate request`);
   }
 }
 
