@@ -2,7 +2,7 @@
 // over loopback, connection after connection, then many at once, with every byte checked end to
 // end and the process's resources measured before, during and after.
 //
-//   node --import tsx bench/soak.ts [--cycles 1000] [--concurrent 100] [--json file]
+//   node --import tsx bench/soak.ts [--cycles 1000] [--concurrent 100] [--rounds 1] [--json file]
 //
 // Phase 1 (sequential): `cycles` times: connect -> 4 messages each way (64 B .. 300 KB, each with
 // a sequence number and the sha256 of its payload) -> a 1 MiB rdmaWrite by the server into a buffer
@@ -10,8 +10,11 @@
 // invalidates the token; the client checks it and sends back its own sha256, which the server
 // checks) -> a 1 MiB rdmaRead by the server from a client buffer (SMB2 WRITE shape: the request
 // carries the sha256, the server checks what it read and answers with its own) -> graceful close.
-// Phase 2 (concurrent): `concurrent` connections do the same at once, wait until all have done
-// it, and close together.
+// Phase 2 (concurrent): `concurrent` connections are made at once; when all are up they do the
+// same at once, wait until all have done it, and close together. (All connected first: under load
+// a Node server accepts one TCP connection per turn of its event loop, so connections that start
+// transferring at once starve the accepts of the later ones, which then sit in the kernel's accept
+// queue for seconds: past the client's 10 s MPA Reply timeout when the CPU is shared.)
 //
 // Measured before (after the server listens), during (peak, sampled every 20 ms) and after each
 // phase (once everything is closed, after a full GC): open fds (/proc/self/fd), RSS, heap used,
@@ -178,6 +181,8 @@ export interface Snapshot {
   fds: number;
   rss: number;
   heapUsed: number;
+  /** Memory of ArrayBuffers (the registered slabs and transfer buffers live there). */
+  arrayBuffers: number;
   handles: Record<string, number>;
   /** Provider regions open, and their bytes. */
   regions: number;
@@ -213,6 +218,9 @@ export interface SoakResult {
 export interface SoakOptions {
   cycles: number;
   concurrent: number;
+  /** How many times phase 2 runs (default 1): RSS that levels off from one round to the next is
+   * the allocator keeping freed memory, RSS that keeps climbing a leak. */
+  rounds?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -295,16 +303,20 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
 
   // ---- one client cycle ----
   let nextId = 1;
-  async function cycle(barrier?: Barrier): Promise<void> {
+  /** One connection's life; with `together`, it waits for the others once connected and once done. */
+  async function cycle(together?: { connected: Barrier; done: Barrier }): Promise<void> {
     const id = nextId++;
     const out = stream(c2s, id);    // the client counts what it sends, the server what arrives
     const inbound = stream(s2c, id); // and the other way round
     const received: Uint8Array[] = [];
     let wake: (() => void) | undefined;
     let conn: SmbDirectConnection | undefined;
+    let stage = 0;
     try {
       conn = await connect({ host: HOST, port, provider });
       const c = conn;
+      if (together) await together.connected.arrive();
+      stage = 1;
       c.on('message', (m: Uint8Array) => { received.push(m); wake?.(); });
       c.once('close', () => wake?.());
       const next = async (): Promise<{ type: number; seq: number; body: Buffer }> => {
@@ -351,25 +363,34 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       notePeaks(c);
       rd.release();
       if (wr.body.equals(hash)) { totals.checked++; totals.bytesChecked += RDMA_SIZE; } else totals.mismatches++;
-      if (barrier) await barrier.arrive();
+      if (together) await together.done.arrive();
+      stage = 2;
       await c.close();
       if (c.error) throw c.error;
       totals.cycles++;
     } catch (err) {
       totals.failedCycles++;
       totals.errors.push(`cycle ${id}: ${(err as { code?: string }).code ?? ''} ${(err as Error).message}`);
-      barrier?.leave();
+      if (together && stage < 1) together.connected.leave();
+      if (together && stage < 2) together.done.leave();
       conn?.destroy();
     }
   }
 
   // ---- measuring around the phases ----
   const snapshot = async (): Promise<Snapshot> => {
-    await new Promise((r) => setImmediate(r));
-    fullGc();
-    const mem = process.memoryUsage();
+    // V8 sweeps freed ArrayBuffers after a GC, off the main thread: collect until their memory
+    // stops falling (the registered slabs are ArrayBuffers: the first GC alone still counts them)
+    let mem = process.memoryUsage();
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, i === 0 ? 0 : 100));
+      fullGc();
+      const was = mem.arrayBuffers;
+      mem = process.memoryUsage();
+      if (i > 0 && mem.arrayBuffers >= was) break;
+    }
     return {
-      fds: fds(), rss: mem.rss, heapUsed: mem.heapUsed, handles: handles(), regions: regions.live, regionBytes: regions.bytes,
+      fds: fds(), rss: mem.rss, heapUsed: mem.heapUsed, arrayBuffers: mem.arrayBuffers, handles: handles(), regions: regions.live, regionBytes: regions.bytes,
       accounted: registeredMemory().used, serverConnections: server.connections.size,
     };
   };
@@ -430,10 +451,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         if ((i + 1) % 100 === 0) log(`  ${i + 1} cycles`);
       }
     });
-    await phase('concurrent', opts.concurrent, async () => {
-      const barrier = new Barrier(opts.concurrent);
-      await Promise.all(Array.from({ length: opts.concurrent }, () => cycle(barrier)));
-    });
+    const rounds = opts.rounds ?? 1;
+    for (let round = 1; round <= rounds; round++) {
+      await phase(rounds > 1 ? `concurrent #${round}` : 'concurrent', opts.concurrent, async () => {
+        const together = { connected: new Barrier(opts.concurrent), done: new Barrier(opts.concurrent) };
+        await Promise.all(Array.from({ length: opts.concurrent }, () => cycle(together)));
+      });
+    }
   } finally {
     await server.close();
   }
@@ -465,10 +489,10 @@ const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 export function formatSoak(r: SoakResult): string {
   const b = r.baseline;
   const rows = [
-    '| phase | cycles | time | peak fds | fds after | peak RSS | RSS after | heap after | messages / bytes checked | lost / duplicated |',
+    '| phase | cycles | time | peak fds | fds after | peak RSS | RSS after | heap after (ArrayBuffers) | messages / bytes checked | lost / duplicated |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    `| baseline | | | | ${b.fds} | | ${mb(b.rss)} | ${mb(b.heapUsed)} | | |`,
-    ...r.phases.map((p) => `| ${p.phase} | ${p.totals.cycles}/${p.cycles} | ${(p.ms / 1000).toFixed(1)} s | ${p.peakFds} | ${p.after.fds} | ${mb(p.peakRss)} | ${mb(p.after.rss)} | ${mb(p.after.heapUsed)} | ` +
+    `| baseline | | | | ${b.fds} | | ${mb(b.rss)} | ${mb(b.heapUsed)} (${mb(b.arrayBuffers)}) | | |`,
+    ...r.phases.map((p) => `| ${p.phase} | ${p.totals.cycles}/${p.cycles} | ${(p.ms / 1000).toFixed(1)} s | ${p.peakFds} | ${p.after.fds} | ${mb(p.peakRss)} | ${mb(p.after.rss)} | ${mb(p.after.heapUsed)} (${mb(p.after.arrayBuffers)}) | ` +
       `${p.totals.messages} msgs, ${p.totals.checked} sha256 / ${mb(p.totals.bytesChecked)} | ${p.totals.lost} / ${p.totals.duplicated} |`),
   ];
   const extra = [
@@ -489,13 +513,14 @@ async function main(): Promise<void> {
   };
   const cycles = Number(arg('cycles') ?? 1000);
   const concurrent = Number(arg('concurrent') ?? 100);
-  if (!(Number.isInteger(cycles) && cycles >= 0 && Number.isInteger(concurrent) && concurrent >= 0)) {
-    console.error('usage: node --import tsx bench/soak.ts [--cycles N] [--concurrent M] [--json file]');
+  const rounds = Number(arg('rounds') ?? 1);
+  if (![cycles, concurrent, rounds].every((n) => Number.isInteger(n) && n >= 0)) {
+    console.error('usage: node --import tsx bench/soak.ts [--cycles N] [--concurrent M] [--rounds R] [--json file]');
     process.exit(2);
   }
   const t0 = performance.now();
-  const r = await runSoak({ cycles, concurrent, log: (l) => console.error(l) });
-  console.log(`soak: ${cycles} sequential cycles, ${concurrent} concurrent connections, iwarp-tcp on ${HOST}, node ${process.version}; ` +
+  const r = await runSoak({ cycles, concurrent, rounds, log: (l) => console.error(l) });
+  console.log(`soak: ${cycles} sequential cycles, ${concurrent} concurrent connections${rounds > 1 ? ` x ${rounds} rounds` : ''}, iwarp-tcp on ${HOST}, node ${process.version}; ` +
     `${((performance.now() - t0) / 1000).toFixed(1)} s in all\n`);
   console.log(formatSoak(r));
   const json = arg('json');
