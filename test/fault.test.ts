@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect, createServer as tcpServer } from 'node:net';
-import { describe, it } from 'node:test';
+import { type TestContext, describe, it } from 'node:test';
 
 import { MPA_IRD_ORD_SIZE, encodeMpaReply, encodeMpaRequest } from '../framing/mpa.js';
 import { type SmbDirectConnection, type SmbDirectOptions, type SmbDirectServer, connect, createServer } from '../src/index.js';
@@ -80,9 +80,9 @@ function faultOf(kind: Kind, phase: Phase): Fault {
   }
 }
 
-function planOf(kind: Kind, phase: Phase): FaultPlan {
+function planOf(kind: Kind, phase: Phase, fault = faultOf(kind, phase)): FaultPlan {
   // drop: both ways, a network that went away
-  return kind === 'drop' ? blackHole(POINTS[phase]) : faultAt(POINTS[phase], faultOf(kind, phase));
+  return kind === 'drop' ? blackHole(POINTS[phase]) : faultAt(POINTS[phase], fault);
 }
 
 /** The software provider, with our endpoints on the server side recorded as they are handed out. */
@@ -358,18 +358,20 @@ interface Expect {
   ops?: Record<string, string | string[]>;
   /** delay/split: every byte arrives intact and the connection then closes cleanly. */
   intact?: boolean;
+  /** Another fault than faultOf()'s for this kind and phase. */
+  fault?: Fault;
   /** A known defect makes this case fail: it stays in the suite as a todo. */
   todo?: string;
 }
 
 const either = (v: string | string[]): string[] => (Array.isArray(v) ? v : [v]);
 
-async function runCase(kind: Kind, phase: Phase, expect: Expect, diag: (s: string) => void): Promise<void> {
+async function runCase(kind: Kind, phase: Phase, expect: Expect, t: TestContext): Promise<void> {
   const c = new Case();
   let data = 'not run';
   let failed = true;
   try {
-    await c.setup(planOf(kind, phase));
+    await c.setup(planOf(kind, phase, expect.fault));
     const work = runPhase(c, phase).catch((e: unknown) => `threw ${codeOf(e)}`);
     data = (await within(work, CASE_MS)) ?? 'hung';
     if (data === 'intact' && phase !== 'close' && c.client?.state === 'connected') {
@@ -377,8 +379,11 @@ async function runCase(kind: Kind, phase: Phase, expect: Expect, diag: (s: strin
       await c.op('close', c.client.close());
     }
     const o = await c.finish();
-    diag(`client ${o.client} at ${o.clientMs} ms, server ${o.server} at ${o.serverMs} ms; data ${data}; ` +
+    t.diagnostic(`client ${o.client} at ${o.clientMs} ms, server ${o.server} at ${o.serverMs} ms; data ${data}; ` +
       `promises ${JSON.stringify(o.ops)} ${JSON.stringify(o.messages)}; proxy: ${c.log}`);
+    // the client's graceful close raced its own keepalive timer (or the server's keepalive): the
+    // defect CLOSE_RACE, not this case's fault; it stays visible as a todo of this run
+    if (expect.intact && data === 'intact' && o.client === 'ERR_SMBD_DISCONNECTED' && o.server === 'clean') t.todo(CLOSE_RACE);
     assert.deepEqual(o.hung, [], `hung after ${CASE_MS} ms: ${o.hung.join(', ')}`);
     assert.ok(Math.max(o.clientMs, o.serverMs) < CASE_MS, 'bounded time');
     if (expect.intact) assert.equal(data, 'intact', 'every byte arrives intact');
@@ -412,6 +417,10 @@ const TERM = 'ERR_IWARP_TERMINATED';
  * the stream inside that FPDU (Linux reads the bytes that came before a RST, then EOF). */
 const RST = [TCP, LOST, TRUNC];
 const OK: Expect = { client: 'clean', server: 'clean', intact: true };
+/** Found by these cases (not fixed yet): see the report of issue #18. */
+const CLOSE_RACE = 'defect: a graceful close() that outlasts keepaliveIntervalMs (the peer\'s FIN comes late) ends with ' +
+  'ERR_SMBD_DISCONNECTED: the keepalive (or a keepalive answer) is queued after the endpoint began its disconnect, the post is ' +
+  'refused, the empty message stays queued, and the peer\'s FIN then finds "work pending"';
 
 const CASES: Array<[Kind, Phase, Expect]> = [
   // a black hole both ways: timers find it (MPA, negotiation, keepalive, the disconnect wait)
@@ -425,6 +434,9 @@ const CASES: Array<[Kind, Phase, Expect]> = [
   // latency and re-chunking: nothing breaks, every byte arrives
   ['delay', 'mpa', OK], ['delay', 'negotiate', OK], ['delay', 'message', OK], ['delay', 'rdmaWrite', OK],
   ['delay', 'rdmaRead', OK], ['delay', 'idle', OK], ['delay', 'close', OK],
+  // the client's FIN (and everything after close()) held longer than the keepalive interval, less
+  // than the provider's disconnect wait (300 < 400 < 500 ms)
+  ['delay', 'close', { ...OK, fault: { kind: 'delay', ms: 400 }, todo: CLOSE_RACE }],
   ['split', 'mpa', OK], ['split', 'negotiate', OK], ['split', 'message', OK], ['split', 'rdmaWrite', OK],
   ['split', 'rdmaRead', OK], ['split', 'idle', OK], ['split', 'close', OK],
   // a FIN part way: the receiver of the cut stream ends (inside an FPDU: a Terminate), the other hears of it
@@ -456,8 +468,9 @@ describe('fault injection through a TCP proxy (software iWARP provider)', () => 
   for (const [kind, phase, expect] of CASES) {
     const at = POINTS[phase];
     const where = 'afterMs' in at ? `${at.afterMs} ms in` : 'manual' in at ? 'as close() starts' : `${at.afterBytes} bytes into ${at.dir}`;
-    it(`${kind} during ${phase} (${where})`, expect.todo ? { todo: expect.todo } : {}, async (t) => {
-      await runCase(kind, phase, expect, (s) => t.diagnostic(s));
+    const what = expect.fault?.kind === 'delay' ? `delay of ${expect.fault.ms} ms` : kind;
+    it(`${what} during ${phase} (${where})`, expect.todo ? { todo: expect.todo } : {}, async (t) => {
+      await runCase(kind, phase, expect, t);
     });
   }
 });
