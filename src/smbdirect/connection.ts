@@ -253,6 +253,9 @@ export class SmbDirectConnection extends EventEmitter {
   #responseOwed = false;
   #lostWork = false;             // a send or RDMA operation was flushed while connected
   #emptyScheduled = false;
+  /** close() has handed over to the provider's disconnect: nothing more is sent (a keepalive or
+   * grant queued now could only be refused, and would look like work lost). */
+  #disconnecting = false;
 
   // RDMA operations in flight, by index
   #ops = new Map<number, RdmaOp>();
@@ -463,7 +466,11 @@ export class SmbDirectConnection extends EventEmitter {
       timer.unref();
       try {
         await this.#whenIdle();
-        if (this.#state === 'closing') await this.endpoint.disconnect().catch((err: unknown) => this.#finish(asError(err)));
+        if (this.#state === 'closing') {
+          this.#disconnecting = true;
+          clearTimeout(this.#keepaliveDeadline); // closeTimeoutMs bounds the rest
+          await this.endpoint.disconnect().catch((err: unknown) => this.#finish(asError(err)));
+        }
       } finally {
         clearTimeout(timer);
       }
@@ -908,7 +915,7 @@ export class SmbDirectConnection extends EventEmitter {
    *   peer's target is allowed; the peer's own limit stays its posted receives).
    */
   #scheduleEmpty(): void {
-    if (this.#emptyScheduled || this.#state !== 'connected' && this.#state !== 'closing') return;
+    if (this.#emptyScheduled || this.#disconnecting || this.#state !== 'connected' && this.#state !== 'closing') return;
     this.#emptyScheduled = true;
     RESOLVED.then(this.#emptyCheck);
   }
@@ -1177,7 +1184,7 @@ export class SmbDirectConnection extends EventEmitter {
   }
 
   #onIdleTimer(): void {
-    if (this.#state !== 'connected' && this.#state !== 'closing') return;
+    if ((this.#state !== 'connected' && this.#state !== 'closing') || this.#disconnecting) return;
     if (now() - this.#lastReceive >= this.#o.keepaliveIntervalMs && this.#keepalive === 'idle') {
       this.#keepalive = 'pending'; // the next message (an empty one if nothing else) asks for an answer
       // The deadline starts now, not when the keepalive goes out: sending it needs a credit, and a
