@@ -381,9 +381,6 @@ async function runCase(kind: Kind, phase: Phase, expect: Expect, t: TestContext)
     const o = await c.finish();
     t.diagnostic(`client ${o.client} at ${o.clientMs} ms, server ${o.server} at ${o.serverMs} ms; data ${data}; ` +
       `promises ${JSON.stringify(o.ops)} ${JSON.stringify(o.messages)}; proxy: ${c.log}`);
-    // the client's graceful close raced its own keepalive timer (or the server's keepalive): the
-    // defect CLOSE_RACE, not this case's fault; it stays visible as a todo of this run
-    if (expect.intact && data === 'intact' && o.client === 'ERR_SMBD_DISCONNECTED' && o.server === 'clean') t.todo(CLOSE_RACE);
     assert.deepEqual(o.hung, [], `hung after ${CASE_MS} ms: ${o.hung.join(', ')}`);
     assert.ok(Math.max(o.clientMs, o.serverMs) < CASE_MS, 'bounded time');
     if (expect.intact) assert.equal(data, 'intact', 'every byte arrives intact');
@@ -417,10 +414,6 @@ const TERM = 'ERR_IWARP_TERMINATED';
  * the stream inside that FPDU (Linux reads the bytes that came before a RST, then EOF). */
 const RST = [TCP, LOST, TRUNC];
 const OK: Expect = { client: 'clean', server: 'clean', intact: true };
-/** Found by these cases (not fixed yet): see the report of issue #18. */
-const CLOSE_RACE = 'defect: a graceful close() that outlasts keepaliveIntervalMs (the peer\'s FIN comes late) ends with ' +
-  'ERR_SMBD_DISCONNECTED: the keepalive (or a keepalive answer) is queued after the endpoint began its disconnect, the post is ' +
-  'refused, the empty message stays queued, and the peer\'s FIN then finds "work pending"';
 
 const CASES: Array<[Kind, Phase, Expect]> = [
   // a black hole both ways: timers find it (MPA, negotiation, keepalive, the disconnect wait)
@@ -436,7 +429,7 @@ const CASES: Array<[Kind, Phase, Expect]> = [
   ['delay', 'rdmaRead', OK], ['delay', 'idle', OK], ['delay', 'close', OK],
   // the client's FIN (and everything after close()) held longer than the keepalive interval, less
   // than the provider's disconnect wait (300 < 400 < 500 ms)
-  ['delay', 'close', { ...OK, fault: { kind: 'delay', ms: 400 }, todo: CLOSE_RACE }],
+  ['delay', 'close', { ...OK, fault: { kind: 'delay', ms: 400 } }],
   ['split', 'mpa', OK], ['split', 'negotiate', OK], ['split', 'message', OK], ['split', 'rdmaWrite', OK],
   ['split', 'rdmaRead', OK], ['split', 'idle', OK], ['split', 'close', OK],
   // a FIN part way: the receiver of the cut stream ends (inside an FPDU: a Terminate), the other hears of it
