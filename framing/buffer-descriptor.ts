@@ -3,8 +3,8 @@ import { checkU64, checkUint, putU32le, putU64le, u32le, u64le } from './bytes.j
 import { fail } from './errors.js';
 
 export const BUFFER_DESCRIPTOR_SIZE = 16;
-/** One past the highest address: a descriptor's bytes must end at or below it. */
-const ADDRESS_END = 1n << 64n;
+/** One past the highest 64-bit address: a descriptor's (and any RDMA range's) bytes end at or below it. */
+export const ADDRESS_END = 1n << 64n;
 
 export interface BufferDescriptor {
   /** Remote address (or tagged offset) of the buffer. */

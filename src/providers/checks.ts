@@ -1,8 +1,7 @@
 // Checks both providers make on what a caller hands a post call, so a bad value is refused at the
 // call (a typed error) instead of failing later, deep in a socket read or a native call.
+import { ADDRESS_END } from '../../framing/buffer-descriptor.js';
 import { RdmaError } from './types.js';
-
-const ADDRESS_END = 1n << 64n;
 
 /** A remote address range an RDMA Write or Read targets: [addr, addr + length) inside 2^64. */
 export function checkRemote(remoteAddr: bigint, length: number, rkey: number): void {

@@ -5,7 +5,7 @@
 // they learned the hard way are called out where they apply (see docs/smbdirect/credits.md).
 import { EventEmitter } from 'node:events';
 
-import { type BufferDescriptor } from '../../framing/buffer-descriptor.js';
+import { ADDRESS_END, type BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
   DATA_TRANSFER_DATA_OFFSET, DATA_TRANSFER_MIN_SIZE, RESPONSE_REQUESTED, decodeDataTransfer,
 } from '../../framing/data-transfer.js';
@@ -1312,8 +1312,6 @@ function tryInvalidate(ep: RdmaEndpoint, rkey: number): void {
     ep.invalidate(rkey);
   } catch { /* already gone */ }
 }
-
-const ADDRESS_END = 1n << 64n;
 
 /** Why a buffer descriptor cannot be used, or undefined when it can. */
 function badDescriptor(d: BufferDescriptor | undefined): string | undefined {
