@@ -3,6 +3,7 @@
 //
 //   npm run fuzz -- <target|all> [--seconds N] [--runs N] [--regress] [-libfuzzer_flag=value ...]
 //   npm run fuzz:ci                     every target for its CI time (fuzz/README.md), table + JSON
+//   npm run fuzz -- <target> --replay <file...>   run saved inputs once each (a finding's reproducer)
 //   npm run fuzz -- --list              the targets
 //
 // Each target is compiled with tsc (fuzz/tsconfig.json -> fuzz/.build/), and the project's modules
@@ -14,7 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ensureJazzerLoads } from './tools/jazzer-compat.mjs';
@@ -50,7 +51,7 @@ targets: ${Object.keys(TARGETS).join(', ')}`);
 }
 
 function parseArgs(argv) {
-  const o = { targets: [], seconds: undefined, runs: undefined, regress: false, ci: false, libfuzzer: [], quiet: false };
+  const o = { targets: [], seconds: undefined, runs: undefined, regress: false, ci: false, libfuzzer: [], quiet: false, replay: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') continue;
@@ -61,6 +62,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--runs=')) o.runs = Number(a.slice(7));
     else if (a === '--regress') o.regress = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--replay') { while (i + 1 < argv.length && !argv[i + 1].startsWith('-')) o.replay.push(argv[++i]); }
     else if (a === '--list') {
       for (const [name, t] of Object.entries(TARGETS)) console.log(`${name.padEnd(20)} ${t.what}`);
       process.exit(0);
@@ -75,6 +77,10 @@ function parseArgs(argv) {
   }
   if (o.ci && o.targets.length === 0) o.targets = Object.keys(TARGETS);
   if (o.targets.length === 0) usage(2);
+  if (o.replay.length && o.targets.length !== 1) {
+    console.error('--replay needs exactly one target');
+    process.exit(2);
+  }
   for (const [k, v] of [['--seconds', o.seconds], ['--runs', o.runs]]) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 0)) {
       console.error(`${k} needs a whole number`);
@@ -104,8 +110,10 @@ function countFiles(dir) {
 /** The numbers libFuzzer printed: the last status line and the final stats. */
 export function parseLog(text) {
   const r = { executions: 0, execPerSec: 0, cov: 0, ft: 0, corpus: 0, corpusBytes: '', newUnits: 0, peakRssMb: 0, seconds: 0, artifact: undefined, kind: undefined };
-  for (const m of text.matchAll(/^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)\/(\S+)/gm)) {
+  let statusRate = 0;
+  for (const m of text.matchAll(/^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)\/(\S+)(?:.*? exec\/s: (\d+))?/gm)) {
     r.executions = Number(m[1]);
+    if (m[6] !== undefined) statusRate = Number(m[6]);
     r.cov = Number(m[2]);
     r.ft = Number(m[3]);
     r.corpus = Number(m[4]);
@@ -115,9 +123,11 @@ export function parseLog(text) {
   if (done) { r.executions = Number(done[1]); r.seconds = Number(done[2]); }
   const stat = (name) => { const m = new RegExp(`^stat::${name}:\\s+(\\d+)`, 'm').exec(text); return m ? Number(m[1]) : undefined; };
   r.executions = stat('number_of_executed_units') ?? r.executions;
-  r.execPerSec = stat('average_exec_per_sec') ?? 0;
+  // (libFuzzer's final stats can come out interleaved with its dictionary: then the last status line)
+  r.execPerSec = stat('average_exec_per_sec') || statusRate || (r.seconds ? Math.round(r.executions / r.seconds) : 0);
   r.newUnits = stat('new_units_added') ?? 0;
-  r.peakRssMb = stat('peak_rss_mb') ?? 0;
+  const rss = [...text.matchAll(/ rss: (\d+)Mb/g)].pop();
+  r.peakRssMb = stat('peak_rss_mb') ?? (rss ? Number(rss[1]) : 0);
   const seed = /INFO: Seed: (\d+)/.exec(text);
   if (seed) r.seed = Number(seed[1]);
   const art = /Test unit written to (\S+)/.exec(text);
@@ -139,11 +149,12 @@ function runTarget(name, o) {
   const cli = join(dirname(require.resolve('@jazzer.js/core/package.json')), 'dist', 'cli.js');
   const libfuzzer = [
     `-max_len=${t.maxLen}`, '-print_final_stats=1', `-artifact_prefix=${findings}/`, '-rss_limit_mb=2048',
-    ...(o.regress ? ['-runs=0'] : o.runs !== undefined ? [`-runs=${o.runs}`] : [`-max_total_time=${seconds}`]),
+    ...(o.replay.length ? [] : o.regress ? ['-runs=0'] : o.runs !== undefined ? [`-runs=${o.runs}`] : [`-max_total_time=${seconds}`]),
     ...o.libfuzzer,
   ];
   const args = [
-    cli, join(BUILD, 'fuzz', 'targets', `${name}.js`), work, ...(existsSync(seeds) ? [seeds] : []),
+    cli, join(BUILD, 'fuzz', 'targets', `${name}.js`),
+    ...(o.replay.length ? o.replay.map((f) => resolve(f)) : [work, ...(existsSync(seeds) ? [seeds] : [])]),
     '-i', join(BUILD, 'framing') + '/', '-i', join(BUILD, 'src') + '/',
     '--disable_bug_detectors=.*', '--timeout=10000', ...(t.sync ? ['--sync'] : []),
     '--', ...libfuzzer,
@@ -151,7 +162,7 @@ function runTarget(name, o) {
   const logFile = join(results, `${name}.log`);
   const log = createWriteStream(logFile);
   const started = Date.now();
-  console.log(`\n== fuzz ${name}: ${t.what} (${o.regress ? 'corpus only' : o.runs !== undefined ? `${o.runs} runs` : `${seconds} s`})`);
+  console.log(`\n== fuzz ${name}: ${t.what} (${o.replay.length ? `replay of ${o.replay.length} input(s)` : o.regress ? 'corpus only' : o.runs !== undefined ? `${o.runs} runs` : `${seconds} s`})`);
   if (!o.quiet) console.log(`   node ${args.map((a) => relative(ROOT, a) || a).join(' ')}`);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -171,7 +182,7 @@ function runTarget(name, o) {
       log.end();
       const p = parseLog(text);
       let result = code === 0 ? 'ok' : p.kind ?? (signal ? `killed (${signal})` : `exit ${code}`);
-      if (code === 0 && p.executions === 0) result = 'no-run';
+      if (code === 0 && p.executions === 0 && !o.replay.length) result = 'no-run';
       const row = {
         target: name, what: t.what, seconds: Math.round((Date.now() - started) / 1000), executions: p.executions,
         execPerSec: p.execPerSec, cov: p.cov, ft: p.ft, corpus: p.corpus, corpusFiles: countFiles(work), seeds: countFiles(seeds),

@@ -205,13 +205,15 @@ export class Rig {
     check(left === 0, `${left} timer(s) started during the input still pending after the endpoint closed`);
   }
 
-  /** Everything we sent after `first`: whole FPDUs, valid, in MSN/MO order, nothing after a Terminate. */
+  /** Everything we sent after `first`: whole FPDUs, valid, in MSN/MO order, tagged ones at
+   * contiguous TOs below 2^64, nothing after a Terminate. */
   private checkWritten(first: number, crc: boolean): void {
     if (!this.socket.keptAll) return;
     const out = concat(this.socket.written).subarray(first);
     const next = new Map<number, { msn: number; mo: number }>([[DDP_QN_SEND, { msn: 1, mo: 0 }], [DDP_QN_READ_REQUEST, { msn: 1, mo: 0 }]]);
     let terminated = false;
     let message: Uint8Array[] = [];
+    let tagged: { stag: number; end: bigint } | undefined;
     for (let at = 0; at < out.length;) {
       check(!terminated, 'we sent an FPDU after our Terminate');
       let seg;
@@ -222,7 +224,14 @@ export class Rig {
       }
       check(seg, `we sent a truncated FPDU at byte ${first + at} (${out.length - at} bytes left)`);
       at += seg.byteLength;
-      if (seg.tagged) continue;
+      if (seg.tagged) {
+        // a tagged message's FPDUs: contiguous TOs of one STag, never past 2^64 (no wrap)
+        const end = seg.to + BigInt(seg.payload.length);
+        check(end <= 1n << 64n, `we sent a tagged FPDU whose TO 0x${seg.to.toString(16)} + ${seg.payload.length} runs past 2^64`);
+        if (tagged) check(seg.stag === tagged.stag && seg.to === tagged.end, `we sent a tagged FPDU at TO 0x${seg.to.toString(16)} continuing one that ended at 0x${tagged.end.toString(16)}`);
+        tagged = seg.last ? undefined : { stag: seg.stag, end };
+        continue;
+      }
       if (seg.opcode === RDMAP_TERMINATE) { terminated = true; continue; }
       const q = next.get(seg.qn);
       check(q, `we sent an untagged FPDU on queue ${seg.qn}`);
