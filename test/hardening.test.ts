@@ -287,3 +287,50 @@ describe('smaller ones (#18.7)', () => {
 function closed_(conn: SmbDirectConnection): Promise<unknown> {
   return conn.state === 'closed' ? Promise.resolve() : once(conn, 'close');
 }
+
+describe('the bounds never refuse a peer that plays by the rules', () => {
+  it('a peer at its full read depth, many transfers at once, each registration released as its response arrives: no Terminate, no reset, every byte read', async () => {
+    const server = createServer({ provider: 'iwarp-tcp' });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const acceptedP = once(server, 'connection') as Promise<[SmbDirectConnection]>;
+    const client = await connect({ host: HOST, port, provider: 'iwarp-tcp' });
+    const [accepted] = await acceptedP;
+    const depth = 6, size = 8 * MiB, transfers = 24;
+    const sources = Array.from({ length: depth }, (_, i) => new Uint8Array(size).fill(i + 1));
+    const sinks = Array.from({ length: depth }, () => new Uint8Array(size));
+    // the server reads each registration (an SMB2 WRITE), answers, and the client releases on the answer
+    accepted.on('message', (m: Uint8Array) => {
+      const slot = m[0]!;
+      const v = new DataView(m.buffer, m.byteOffset, m.length);
+      const d = { offset: v.getBigUint64(1, true), token: v.getUint32(9, true), length: v.getUint32(13, true) };
+      accepted.rdmaRead([d], sinks[slot]!).then(() => accepted.send(new Uint8Array([slot])), (e: Error) => accepted.destroy(e));
+    });
+    let done = 0, started = 0;
+    const regs = new Map<number, { release(): void }>();
+    const finished = new Promise<void>((resolve, reject) => {
+      client.on('close', (err?: Error) => reject(err ?? new Error('closed')));
+      const start = (slot: number) => {
+        const reg = client.registerBuffer(sources[slot]!, 'read');
+        regs.set(slot, reg);
+        const d = reg.descriptors[0]!;
+        const req = Buffer.alloc(17);
+        req[0] = slot; req.writeBigUInt64LE(d.offset, 1); req.writeUInt32LE(d.token, 9); req.writeUInt32LE(d.length, 13);
+        started++;
+        void client.send(req);
+      };
+      client.on('message', (m: Uint8Array) => {
+        const slot = m[0]!;
+        regs.get(slot)!.release();
+        if (++done === transfers) resolve();
+        else if (started < transfers) start(slot);
+      });
+      for (let i = 0; i < depth; i++) start(i);
+    });
+    await within(finished, 60_000, 'the transfers');
+    for (let i = 0; i < depth; i++) assert.ok(sinks[i]!.every((b) => b === i + 1), `slot ${i}`);
+    assert.equal(client.state, 'connected');
+    assert.equal(accepted.state, 'connected');
+    client.destroy();
+    await server.close();
+  });
+});

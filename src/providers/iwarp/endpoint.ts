@@ -84,10 +84,13 @@ if (addonCrc32c) useCrc32c(addonCrc32c, 'addon');
 class Region implements MemoryRegion {
   valid = true;
   closed = false;
-  /** Read Responses from this region still being cut or in the socket's queue: live views of
-   * `buffer`. Closing or invalidating the region while any is in flight resets the connection, so
-   * no byte written into the buffer after that leaves (endpoint.ts retire()). */
-  readsInFlight = 0;
+  /** Read Responses from this region not yet wholly cut into FPDUs. */
+  uncutReads = 0;
+  /** Where the last FPDU cut from this region ends in the socket's byte stream (endpoint.written):
+   * until the kernel has taken that far, the socket's queue holds live views of `buffer`.
+   * Closing or invalidating the region before then resets the connection, so no byte written into
+   * the buffer afterwards leaves (endpoint.ts retire()). */
+  cutEnd = 0;
   constructor(
     private readonly owner: IwarpEndpoint,
     readonly buffer: Uint8Array,
@@ -138,6 +141,10 @@ interface TxMessage {
   off: number;
   /** called once the last FPDU is handed to the kernel */
   done?: () => void;
+  /** called once the last FPDU is cut (handed to the socket's queue, maybe not yet the kernel's) */
+  cut?: () => void;
+  /** the region a Read Response is cut from */
+  source?: Region;
 }
 
 interface RecvWr {
@@ -280,7 +287,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
    * so the connection is reset (a NIC fails such a read too: its key is gone).
    */
   private retire(r: Region): void {
-    if (r.readsInFlight === 0 || !this.live()) return;
+    if (!this.live() || (r.uncutReads === 0 && r.cutEnd <= this.written - this.unsent())) return;
     this.fail(new RdmaError('ERR_IWARP_REGION_RELEASED', `STag 0x${r.rkey.toString(16)} was closed or invalidated while the peer's RDMA Read of it was still being answered: the connection is reset`), 'ERROR', true);
   }
 
@@ -405,6 +412,21 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.socket.write(prefix);
     if (body.length) this.socket.write(body);
     this.socket.write(trailer, done ? () => done() : undefined);
+    this.written += prefix.length + body.length + trailer.length;
+  }
+
+  /** Bytes handed to socket.write() so far: a position in the socket's byte stream. */
+  private written = 0;
+
+  /** Bytes handed to the socket that the kernel has not taken yet: those still in the Writable's
+   * buffer (not yet dispatched) and those libuv still holds (`writeQueueSize`, exact as partial
+   * writes progress; a write callback only comes once a whole writev batch is out). Where Node's
+   * internals are not as expected, every byte not yet acknowledged counts (never less). */
+  private unsent(): number {
+    const socket = this.socket as Socket & { _writableState?: { writing?: boolean; writelen?: number }; _handle?: { writeQueueSize?: number } | null };
+    const st = socket._writableState, queued = socket._handle?.writeQueueSize;
+    if (!st || typeof st.writelen !== 'number' || typeof queued !== 'number') return socket.writableLength;
+    return (st.writing ? socket.writableLength - st.writelen : socket.writableLength) + queued;
   }
 
   private emitUntagged(opcode: number, qn: number, msn: number, invalidateStag: number, payload: Uint8Array, done?: () => void): void {
@@ -440,8 +462,12 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
         ? { tagged: true, last, opcode: m.opcode, stag: m.stag, to: m.off ? (m.to + BigInt(m.off)) & U64 : m.to }
         : { tagged: false, last, opcode: m.opcode, invalidateStag: m.stag, qn: m.qn, msn: m.msn, mo: m.off };
       this.write(h, m.payload.subarray(m.off, m.off + n), last ? m.done : undefined);
+      if (m.source) m.source.cutEnd = this.written;
       m.off += n;
-      if (last) tx.shift();
+      if (last) {
+        tx.shift();
+        m.cut?.();
+      }
     }
     if (tx.length && !this.awaitingDrain && !socket.destroyed) {
       this.awaitingDrain = true;
@@ -627,13 +653,19 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       if (!r.access.remoteRead) return this.terminate('ERR_IWARP_ACCESS', `RDMA Read from STag 0x${rr.srcStag.toString(16)} without remote read access`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_ACCESS_RIGHTS, raw);
       const at = this.offsetIn(r, rr.srcTo, rr.size);
       if (at < 0) return this.terminate('ERR_IWARP_BASE_BOUNDS', `RDMA Read of ${rr.size} bytes at TO 0x${rr.srcTo.toString(16)} is outside STag 0x${rr.srcStag.toString(16)}`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_BASE_BOUNDS, raw);
-      // queued in order; in flight until its last FPDU is handed to the kernel
+      // Queued in order. It counts against IRD until its last FPDU is cut, as siw frees an IRQ
+      // entry once the response is transmitted: the peer cannot have it whole before then, so a
+      // peer within its ORD is never refused. (Not until the kernel has it: a writev batch reports
+      // that for all its FPDUs at once, after the peer may already hold this response and have
+      // issued the next read.) It stays a live view of the region until the kernel has it.
       this.inboundReads++;
-      r.readsInFlight++;
-      this.emitTagged(RDMAP_READ_RESPONSE, rr.sinkStag, rr.sinkTo, r.buffer.subarray(at, at + rr.size), () => {
-        this.inboundReads--;
-        r.readsInFlight--;
+      r.uncutReads++;
+      this.tx.push({
+        tagged: true, opcode: RDMAP_READ_RESPONSE, stag: rr.sinkStag >>> 0, to: rr.sinkTo & U64, qn: 0, msn: 0,
+        payload: r.buffer.subarray(at, at + rr.size), off: 0, source: r,
+        cut: () => { this.inboundReads--; r.uncutReads--; },
       });
+      this.pump();
       return;
     }
     if (seg.qn !== DDP_QN_SEND) return this.terminate('ERR_IWARP_BAD_QN', `untagged queue ${seg.qn}`, TERM_LAYER_DDP, DDP_ETYPE_UNTAGGED, DDP_ECODE_UT_INVALID_QN, raw);
