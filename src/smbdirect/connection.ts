@@ -1138,10 +1138,10 @@ export class SmbDirectConnection extends EventEmitter {
       return;
     }
     if (!posted) {
-      this.#ops.delete(index);
+      // refused: the endpoint is going down, and its own event says why; like a flushed
+      // operation it stays in #ops for #finish to reject with that (latched) error
       this.#sqUsed--;
       if (op.read) this.#readsInFlight--;
-      this.#settleOp(op, this.#closedError(op.read ? 'rdmaRead' : 'rdmaWrite'));
     }
   }
 
