@@ -1058,15 +1058,13 @@ export class VerbsProviderImpl implements VerbsProvider {
     if (!st.addon || !st.devices.length) return;
     const reasons: string[] = [];
     for (const d of st.devices) {
-      let dev: Device | undefined;
       try {
-        dev = native.openDevice(d.name);
-        checkDeviceLimits(dev.query(), s);
+        // not closed after: openDevice() gives the process's one Device object of that device, the
+        // one its connections' PDs, CQs and QPs hang off; closing it would close them all
+        checkDeviceLimits(native.openDevice(d.name).query(), s);
         return; // one device can carry it
       } catch (err) {
         reasons.push((err as Error).message);
-      } finally {
-        dev?.close();
       }
     }
     throw new RdmaError('ERR_DEVICE_LIMIT', `no RDMA device can carry these queues: ${reasons.join('; ')}`);
