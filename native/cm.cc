@@ -65,6 +65,7 @@ void EventChannel::Drain() {
   if (!CanCallJs(env)) return;
   Napi::Array events = Napi::Array::New(env);
   uint32_t n = 0;
+  std::vector<ibv_context*> removed;  // devices with a DEVICE_REMOVAL in this batch
   rdma_cm_event* ev;
   while (!closed() && rdma_get_cm_event(ch_, &ev) == 0) {
     if (!CanCallJs(env)) {  // a terminating worker: nobody will see it
@@ -96,9 +97,12 @@ void EventChannel::Drain() {
       default:
         break;
     }
+    if (ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL && ev->id && ev->id->verbs) removed.push_back(ev->id->verbs);
     rdma_ack_cm_event(ev);
     events.Set(n++, o);
   }
+  // before JS sees the events: a Device closes once the JS handling them has closed its children
+  for (ibv_context* ctx : removed) Device::NoteRemoved(env, ctx);
   if (n > 0) CallJs(env, onEvents_, {events});
 }
 

@@ -107,18 +107,27 @@ void Resource::Close() {
   std::vector<Resource*> kids(children_.begin(), children_.end());
   for (auto it = kids.rbegin(); it != kids.rend(); ++it) (*it)->Close();
   Release();
-  for (Resource* p : parents_) p->children_.erase(this);
-  parents_.clear();
-  for (auto& r : parentRefs_) r.Reset();
-  parentRefs_.clear();
+  std::vector<Resource*> parents;
+  parents.swap(parents_);
+  for (Resource* p : parents) p->children_.erase(this);
   if (instance_) {
     instance_->live.remove(this);
     instance_ = nullptr;
   }
+  // a parent may close itself once its last child is gone (a removed device does); our JS
+  // references keep the parents alive until after this
+  for (Resource* p : parents) p->OnChildClosed();
+  for (auto& r : parentRefs_) r.Reset();
+  parentRefs_.clear();
 }
 
 static void Cleanup(InstanceData* data) {
   data->tearingDown = true;
+  if (data->idle) {
+    uv_idle_stop(data->idle);
+    uv_close(reinterpret_cast<uv_handle_t*>(data->idle), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+    data->idle = nullptr;
+  }
   Resource::in_finalizer = true;  // no JS at teardown
   // At env teardown nothing can receive an error; an exception escaping a cleanup hook would
   // terminate the process. A node whose Close() threw is unlinked so the loop moves on.
@@ -283,6 +292,7 @@ void CallJs(Napi::Env env, const Napi::FunctionReference& fn, const std::vector<
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new InstanceData();
+  data->env = env;
   env.SetInstanceData(data);  // deleted by the default finalizer at env teardown
   env.AddCleanupHook([data]() { Cleanup(data); });
   exports.Set("available", Napi::Boolean::New(env, true));

@@ -33,6 +33,7 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
 
 struct InstanceData;
 class MemoryRegion;
+class CompletionQueue;
 
 // Every native object is a node in a tree (a DAG: a QP has a PD, two CQs and a
 // cm_id as parents). Closing a node closes its children first, so teardown
@@ -60,6 +61,9 @@ class Resource {
 
  protected:
   virtual void Release() = 0;  // free the native object; called exactly once
+  // A child of this node has closed (it is no longer among the children).
+  virtual void OnChildClosed() {}
+  bool hasChildren() const { return !children_.empty(); }
   void Register(Napi::Env env);
 
  private:
@@ -81,6 +85,11 @@ struct InstanceData {
   napi_ref probe = nullptr;  // CanCallJs's array (kept for the env's life)
   uint32_t nextId = 1;
   bool tearingDown = false;
+  napi_env env = nullptr;
+  // CQs whose drain stopped at its per-wakeup budget: drained again from an idle handle on the next
+  // loop iteration, after timers and other I/O had their turn (each holds a reference while here).
+  std::set<CompletionQueue*> deferredCqs;
+  uv_idle_t* idle = nullptr;
 };
 InstanceData* Instance(Napi::Env env);
 

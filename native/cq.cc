@@ -10,6 +10,12 @@
 namespace smbdirect {
 
 static constexpr unsigned kAckEvery = 64;
+// Batches one wakeup delivers at most. A handler that posts more work from its completions keeps
+// the CQ from ever running dry where the device completes work inside the post call (rxe runs a
+// user QP's requester, and on loopback the responder, in the posting thread): an unbounded drain
+// then never returned to the event loop, whose timers, rdma_cm events (DISCONNECTED,
+// DEVICE_REMOVAL) and sockets starved. Past the budget the rest waits for the next loop iteration.
+static constexpr unsigned kBatchesPerWakeup = 16;
 static constexpr uint32_t kRxeVendorId = 0xffffff;
 // rxe writes the kernel's ib_wc_flags into user CQEs unchanged (rxe_resp.c
 // do_complete: IB_WC_WITH_INVALIDATE = 1 << 2, IB_WC_IP_CSUM_OK = 1 << 3), and
@@ -82,6 +88,9 @@ CompletionQueue::CompletionQueue(const Napi::CallbackInfo& info) : Wrapped(info)
 }
 
 void CompletionQueue::Release() {
+  if (InstanceData* d = Instance(Env())) {
+    if (d->deferredCqs.erase(this) && !in_finalizer) Unref();  // the reference Defer() took
+  }
   if (cq_) {
     if (unacked_) ibv_ack_cq_events(cq_, unacked_);
     unacked_ = 0;
@@ -122,29 +131,72 @@ int CompletionQueue::PollBatch() {
 // notification and poll once more to close the race with the re-arm.
 uint32_t CompletionQueue::Drain(Napi::Env env, bool rearm) {
   uint32_t total = 0;
+  unsigned budget = kBatchesPerWakeup;
   // The handler may close this CQ, which drops its keep-alive reference: hold
   // our own until the loop below stops touching `this`.
   Ref();
   delivering_ = true;
   for (;;) {
-    int n;
-    while (!closed() && (n = PollBatch()) > 0) {
+    int n = 0;
+    while (!closed() && budget > 0 && (n = PollBatch()) > 0) {
       total += static_cast<uint32_t>(n);
       batches_++;
+      budget--;
       CallJs(env, onBatch_, {Napi::Number::New(env, n)});
       if (n < kBatch) break;
     }
     if (closed() || !rearm) break;
+    if (budget == 0) {
+      // not re-armed: the deferred drain polls on, and re-arms once the CQ is empty
+      Defer(env);
+      break;
+    }
     if (ibv_req_notify_cq(cq_, 0) != 0) break;
     n = PollBatch();
     if (n <= 0) break;
     total += static_cast<uint32_t>(n);
     batches_++;
+    budget--;
     CallJs(env, onBatch_, {Napi::Number::New(env, n)});
   }
   delivering_ = false;
   Unref();
   return total;
+}
+
+void CompletionQueue::Defer(Napi::Env env) {
+  InstanceData* d = Instance(env);
+  if (!d || d->tearingDown) return;
+  if (!d->idle) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) return;
+    auto* idle = new uv_idle_t;
+    if (uv_idle_init(loop, idle) != 0) {
+      delete idle;
+      return;
+    }
+    idle->data = d;
+    d->idle = idle;
+  }
+  if (d->deferredCqs.insert(this).second) Ref();  // kept alive until drained (or closed)
+  uv_idle_start(d->idle, [](uv_idle_t* h) { RunDeferred(static_cast<InstanceData*>(h->data)); });
+}
+
+void CompletionQueue::RunDeferred(InstanceData* d) {
+  uv_idle_stop(d->idle);
+  Napi::Env env(d->env);
+  Napi::HandleScope scope(env);
+  if (!CanCallJs(env)) return;  // a terminating worker: its cleanup closes the CQs
+  // this round's CQs; one that stops at its budget again joins the next round
+  std::vector<CompletionQueue*> round(d->deferredCqs.begin(), d->deferredCqs.end());
+  d->deferredCqs.clear();
+  for (CompletionQueue* cq : round) {
+    try {
+      if (!cq->closed()) cq->Drain(env, true);
+    } catch (const Napi::Error&) {
+    }
+    cq->Unref();  // the reference Defer() took
+  }
 }
 
 static void ChannelReadable(CompletionChannel* ch) {

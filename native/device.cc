@@ -1,31 +1,70 @@
 // Devices: list, open, query; the device's async event fd on uv_poll.
 #include <arpa/inet.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "objects.h"
 
 namespace smbdirect {
 
-// The contexts librdmacm keeps open for the process. PDs, CQs and QPs used
-// with a cm_id must come from the same context as cm_id->verbs, so devices
-// are always these contexts rather than a second ibv_open_device().
-struct ContextList {
-  ibv_context** list = nullptr;
-  int count = 0;
-  int err = 0;
-};
-static ibv_context** Contexts(Napi::Env env, int* n) {
-  static const ContextList c = [] {  // thread-safe once (worker threads)
-    ContextList l;
-    errno = 0;
-    l.list = rdma_get_devices(&l.count);
-    if (!l.list) l.err = errno ? errno : ENODEV;
-    return l;
-  }();
-  if (c.err) ThrowErrno(env, c.err, "rdma_get_devices");
-  *n = c.count;
-  return c.list;
+// Devices are librdmacm's contexts: PDs, CQs and QPs used with a cm_id must come from the same
+// context as cm_id->verbs, so a Device is always one of those rather than a second
+// ibv_open_device(). librdmacm keeps one context per device for the process and closes it only
+// when the device is gone (a sync of its device list noticed) and nothing references it any more:
+// until then the kernel cannot finish removing the device (`rdma link delete` waits for every
+// user's context to close: rxe and siw cannot disassociate a live one). rdma_get_devices() takes a
+// reference on every device for the list it returns (and syncs the list first);
+// rdma_free_devices() gives back one for each context in the list it is given, and frees that
+// list. A Device holds exactly one reference, on its own context: a list of that context alone.
+// (An earlier build kept the first rdma_get_devices() list for the life of the process: a removed
+// device's context was never closed, so its removal never finished, and a device created later
+// was never found.)
+static ibv_context** AcquireContext(const std::string* name, ibv_context* want, ibv_context** found, int* err) {
+  int n = 0;
+  errno = 0;
+  ibv_context** all = rdma_get_devices(&n);
+  if (!all) {
+    *err = errno ? errno : ENODEV;
+    return nullptr;
+  }
+  ibv_context* hit = nullptr;
+  for (int i = 0; i < n && !hit; i++) {
+    if (name ? *name == ibv_get_device_name(all[i]->device) : all[i] == want) hit = all[i];
+  }
+  auto* one = static_cast<ibv_context**>(calloc(2, sizeof(ibv_context*)));
+  auto* rest = static_cast<ibv_context**>(calloc(static_cast<size_t>(n) + 1, sizeof(ibv_context*)));
+  if (!one || !rest) {
+    free(one);
+    free(rest);
+    rdma_free_devices(all);
+    *err = ENOMEM;
+    return nullptr;
+  }
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    if (all[i] != hit) rest[k++] = all[i];
+  }
+  rdma_free_devices(rest);  // the other devices' references (and the array)
+  free(all);                // the list itself: its reference on `hit` is now `one`'s
+  if (!hit) {
+    free(one);
+    *err = ENODEV;
+    return nullptr;
+  }
+  one[0] = hit;
+  *found = hit;
+  return one;
+}
+
+// Gives back a Device's reference; with `sync`, librdmacm then syncs its device list, which closes
+// the context of a removed device nothing references any more.
+static void ReleaseContext(ibv_context** ref, bool sync) {
+  rdma_free_devices(ref);
+  if (!sync) return;
+  int n = 0;
+  ibv_context** all = rdma_get_devices(&n);
+  if (all) rdma_free_devices(all);
 }
 
 static Napi::Value ListDevices(const Napi::CallbackInfo& info) {
@@ -55,24 +94,60 @@ static Napi::Value ListDevices(const Napi::CallbackInfo& info) {
 static Napi::Value OpenDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) ThrowType(env, "device name must be a string");
-  std::string name = info[0].As<Napi::String>();
-  int n = 0;
-  ibv_context** ctxs = Contexts(env, &n);
-  for (int i = 0; i < n; i++) {
-    if (name == ibv_get_device_name(ctxs[i]->device)) return Device::ForContext(env, ctxs[i]);
+  return Device::Open(env, info[0].As<Napi::String>());
+}
+
+Napi::Value Device::Open(Napi::Env env, const std::string& name) {
+  auto& open = Instance(env)->devices;
+  for (auto& e : open) {
+    auto* d = static_cast<Device*>(e.second);
+    if (!d->removed_ && d->name_ == name) return d->Value();
   }
-  ThrowErrno(env, ENODEV, "ibv_open_device");
+  int err = 0;
+  ibv_context* ctx = nullptr;
+  ibv_context** ref = AcquireContext(&name, nullptr, &ctx, &err);
+  if (!ref) ThrowErrno(env, err, "ibv_open_device");
+  auto it = open.find(ctx);
+  if (it != open.end()) {
+    ReleaseContext(ref, false);
+    return static_cast<Device*>(it->second)->Value();
+  }
+  return New(env, ctx, ref);
 }
 
 Napi::Object Device::ForContext(Napi::Env env, ibv_context* ctx) {
   auto& open = Instance(env)->devices;
   auto it = open.find(ctx);
   if (it != open.end()) return static_cast<Device*>(it->second)->Value();
-  return Instance(env)->device.New({Napi::External<ibv_context>::New(env, ctx)});
+  int err = 0;
+  ibv_context* found = nullptr;
+  // a context librdmacm no longer lists is a removed device's: ENODEV
+  ibv_context** ref = AcquireContext(nullptr, ctx, &found, &err);
+  if (!ref) ThrowErrno(env, err, "ibv_open_device");
+  return New(env, ctx, ref);
+}
+
+struct DeviceInit {
+  ibv_context* ctx;
+  ibv_context** ref;
+  bool taken;
+};
+
+Napi::Object Device::New(Napi::Env env, ibv_context* ctx, ibv_context** ref) {
+  DeviceInit init{ctx, ref, false};
+  try {
+    return Instance(env)->device.New({Napi::External<DeviceInit>::New(env, &init)});
+  } catch (...) {
+    if (!init.taken) ReleaseContext(ref, false);
+    throw;
+  }
 }
 
 Device::Device(const Napi::CallbackInfo& info) : Wrapped(info), env_(info.Env()) {
-  ctx_ = CtorArg<ibv_context>(info, "Device");
+  auto* init = CtorArg<DeviceInit>(info, "Device");
+  ctx_ = init->ctx;
+  ref_ = init->ref;
+  init->taken = true;
   name_ = ibv_get_device_name(ctx_->device);
   Instance(info.Env())->devices[ctx_] = this;
   // A device stays open until close(): its children hold it, and so does the map.
@@ -82,10 +157,30 @@ Device::Device(const Napi::CallbackInfo& info) : Wrapped(info), env_(info.Env())
 void Device::Release() {
   asyncPoll_.Stop();
   onAsync_.Reset();
-  if (InstanceData* d = Instance(env_)) d->devices.erase(ctx_);
+  if (InstanceData* d = Instance(env_)) {
+    auto it = d->devices.find(ctx_);
+    if (it != d->devices.end() && it->second == this) d->devices.erase(it);
+  }
   // Unref from the constructor; not during GC/teardown where the ref is moot.
   if (!in_finalizer) Unref();
   ctx_ = nullptr;  // librdmacm owns the context
+  ibv_context** ref = ref_;
+  ref_ = nullptr;
+  if (ref) ReleaseContext(ref, true);
+}
+
+void Device::OnChildClosed() {
+  if (removed_ && !closed() && !hasChildren()) Close();
+}
+
+void Device::NoteRemoved(Napi::Env env, ibv_context* ctx) {
+  InstanceData* d = Instance(env);
+  if (!d) return;
+  auto it = d->devices.find(ctx);
+  if (it == d->devices.end()) return;
+  auto* dev = static_cast<Device*>(it->second);
+  dev->removed_ = true;
+  if (!dev->hasChildren()) dev->Close();
 }
 
 Napi::Value Device::Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }

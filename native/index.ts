@@ -99,6 +99,11 @@ interface Closable {
   close(): void;
 }
 
+/** One of librdmacm's device contexts (the one its cm_ids use), with one reference on it while
+ * open. Closing it closes its children (PDs, CQs, channels and what hangs off them). After
+ * rdma_cm reported DEVICE_REMOVAL for an id on it (to this thread's event channel) it closes by
+ * itself once its last child is closed, so that librdmacm closes the context and the kernel can
+ * finish removing the device; openDevice() then finds the device anew (or ENODEV). */
 export interface Device extends Closable {
   readonly name: string;
   query(): DeviceAttributes;
@@ -428,7 +433,8 @@ export function listDevices(): DeviceListEntry[] {
   return binding().listDevices();
 }
 
-/** Opens a device by name. The same Device object is returned while it is open. */
+/** Opens a device by name (as librdmacm lists it now: a device created later is found). The same
+ * Device object is returned while it is open and its device is not being removed. */
 export function openDevice(name: string): Device {
   return binding().openDevice(name);
 }

@@ -15,9 +15,17 @@ class Device : public Wrapped<Device> {
   ibv_context* ctx() const { return ctx_; }
   // Used by CmId: the one Device object for a context (opened on demand).
   static Napi::Object ForContext(Napi::Env env, ibv_context* ctx);
+  // openDevice(name): the env's open Device of that name, else the device as librdmacm lists it now.
+  static Napi::Value Open(Napi::Env env, const std::string& name);
+  // rdma_cm reported DEVICE_REMOVAL for an id on ctx: this env's Device of it closes as soon as it
+  // has no children left (at once if it has none), so librdmacm can close the context and the
+  // kernel's unregistration, which waits for that, can finish.
+  static void NoteRemoved(Napi::Env env, ibv_context* ctx);
 
  private:
+  static Napi::Object New(Napi::Env env, ibv_context* ctx, ibv_context** ref);
   void Release() override;
+  void OnChildClosed() override;
   Napi::Value Name(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value QueryPort(const Napi::CallbackInfo& info);
@@ -29,6 +37,8 @@ class Device : public Wrapped<Device> {
   void DrainAsync();
 
   ibv_context* ctx_ = nullptr;  // owned by librdmacm (rdma_get_devices): never closed here
+  ibv_context** ref_ = nullptr;  // our one librdmacm reference on ctx_, given back at close
+  bool removed_ = false;         // the device is being removed (DEVICE_REMOVAL)
   std::string name_;
   Poll asyncPoll_;
   Napi::FunctionReference onAsync_;
@@ -132,6 +142,8 @@ class CompletionQueue : public Wrapped<CompletionQueue> {
   static constexpr int kBatch = 64;
   void NoteEvent();
   void DrainFromEvent(Napi::Env env);
+  // Drains again what a drain left at its budget (the env's idle handle).
+  static void RunDeferred(InstanceData* d);
 
  private:
   friend class Device;
@@ -144,6 +156,7 @@ class CompletionQueue : public Wrapped<CompletionQueue> {
   void OnChannelReadable();
   int PollBatch();  // fills the struct-of-arrays, returns count (or -errno)
   uint32_t Drain(Napi::Env env, bool rearm);
+  void Defer(Napi::Env env);
 
   ibv_cq* cq_ = nullptr;
   Device* device_ = nullptr;
