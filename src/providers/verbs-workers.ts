@@ -110,6 +110,7 @@ export class VerbsWorkerPool extends EventEmitter {
     let listener!: VerbsListener;
     const id = this.provider.cm.add((ch) => ch.createId(), (e) => {
       if (e.type === 'CONNECT_REQUEST' && e.id) this.handOff(e);
+      else if (e.type === 'DEVICE_REMOVAL') listener.deviceRemoved();
     });
     listener = new VerbsListener(this.provider, id);
     try {

@@ -332,18 +332,46 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     switch (e.type) {
       case 'DISCONNECTED':
         this.peerDisconnected = true;
-        if (this.state === 'RTS') void this.gracefulEnd(false);
-        else if (this.state === 'CLOSING') this.emit('_peerDisconnected');
+        // a removal tears down the connections on the device one by one: the peer's end may reach
+        // us before our own DEVICE_REMOVAL does
+        if (this.state === 'RTS') {
+          if (this.deviceGone()) this.destroy(this.removedError());
+          else void this.gracefulEnd(false);
+        } else if (this.state === 'CLOSING') this.emit('_peerDisconnected');
         break;
       case 'DEVICE_REMOVAL':
-        this.destroy(new RdmaError('ERR_VERBS_DEVICE_REMOVED', `the RDMA device ${this.id.deviceName ?? ''} was removed`));
+        this.removed = true;
+        this.destroy(this.removedError());
         break;
       case 'TIMEWAIT_EXIT':
       case 'ADDR_CHANGE':
         break;
       default:
-        if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(this.cmError(e, []));
+        if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(this.deviceGone() ? this.removedError() : this.cmError(e, []));
     }
+  }
+
+  /** The device is being removed (rdma_cm said so, or it is gone from the device list). */
+  private removed = false;
+
+  private removedError(): RdmaError {
+    return new RdmaError('ERR_VERBS_DEVICE_REMOVED', `the RDMA device ${this.ctx?.device.name ?? this.id.deviceName ?? ''} was removed`);
+  }
+
+  /** Whether the device is going: the kernel tears down the connections on it one by one (a siw
+   * QP's work fails, a peer's disconnect arrives) before our own rdma_cm DEVICE_REMOVAL is read,
+   * and the device has left the device list by then. Asked on failed completions and on the end
+   * of a connection only. */
+  private deviceGone(): boolean {
+    if (this.removed) return true;
+    const name = this.ctx?.device.name;
+    if (!name) return false;
+    try {
+      this.removed = !native.listDevices().some((d) => d.name === name);
+    } catch {
+      return false; // no device list to ask: not known to be gone
+    }
+    return this.removed;
   }
 
   private cmError(e: CmEvent, expected: CmEventType[]): RdmaError {
@@ -353,7 +381,8 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     }
     const what = expected.length ? `expected ${expected.join('|')}, got ` : '';
     const code = e.type === 'ADDR_ERROR' ? 'ERR_VERBS_ADDR_ERROR' : e.type === 'ROUTE_ERROR' ? 'ERR_VERBS_ROUTE_ERROR'
-      : e.type === 'UNREACHABLE' ? 'ERR_VERBS_UNREACHABLE' : e.type === 'DISCONNECTED' ? 'ERR_VERBS_CONNECTION_LOST' : 'ERR_VERBS_CONNECT_ERROR';
+      : e.type === 'UNREACHABLE' ? 'ERR_VERBS_UNREACHABLE' : e.type === 'DISCONNECTED' ? 'ERR_VERBS_CONNECTION_LOST'
+        : e.type === 'DEVICE_REMOVAL' ? 'ERR_VERBS_DEVICE_REMOVED' : 'ERR_VERBS_CONNECT_ERROR';
     return new RdmaError(code, `rdma_cm: ${what}${e.type} (status ${e.status}${e.code ? ' ' + e.code : ''})`);
   }
 
@@ -747,7 +776,12 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     const slot = ring.retire(seqOf(nwr));
     if (slot < 0) return;
     const kind = ring.kind[slot]!;
-    const status = batch.status[i]!;
+    let status = batch.status[i]!;
+    if (status !== STATUS_SUCCESS && status !== STATUS_FLUSHED && this.deviceGone()) {
+      // not this work request's failure: the device went, and the endpoint ends with that
+      status = STATUS_FLUSHED;
+      this.latch(this.removedError());
+    }
     if (kind === WR_KIND.BIND) {
       this.bindsInFlight--;
       if (status !== STATUS_SUCCESS && status !== STATUS_FLUSHED) this.latch(new RdmaError('ERR_VERBS_WC_ERROR', `a memory window bind completed with ${native.wcStatusName(status)}`));
@@ -987,6 +1021,15 @@ export class VerbsListener extends EventEmitter implements RdmaListener {
     if (!this.id.closed) this.provider.cm.remove(this.id);
     return Promise.resolve();
   }
+
+  /** rdma_cm DEVICE_REMOVAL for the listening id (bound to an address of that device): it can
+   * never accept again and must let go of the device, whose removal waits for that. */
+  deviceRemoved(): void {
+    if (this.id.closed) return;
+    const what = `the RDMA device ${this.id.deviceName ?? ''} of the listener on port ${this.port} was removed`;
+    this.provider.cm.remove(this.id);
+    if (this.listenerCount('error') > 0) this.emit('error', new RdmaError('ERR_VERBS_DEVICE_REMOVED', what));
+  }
 }
 
 /**
@@ -1076,6 +1119,7 @@ export class VerbsProviderImpl implements VerbsProvider {
     let listener!: VerbsListener;
     const id = this.cm.add((ch) => ch.createId(), (e) => {
       if (e.type === 'CONNECT_REQUEST' && e.id) this.onRequest(listener, e);
+      else if (e.type === 'DEVICE_REMOVAL') listener.deviceRemoved();
     });
     listener = new VerbsListener(this, id);
     try {
