@@ -8,22 +8,13 @@ import { describe, it } from 'node:test';
 import { connect, createServer, type SmbDirectConnection } from '../src/index.js';
 import { type IwarpEndpoint, type RdmaEndpoint, createIwarpProvider } from '../src/providers/index.js';
 import { HostileIwarp } from './hostile.js';
+import { within } from './support.js';
 
 const HOST = '127.0.0.1';
 const MiB = 1 << 20;
 
 function errorOf(ep: RdmaEndpoint): Promise<Error & { code: string }> {
   return new Promise((resolve) => ep.once('error', resolve));
-}
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer!: NodeJS.Timeout;
-  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms); });
-  try {
-    return await Promise.race([p, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('buffer descriptors past 2^64 (#18.1)', () => {

@@ -20,6 +20,16 @@ export function pattern(len: number, seed: number): Uint8Array {
   return out;
 }
 
+/** `p`, or a rejection naming `what` once `ms` have passed without it settling (the timer does
+ * not outlive the race); `onTimeout` runs first when it fires. */
+export function within<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => { onTimeout?.(); reject(new Error(`${what} did not settle within ${ms} ms`)); }, ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** Collects an endpoint's completions; take(wrId) awaits one, ok(wrId) also wants 'success'. */
 export class Wcs {
   all: Completion[] = [];

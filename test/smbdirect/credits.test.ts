@@ -8,7 +8,7 @@ import fc from 'fast-check';
 
 import { decodeDataTransfer } from '../../framing/index.js';
 import { connect, createServer, type SmbDirectConnection } from '../../src/index.js';
-import { pattern } from '../support.js';
+import { pattern, within } from '../support.js';
 import { HOST, Inbox, RawPeer, closed, dataTransfer, pair, request, response } from './helpers.js';
 
 async function clientAgainstRaw(grant: number, opts = {}) {
@@ -24,15 +24,6 @@ async function clientAgainstRaw(grant: number, opts = {}) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(what)), ms); });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('credits on the wire', () => {
   it('never sends without a credit, spends the last one only on a granting message, resumes on a grant', async () => {
@@ -167,7 +158,7 @@ describe('credit liveness (two peers, random schedules)', () => {
           if (fromClient) { new DataView(m.buffer).setUint8(0, seqA++ & 0xff); wantA++; sends.push(p.client.send(m)); }
           else { new DataView(m.buffer).setUint8(0, seqB++ & 0xff); wantB++; sends.push(p.accepted.send(m)); }
         }
-        await withTimeout(Promise.all(sends), 5000, 'sends stuck waiting for credits: a deadlock');
+        await within(Promise.all(sends), 5000, 'sends stuck waiting for credits: a deadlock');
         await inA.count(wantA, 5000);
         await inB.count(wantB, 5000);
       }), { numRuns: 1000, seed: 0x5eed + sc * 1000 + cc });

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { it } from 'node:test';
 
+import { within as withinMs } from '../support.js';
 import { inVm, sleep } from './rdma.js';
 
 export * from './rdma.js';
@@ -21,13 +22,9 @@ export function requireVm(): boolean {
 
 // ---- hardening: deadlines, processes, device state -------------------------------
 
-/** `p`, or a rejection naming `what` once `ms` have passed without it settling. */
+/** `p`, or a rejection naming `what` once `ms` have passed without it settling (traced). */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => { trace(`deadline: ${what} (${ms} ms)`); reject(new Error(`${what} did not settle within ${ms} ms`)); }, ms);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  return withinMs(p, ms, what, () => trace(`deadline: ${what} (${ms} ms)`));
 }
 
 /** Waits until every promise has settled, at most `ms` for all: fails naming each one that hung.
