@@ -108,6 +108,27 @@ describe('inbound RDMA Read Requests are bounded by IRD (#18.2)', () => {
   });
 });
 
+describe('a Read Request whose sink runs past 2^64', () => {
+  it('is a Terminate (ERR_IWARP_TO_WRAP, RDMAP TO wrap): no Read Response with wrapping tagged offsets goes out (found by the iwarp-endpoint fuzz target)', async () => {
+    const listener = await createIwarpProvider().listen({ host: HOST, port: 0 });
+    const accepted = once(listener, 'connection') as Promise<[IwarpEndpoint]>;
+    const peerP = HostileIwarp.connect(listener.port);
+    const [victim] = await accepted;
+    const region = victim.registerMemory(4096, { localWrite: true, remoteRead: true });
+    await victim.accept();
+    const peer = await peerP;
+    const failed = errorOf(victim);
+    peer.readRequest(region.rkey, region.addr, 256, 0x1234, 2n ** 64n - 1n);
+    const err = await within(failed, 5000, 'the terminate') as Error & { code: string; layer?: number; etype?: number; errorCode?: number };
+    assert.equal(err.code, 'ERR_IWARP_TO_WRAP');
+    assert.deepEqual([err.layer, err.etype, err.errorCode], [0, 1, 4]);
+    assert.ok(await peer.closed());
+    assert.equal(peer.taggedBytes, 0);
+    assert.equal(peer.received.filter((f) => f.tagged).length, 0, 'no Read Response');
+    await listener.close();
+  });
+});
+
 describe('no byte of a released buffer leaves (#18.3)', () => {
   it('a peer that stalls while reading 64 MiB, then resumes after the victim closed the region and reused its buffer, gets none of the bytes written after close()', async () => {
     const hostile = await HostileIwarp.listen();

@@ -27,6 +27,7 @@ import type {
 } from '../types.js';
 import { RdmaError } from '../types.js';
 import { checkRemote } from '../checks.js';
+import { ADDRESS_END } from '../../../framing/buffer-descriptor.js';
 
 export type IwarpState = 'IDLE' | 'RTS' | 'CLOSING' | 'TERMINATE' | 'ERROR' | 'CLOSED';
 
@@ -52,6 +53,7 @@ const RDMAP_ETYPE_REMOTE_OPERATION = 2;
 const RDMAP_ECODE_INVALID_STAG = 0x00;
 const RDMAP_ECODE_BASE_BOUNDS = 0x01;
 const RDMAP_ECODE_ACCESS_RIGHTS = 0x02;
+const RDMAP_ECODE_TO_WRAP = 0x04;
 const RDMAP_ECODE_UNEXPECTED_OPCODE = 0x06;
 const RDMAP_ECODE_CATASTROPHIC_STREAM = 0x07;
 const RDMAP_ECODE_CANNOT_INVALIDATE = 0x09;
@@ -643,6 +645,11 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
         return this.terminate('ERR_IWARP_IRD_EXCEEDED', `more than IRD ${this.settings.ird} RDMA Read Requests outstanding`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_OPERATION, RDMAP_ECODE_CATASTROPHIC_STREAM, raw);
       }
       const rr = decodeReadRequest(seg.payload);
+      // the sink is the peer's, but the Read Response we would send names it: its tagged offsets
+      // must not run past 2^64 (RFC 5040 7.4: Tagged Offset wrap)
+      if (rr.sinkTo + BigInt(rr.size) > ADDRESS_END) {
+        return this.terminate('ERR_IWARP_TO_WRAP', `RDMA Read Request sink TO 0x${rr.sinkTo.toString(16)} + ${rr.size} bytes runs past 2^64`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_TO_WRAP, raw);
+      }
       if (this.expectRtr === 'read' && rr.size === 0) {
         this.expectRtr = false;
         this.emitTagged(RDMAP_READ_RESPONSE, rr.sinkStag, rr.sinkTo, new Uint8Array(0));
