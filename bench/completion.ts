@@ -1,4 +1,5 @@
-// npm run bench:completion in the VM (bash ci/softroce.sh bench/completion.sh): message rate and
+// In the VM, compiled (npx tsc -p tsconfig.json && bash ci/softroce.sh bench/completion.sh, or as part
+// of npm run bench:softroce, which runs ci/guest/bench.sh): message rate and
 // completions per second of 64-byte sends through the verbs provider, with 1, 2 and 4 connections,
 // the receiving side on 1 or 2 CQ sets (createWorkerPool workers, one CQ each on its own comp
 // vector), next to `ib_send_bw -s 64` run in the same boot (bench/perftest-send.sh, before each of

@@ -1,5 +1,5 @@
 // npm run bench:framing: speed of the framing/ codecs, each next to a reference measured in the
-// same process. Prints a Markdown table (pasted into the README) and writes bench/results/framing.json.
+// same process. Prints a Markdown table (kept in bench/README.md) and writes bench/results/framing.json.
 // Usage: node --import tsx bench/framing.ts [--json] [--quick]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';

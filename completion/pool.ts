@@ -1,4 +1,4 @@
-// Per-CPU completion queues (../shared/DESIGN.md "Per-CPU completion queues"): a CompletionPool owns
+// Per-CPU completion queues (docs/architecture.md "Per-CPU completion queues"): a CompletionPool owns
 // N completion channels + CQs of one device, each CQ on its own comp vector; a new QP is placed
 // on one of them (round-robin, or by the caller's hash for affinity); each batch the addon
 // delivers (a struct-of-arrays of up to CQ_BATCH completions) is routed by QP number to that

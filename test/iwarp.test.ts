@@ -391,7 +391,7 @@ describe('stream -> RDMA transition (upgradeToRdma)', () => {
   it('the MPA Request and the first FPDU in one TCP segment; the MPA frame split byte by byte', async () => {
     for (const split of [false, true]) {
       const [a, b] = await tcpPair();
-      // receives are posted before accept(), as the DESIGN's listener contract says
+      // receives are posted before accept(), as the provider contract says (docs/providers.md)
       let m!: ReturnType<IwarpEndpoint['registerMemory']>;
       let w!: Wcs;
       const responder = streamResponder(b, []).then(async (ep) => {

@@ -1,5 +1,5 @@
-// Every byte vector in shared/notes/smbdirect-facts.md, plus hand-assembled vectors for the
-// layouts that have none there, encoded and decoded exactly.
+// Every byte vector in docs/architecture.md ("Wire vectors"), plus hand-assembled vectors for
+// the layouts that have none there, encoded and decoded exactly.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as f from '../../framing/index.js';
