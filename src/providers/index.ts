@@ -3,7 +3,7 @@ export type {
   Access, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener,
   RdmaProvider, Sge,
 } from './types.js';
-export { RdmaError } from './types.js';
+export { PROVIDER_ERROR_CODES, RdmaError, type ProviderErrorCode, type RdmaErrorCode } from './errors.js';
 export { IwarpEndpoint, TerminateError, type IwarpState } from './iwarp/endpoint.js';
 export { MpaRejectedError, createIwarpProvider, upgradeToRdma, type IwarpOptions, type UpgradeOptions } from './iwarp/provider.js';
 export { Smb2StreamFramer, frameSmb2, startsMpaRequest } from './stream.js';

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 
 import { MPA_KEY_REQUEST } from '../../framing/mpa.js';
+import { RdmaError } from './errors.js';
 
 const KEY = Buffer.from(MPA_KEY_REQUEST, 'latin1');
 export const SMB2_TCP_MAX_MESSAGE = 0xffffff;
@@ -22,14 +23,14 @@ export class Smb2StreamFramer extends EventEmitter {
   private switched = false;
 
   push(chunk: Uint8Array): void {
-    if (this.switched) throw new Error('the stream has switched to RDMA mode');
+    if (this.switched) throw new RdmaError('ERR_STREAM_SWITCHED', 'the stream has switched to RDMA mode');
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : Buffer.from(chunk);
     for (;;) {
       if (this.buf.length === 0) return;
       if (this.buf[0] !== 0) {
         // not an SMB2 stream header: an MPA Request (possibly still partial) or garbage
         if (!startsMpaRequest(this.buf)) {
-          this.emit('error', new Error(`byte 0x${this.buf[0]!.toString(16)} at a message boundary is neither a stream header nor an MPA Request`));
+          this.emit('error', new RdmaError('ERR_STREAM_BAD_BOUNDARY', `byte 0x${this.buf[0]!.toString(16)} at a message boundary is neither a stream header nor an MPA Request`));
           return;
         }
         if (this.buf.length < KEY.length) return; // wait: it may still turn out to be something else

@@ -13,7 +13,7 @@ import * as native from '../../native/index.js';
 import type { CmEvent } from '../../native/index.js';
 import type { CqSetStats } from '../../completion/pool.js';
 import type { RdmaListener } from './types.js';
-import { RdmaError } from './types.js';
+import { RdmaError, rdmaCode } from './errors.js';
 import { VerbsListener, type VerbsOptions, VerbsProviderImpl } from './verbs.js';
 
 export interface WorkerPoolOptions {
@@ -118,7 +118,7 @@ export class VerbsWorkerPool extends EventEmitter {
       id.listen(opts.backlog ?? 128);
     } catch (err) {
       this.provider.cm.remove(id);
-      throw new RdmaError((err as native.NativeError).code ?? 'ERR_VERBS', `listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
+      throw new RdmaError(rdmaCode((err as native.NativeError).code, 'ERR_VERBS'), `listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
     }
     this.rdmaListeners.add(listener);
     return listener;

@@ -20,7 +20,7 @@ import type {
   Access, CapacityNeeds, Completion, CompletionOpcode, ConnectOptions, MemoryRegion, PostSendOptions, RdmaEndpoint, RdmaListener, RdmaProvider,
   Sge,
 } from './types.js';
-import { RdmaError } from './types.js';
+import { RdmaError, rdmaCode } from './errors.js';
 import { checkRemote } from './checks.js';
 
 const debug = debuglog('smbdirect');
@@ -94,7 +94,7 @@ export function checkDeviceLimits(a: DeviceAttributes, s: Pick<Settings, 'maxSen
 function wrap(err: unknown, what: string): RdmaError {
   if (err instanceof RdmaError) return err;
   const e = err as NativeError;
-  return new RdmaError(e.code ?? 'ERR_VERBS', `${what}: ${e.message}`, { cause: err });
+  return new RdmaError(rdmaCode(e.code, 'ERR_VERBS'), `${what}: ${e.message}`, { cause: err });
 }
 
 // ---- shared per-device resources and the rdma_cm event channel ----------------------------------
@@ -258,6 +258,12 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   /** The peer's read depths from its connect request (responder side). */
   peerInitiatorDepth = 0;
   peerResponderResources = 0;
+  /** Our ORD and IRD as negotiated (RdmaEndpoint): what accept() grants, or what the peer's
+   * REP / iWARP reply allowed of what connect() asked. */
+  initiatorDepth = 0;
+  responderResources = 0;
+  /** accept() was called: the QP is in RTS from then on, whatever rdma_cm has said so far. */
+  private accepting = false;
   qp?: QueuePair;
   ctx?: DeviceContext;
   placement?: CqPlacement;
@@ -403,8 +409,15 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
 
   /** After ESTABLISHED: RTS. */
   established(e: CmEvent, initiator: boolean): void {
-    if (initiator) this.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
-    this.state = 'RTS';
+    if (initiator) {
+      this.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
+      // the REP's responder resources / initiator depth (IB, RoCE); iWARP reports its own values
+      // here, so the smaller of them and what we asked for is the bound on every transport
+      this.initiatorDepth = Math.min(this.settings.initiatorDepth, e.responderResources ?? this.settings.initiatorDepth);
+      this.responderResources = Math.min(this.settings.responderResources, e.initiatorDepth ?? this.settings.responderResources);
+    }
+    // (already RTS when the peer's first message came first; never revive one that is ending)
+    if (this.state === 'CONNECTING') this.state = 'RTS';
     if (this.ctx?.attrs.transport === 'ib' && this.qp) {
       try { this.qp.setMinRnrTimer(this.settings.minRnrTimer); } catch { /* RTS only; not fatal */ }
     }
@@ -415,14 +428,11 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   async accept(privateData?: Uint8Array): Promise<void> {
     if (this.state !== 'IDLE') throw new RdmaError('ERR_INVALID_STATE', 'accept() is for a connection request not yet answered');
     this.state = 'CONNECTING';
+    this.accepting = true;
     const s = this.settings;
     const est = this.nextCm(['ESTABLISHED'], s.connectTimeoutMs);
     try {
-      this.id.accept({
-        privateData,
-        initiatorDepth: Math.min(s.initiatorDepth, this.peerResponderResources),
-        responderResources: Math.min(s.responderResources, this.peerInitiatorDepth),
-      });
+      this.id.accept({ privateData, initiatorDepth: this.initiatorDepth, responderResources: this.responderResources });
     } catch (err) {
       this.cmWaiter = undefined;
       est.catch(() => {});
@@ -794,6 +804,14 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       if (status !== STATUS_FLUSHED) this.latch(new RdmaError('ERR_VERBS_WC_ERROR', `local invalidate completed with ${statusName}`));
       return;
     }
+    if (kind === WR_KIND.RECV && status === STATUS_SUCCESS && this.state === 'CONNECTING' && this.accepting) {
+      // The peer's first message, before rdma_cm's ESTABLISHED was read: the peer is up (IB calls
+      // this COMM_EST, data before the RTU; under load the CQ's fd is often read before the CM's),
+      // and our QP has been in RTS since rdma_accept. Without this the answer to that message was
+      // refused (ERR_INVALID_STATE, "going down") and the peer waited for it forever.
+      debug('verbs: QP %d: the peer\'s first message came before rdma_cm ESTABLISHED: in RTS now', this.qp?.qpNum ?? -1);
+      this.state = 'RTS';
+    }
     const opcode = OPCODE_OF[kind]!;
     let byteLength = 0;
     if (status === STATUS_SUCCESS) byteLength = kind === WR_KIND.RECV ? batch.byteLength[i]! : ring.length[slot]!;
@@ -1139,6 +1157,8 @@ export class VerbsProviderImpl implements VerbsProvider {
     ep.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
     ep.peerInitiatorDepth = e.initiatorDepth ?? 0;
     ep.peerResponderResources = e.responderResources ?? 0;
+    ep.initiatorDepth = Math.min(ep.settings.initiatorDepth, ep.peerResponderResources);
+    ep.responderResources = Math.min(ep.settings.responderResources, ep.peerInitiatorDepth);
     try {
       ep.setup(this.options.placementKey?.(id.peerAddress));
     } catch (err) {

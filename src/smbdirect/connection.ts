@@ -4,6 +4,7 @@
 // Linux implementations (fs/smb/server/transport_rdma.c, fs/smb/client/smbdirect.c); the lessons
 // they learned the hard way are called out where they apply (see docs/smbdirect/credits.md).
 import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
 
 import { ADDRESS_END, type BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
@@ -21,6 +22,10 @@ import { Histogram, type HistogramSummary } from './histogram.js';
 import { type MemoryAccount, connectionAccount } from './limits.js';
 import { type ResolvedOptions } from './options.js';
 import { SmbDirectStream } from './stream.js';
+
+// NODE_DEBUG=smbdirect: negotiation and the end of each connection
+const debug = debuglog('smbdirect');
+let connectionIds = 0;
 
 export type ConnectionState = 'negotiating' | 'connected' | 'closing' | 'closed';
 export type Role = 'initiator' | 'acceptor';
@@ -294,6 +299,8 @@ export class SmbDirectConnection extends EventEmitter {
   #creditWait = new Histogram();
   #rdmaLatency = new Histogram();
   readonly providerName: string;
+  /** For the debug log: role, a number, and the QP number where the provider has one. */
+  readonly #label: string;
 
   /** @internal use connect() / createServer() */
   constructor(endpoint: RdmaEndpoint, role: Role, options: ResolvedOptions, providerName: string) {
@@ -302,7 +309,9 @@ export class SmbDirectConnection extends EventEmitter {
     this.role = role;
     this.#o = options;
     this.providerName = providerName;
-    this.#readDepth = Math.min(options.rdmaReadDepth, (endpoint as { initiatorDepth?: number }).initiatorDepth ?? Infinity);
+    const qpNum = (endpoint as { qp?: { qpNum?: number } }).qp?.qpNum;
+    this.#label = `${role} ${++connectionIds}${qpNum === undefined ? '' : ` (QP ${qpNum})`}`;
+    this.#readDepth = this.#negotiatedReadDepth();
     this.#recvSlot = align8(options.maxReceiveSize);
     this.#sendSlot = align8(options.maxSendSize);
     this.#mem = connectionAccount(options.maxRegisteredBytes);
@@ -521,6 +530,7 @@ export class SmbDirectConnection extends EventEmitter {
     this.#sentRequest = req;
     this.#armNegotiateTimer(this.#o.negotiateTimeoutMs, 'response');
     this.#postRaw(encodeNegotiateRequest(req));
+    debug('smbd: %s: negotiate request posted', this.#label);
     return this.#negotiatedPromise;
   }
 
@@ -530,10 +540,19 @@ export class SmbDirectConnection extends EventEmitter {
     this.#armNegotiateTimer(this.#o.acceptTimeoutMs, 'request');
     try {
       await this.endpoint.accept();
+      this.#readDepth = this.#negotiatedReadDepth();
     } catch (err) {
       this.#finish(asError(err));
     }
     return this.#negotiatedPromise;
+  }
+
+  /** RDMA Reads in flight at most: rdmaReadDepth, lowered to the transport's negotiated ORD (the
+   * peer's IRD). At least 1: a peer that granted none fails the read at the transport, visibly,
+   * rather than leaving it queued here forever. */
+  #negotiatedReadDepth(): number {
+    const ord = this.endpoint.initiatorDepth;
+    return Number.isInteger(ord) ? Math.max(1, Math.min(this.#o.rdmaReadDepth, ord)) : this.#o.rdmaReadDepth;
   }
 
   #armNegotiateTimer(ms: number, what: string): void {
@@ -544,6 +563,7 @@ export class SmbDirectConnection extends EventEmitter {
   }
 
   #onNegotiateMessage(bytes: Uint8Array): void {
+    debug('smbd: %s: negotiate %s received (%d bytes)', this.#label, this.role === 'acceptor' ? 'request' : 'response', bytes.length);
     clearTimeout(this.#negotiateTimer);
     if (this.role === 'acceptor') this.#onNegotiateRequest(bytes);
     else this.#onNegotiateResponse(bytes);
@@ -611,6 +631,7 @@ export class SmbDirectConnection extends EventEmitter {
   }
 
   #established(): void {
+    debug('smbd: %s: negotiated', this.#label);
     const n = this.#negotiated!;
     this.#fragmenter = new Fragmenter(n.maxSendSize, n.maxFragmentedSendSize);
     this.#reassembler = new Reassembler(n.maxFragmentedReceiveSize);
@@ -657,7 +678,10 @@ export class SmbDirectConnection extends EventEmitter {
     try {
       this.endpoint.postRecv((WR_RECV << KIND_SHIFT) | slot, this.#recvSges[slot]!);
     } catch (err) {
-      if (this.#postRefused(err)) return;
+      // refused while the endpoint goes down: no message can arrive any more, so nothing is lost
+      // (on verbs the peer's DISCONNECTED can be read before its last messages' completions)
+      if ((err as { code?: string }).code === 'ERR_INVALID_STATE') return;
+      throw err;
     }
     this.#receivesPosted++;
   }
@@ -1247,13 +1271,15 @@ export class SmbDirectConnection extends EventEmitter {
       return;
     }
     const busy = this.#lostWork || this.#queue.length > 0 || this.#ops.size > 0 || this.#awaitingCompletion() > 0;
-    this.#finish(busy ? new SmbDirectError('ERR_SMBD_DISCONNECTED', 'the peer disconnected while work was pending') : undefined);
+    this.#finish(busy ? new SmbDirectError('ERR_SMBD_DISCONNECTED', `the peer disconnected while work was pending (${this.#queue.length} queued, ` +
+      `${this.#ops.size} RDMA operation(s), ${this.#awaitingCompletion()} send(s) not completed${this.#lostWork ? ', work refused by the provider' : ''})`) : undefined);
   }
 
   /** Frees everything once. err: an error to latch and report; null: destroy() without one. */
   #finish(err: Error | null | undefined): void {
     if (this.#state === 'closed') return;
     const wasNegotiating = this.#state === 'negotiating';
+    debug('smbd: %s: closed in state %s%s', this.#label, this.#state, err ? `: ${(err as { code?: string }).code ?? ''} ${err.message}` : '');
     this.#state = 'closed';
     if (err) this.#error ??= err;
     clearTimeout(this.#negotiateTimer);

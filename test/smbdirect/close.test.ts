@@ -86,6 +86,31 @@ describe('close', () => {
     await p.server.close();
   });
 
+  it("a peer's graceful close while its last messages' receives are reposted is a clean close, not ERR_SMBD_DISCONNECTED", async () => {
+    // on verbs the peer's DISCONNECTED can be read before the completions of its last messages:
+    // the endpoint is going down (posts refused with ERR_INVALID_STATE) while the connection still
+    // reposts their receives. No message can arrive any more, so nothing is lost.
+    const p = await pair({ credits: 8 });
+    const inbox = new Inbox(p.accepted);
+    const ep = p.accepted.endpoint;
+    const postRecv = ep.postRecv.bind(ep);
+    let refused = 0;
+    ep.postRecv = (...args: Parameters<typeof ep.postRecv>) => {
+      if (inbox.messages.length >= 1) {
+        refused++;
+        throw Object.assign(new Error('cannot post work in state CLOSING'), { code: 'ERR_INVALID_STATE' });
+      }
+      postRecv(...args);
+    };
+    const end = closed(p.accepted);
+    await p.client.send(pattern(100, 1));
+    await inbox.count(1);
+    await p.client.close();
+    assert.ok(refused >= 1, 'a receive repost was refused');
+    assert.equal(await end, undefined, 'the server side closes cleanly');
+    await p.server.close();
+  });
+
   it('server.close() closes every connection and stops listening', async () => {
     const p = await pair();
     const second = await connect({ host: HOST, port: p.server.address()!.port });

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 
 import { decodeBufferDescriptors, encodeBufferDescriptors } from '../../framing/index.js';
 import { pattern } from '../support.js';
+import type { SmbDirectOptions } from '../../src/index.js';
 import { Inbox, closed, pair } from './helpers.js';
 
 describe('direct placement', () => {
@@ -83,6 +84,33 @@ describe('direct placement', () => {
     reg.release();
     await p.close();
     assert.equal(p.accepted.stats().cachedRegistrations, 0, 'closed with the connection');
+  });
+
+  it("RDMA Reads in flight stay within the ORD the transport negotiated (the client's IRD 2), not rdmaReadDepth (16)", async () => {
+    const p = await pair({}, { responderResources: 2 } as SmbDirectOptions);
+    assert.equal(p.client.endpoint.responderResources, 2, "the client's IRD");
+    assert.equal(p.accepted.endpoint.initiatorDepth, 2, "the server's ORD, lowered to the client's IRD in the MPA exchange");
+    assert.equal(p.accepted.endpoint.responderResources, 16);
+    assert.equal(p.client.endpoint.initiatorDepth, 16);
+    // reads the connection hands the provider past its ORD wait inside the provider, holding
+    // send-queue slots: the software provider's queue of them shows it
+    const ep = p.accepted.endpoint;
+    const waiting = (ep as unknown as { pendingReads: unknown[] }).pendingReads;
+    assert.ok(Array.isArray(waiting), "the software provider's queue of reads waiting for an ORD slot");
+    let peakWaiting = 0;
+    const postRead = ep.postRead.bind(ep);
+    ep.postRead = (...args: Parameters<typeof ep.postRead>) => {
+      postRead(...args);
+      peakWaiting = Math.max(peakWaiting, waiting.length);
+    };
+    const bufs = Array.from({ length: 16 }, (_, i) => pattern(65_536, 40 + i));
+    const reg = p.client.registerBuffer(bufs, 'read');
+    const intos = bufs.map(() => new Uint8Array(65_536));
+    await Promise.all(reg.descriptors.map((d, i) => p.accepted.rdmaRead([d], intos[i]!)));
+    intos.forEach((b, i) => assert.deepEqual(Buffer.from(b), Buffer.from(bufs[i]!)));
+    assert.equal(peakWaiting, 0, 'no read was posted beyond the negotiated ORD');
+    reg.release();
+    await p.close();
   });
 
   it('moves MaxReadWriteSize (8 MiB) each way byte-exact, cut into RDMA operations', async () => {

@@ -25,7 +25,7 @@ import { StagAllocator } from './stag.js';
 import type {
   Access, Completion, CompletionOpcode, MemoryRegion, PostSendOptions, RdmaEndpoint, Sge,
 } from '../types.js';
-import { RdmaError } from '../types.js';
+import { RdmaError, type RdmaErrorCode } from '../errors.js';
 import { checkRemote } from '../checks.js';
 import { ADDRESS_END } from '../../../framing/buffer-descriptor.js';
 
@@ -158,7 +158,7 @@ interface RecvWr {
 
 /** A Terminate we send or receive, as an error with the layer/type/code. */
 export class TerminateError extends RdmaError {
-  constructor(code: string, message: string, readonly layer: number, readonly etype: number, readonly errorCode: number) {
+  constructor(code: RdmaErrorCode, message: string, readonly layer: number, readonly etype: number, readonly errorCode: number) {
     super(code, message);
   }
 }
@@ -167,6 +167,9 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   state: IwarpState = 'IDLE';
   readonly settings: IwarpSettings;
   peerPrivateData: Uint8Array;
+  /** Our ORD and IRD, as negotiated in the MPA exchange (the ORD lowered to the peer's IRD). */
+  get initiatorDepth(): number { return this.settings.ord; }
+  get responderResources(): number { return this.settings.ird; }
 
   private readonly regions = new Map<number, Region>();
   private readonly stags = new StagAllocator();
@@ -586,7 +589,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     try {
       seg = decodeFpdu(bytes, this.settings.crc);
     } catch (err) {
-      const code = err instanceof SmbDirectProtocolError ? err.code : 'ERR_IWARP_BAD_FPDU';
+      const code: RdmaErrorCode = err instanceof SmbDirectProtocolError ? err.code : 'ERR_IWARP_BAD_FPDU';
       const crcError = code === 'ERR_MPA_BAD_CRC';
       this.terminate(code, (err as Error).message, crcError ? TERM_LAYER_LLP : TERM_LAYER_DDP,
         crcError ? LLP_ETYPE_MPA : DDP_ETYPE_CATASTROPHIC, crcError ? LLP_ECODE_CRC : LLP_ECODE_BAD_FPDU, bytes);
@@ -730,7 +733,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   }
 
   /** A protocol violation by the peer: Terminate it, report, flush, close. Never places bytes. */
-  private terminate(code: string, message: string, layer: number, etype: number, errorCode: number, raw?: Uint8Array): void {
+  private terminate(code: RdmaErrorCode, message: string, layer: number, etype: number, errorCode: number, raw?: Uint8Array): void {
     this.sendTerminate(layer, etype, errorCode, raw);
     this.fail(new TerminateError(code, message, layer, etype, errorCode), 'TERMINATE', false);
   }

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 
 import { type IrdOrd, type MpaFrame, MPA_IRD_ORD_SIZE, decodeIrdOrd, decodeMpaFrame, encodeIrdOrd, mpaFrameLength } from '../../../framing/mpa.js';
-import { RdmaError } from '../types.js';
+import { RdmaError, rdmaCode } from '../errors.js';
 
 export const MPA_REPLY_TIMEOUT_MS = 10_000;
 export const MPA_REQUEST_TIMEOUT_MS = 5_000;
@@ -52,7 +52,7 @@ export function readMpaFrame(socket: Socket, expect: 'request' | 'reply', timeou
         const frame = decodeMpaFrame(buf.subarray(0, len), expect);
         done(undefined, { frame, leftover: buf.subarray(len) });
       } catch (err) {
-        done(new RdmaError((err as { code?: string }).code ?? 'ERR_MPA_BAD_FRAME', `bad MPA ${expect}: ${(err as Error).message}`, { cause: err }));
+        done(new RdmaError(rdmaCode((err as { code?: string }).code, 'ERR_MPA_BAD_FRAME'), `bad MPA ${expect}: ${(err as Error).message}`, { cause: err }));
       }
       return true;
     };

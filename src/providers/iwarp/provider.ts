@@ -5,7 +5,7 @@ import { type Server, type Socket, connect as tcpConnect, createServer } from 'n
 
 import { encodeMpaRequest } from '../../../framing/mpa.js';
 import type { ConnectOptions, RdmaListener, RdmaProvider } from '../types.js';
-import { RdmaError } from '../types.js';
+import { RdmaError, rdmaCode } from '../errors.js';
 import { IwarpEndpoint, type IwarpSettings } from './endpoint.js';
 import {
   MPA_REPLY_TIMEOUT_MS, MPA_REQUEST_TIMEOUT_MS, type MpaParams, mpaPrivateData, readMpaFrame, refuseMarkers, splitPrivateData,
@@ -196,7 +196,7 @@ export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
       const socket = tcpConnect({ host: opts.host, port: opts.port, noDelay: true });
       socket.pause();
       await Promise.race([once(socket, 'connect'), once(socket, 'error').then(([err]) => {
-        throw new RdmaError((err as NodeJS.ErrnoException).code ?? 'ERR_CONNECT', `TCP connect to ${opts.host}:${opts.port} failed: ${(err as Error).message}`, { cause: err });
+        throw new RdmaError(rdmaCode((err as NodeJS.ErrnoException).code, 'ERR_CONNECT'), `TCP connect to ${opts.host}:${opts.port} failed: ${(err as Error).message}`, { cause: err });
       })]);
       return upgradeToRdma(socket, {
         ...options, role: 'initiator', privateData: opts.privateData,
