@@ -17,6 +17,7 @@ import {
   decodeNegotiateResponse, encodeNegotiateRequest, encodeNegotiateResponse,
 } from '../../framing/negotiate.js';
 import type { Access, Completion, MemoryRegion, RdmaEndpoint, Sge } from '../providers/types.js';
+import { CreditLedger } from './credits.js';
 import { SmbDirectError } from './errors.js';
 import { Histogram, type HistogramSummary } from './histogram.js';
 import { type MemoryAccount, connectionAccount } from './limits.js';
@@ -128,8 +129,6 @@ const LOCAL_CACHE_ENTRIES = 16;
 const LOCAL_CACHE_BYTES = 256 * 1024 * 1024;
 
 interface LocalRegion { mr: MemoryRegion; size: number; busy: number }
-/** Lowest receive credit target: see #scheduleEmpty for why 1 and 2 cannot be live and quiet. */
-const MIN_TARGET = 3;
 
 interface OutMessage {
   kind: 'message';
@@ -225,13 +224,12 @@ export class SmbDirectConnection extends EventEmitter {
   #negotiated?: Negotiated;
   #error?: Error;
 
+  /** Both credit flows (credits.ts). */
+  readonly #credits: CreditLedger;
   // receive side: one registered slab, one slot per credit
   readonly #recvMr: MemoryRegion;
   readonly #recvView: DataView;
   readonly #recvSlot: number;
-  #receivesPosted = 0;
-  #receiveCredits = 0;          // credits the peer holds (granted, not yet used)
-  #receiveCreditTarget = 1;     // what the peer asks for, clamped to [1, credits]
   #reassembler?: Reassembler;
   #paused = false;
   #backlog: Array<{ slot: number; fragment: Fragment }> = [];
@@ -247,7 +245,6 @@ export class SmbDirectConnection extends EventEmitter {
   /** Send slots in the order they were posted; a signaled completion frees it and all before it. */
   #sendRing = new Fifo<number>();
   #unsignaled = 0;
-  #sendCredits = 0;
   #sqUsed = 0;
   #readsInFlight = 0;
   #readDepth: number;
@@ -308,6 +305,7 @@ export class SmbDirectConnection extends EventEmitter {
     this.endpoint = endpoint;
     this.role = role;
     this.#o = options;
+    this.#credits = new CreditLedger(options.credits);
     this.providerName = providerName;
     const qpNum = (endpoint as { qp?: { qpNum?: number } }).qp?.qpNum;
     this.#label = `${role} ${++connectionIds}${qpNum === undefined ? '' : ` (QP ${qpNum})`}`;
@@ -504,9 +502,9 @@ export class SmbDirectConnection extends EventEmitter {
   stats(): ConnectionStats {
     return {
       state: this.#state, role: this.role, provider: this.providerName, negotiated: this.#negotiated && { ...this.#negotiated },
-      sendCredits: this.#sendCredits, sendCreditTarget: this.#o.credits,
-      receiveCredits: this.#receiveCredits, receiveCreditTarget: this.#receiveCreditTarget, receiveCreditMax: this.#o.credits,
-      receivesPosted: this.#receivesPosted, sendPending: this.#sqUsed, sendQueued: this.#queue.length,
+      sendCredits: this.#credits.send, sendCreditTarget: this.#o.credits,
+      receiveCredits: this.#credits.granted, receiveCreditTarget: this.#credits.target, receiveCreditMax: this.#o.credits,
+      receivesPosted: this.#credits.posted, sendPending: this.#sqUsed, sendQueued: this.#queue.length,
       writableLength: this.#writableLength, ...this.#s,
       reassemblyDepth: this.#reassembler?.pending ? this.#pendingFragments : 0,
       reassemblyBytes: this.#reassembler?.receivedLength ?? 0,
@@ -592,13 +590,13 @@ export class SmbDirectConnection extends EventEmitter {
     const o = this.#o;
     const maxReceiveSize = Math.max(MIN_RECEIVE_SIZE, Math.min(o.maxReceiveSize, req.preferredSendSize));
     const maxSendSize = Math.min(o.maxSendSize, req.maxReceiveSize);
-    this.#receiveCreditTarget = clamp(req.creditsRequested, MIN_TARGET, o.credits);
+    this.#credits.peerRequested(req.creditsRequested);
     this.#negotiated = {
       maxSendSize, maxReceiveSize, maxFragmentedSendSize: req.maxFragmentedSize, maxFragmentedReceiveSize: o.maxFragmentedSize,
       maxReadWriteSize: o.maxReadWriteSize, peerCreditsRequested: req.creditsRequested,
     };
-    const granted = this.#grantable();
-    this.#receiveCredits += granted;
+    const granted = this.#credits.grantable();
+    this.#credits.granted += granted; // the response grants without using a credit (3.1.5.2)
     this.#postRaw(encodeNegotiateResponse({
       minVersion: SMBD_VERSION_1, maxVersion: SMBD_VERSION_1, negotiatedVersion: SMBD_VERSION_1,
       creditsRequested: o.credits, creditsGranted: granted, status: STATUS_SUCCESS, maxReadWriteSize: o.maxReadWriteSize,
@@ -619,8 +617,8 @@ export class SmbDirectConnection extends EventEmitter {
       return;
     }
     const o = this.#o;
-    this.#sendCredits = res.creditsGranted;
-    this.#receiveCreditTarget = clamp(res.creditsRequested, MIN_TARGET, o.credits);
+    this.#credits.peerGranted(res.creditsGranted);
+    this.#credits.peerRequested(res.creditsRequested);
     this.#negotiated = {
       maxSendSize: Math.min(o.maxSendSize, res.maxReceiveSize),
       maxReceiveSize: Math.max(MIN_RECEIVE_SIZE, Math.min(o.maxReceiveSize, res.preferredSendSize)),
@@ -683,7 +681,7 @@ export class SmbDirectConnection extends EventEmitter {
       if ((err as { code?: string }).code === 'ERR_INVALID_STATE') return;
       throw err;
     }
-    this.#receivesPosted++;
+    this.#credits.posted++;
   }
 
   /** Runs a post; false when the endpoint is already going down (its own event will end us). */
@@ -729,7 +727,7 @@ export class SmbDirectConnection extends EventEmitter {
   }
 
   #onReceive(slot: number, c: Completion): void {
-    this.#receivesPosted--;
+    this.#credits.posted--;
     if (c.status !== 'success') {
       // flushed: the endpoint is going down; its 'disconnected' or 'error' event says why
       if (c.status === 'flushed') return;
@@ -747,10 +745,7 @@ export class SmbDirectConnection extends EventEmitter {
       this.#onNegotiateMessage(bytes);
       return;
     }
-    if (this.#receiveCredits <= 0) {
-      throw new SmbDirectError('ERR_SMBD_CREDIT_VIOLATION', 'the peer sent a message without a receive credit ([MS-SMBD] 3.1.5.8)');
-    }
-    this.#receiveCredits--;
+    this.#credits.received();
     if (c.byteLength > this.#negotiated!.maxReceiveSize) {
       throw new SmbDirectError('ERR_SMBD_RECEIVE_TOO_LARGE', `received ${c.byteLength} bytes, MaxReceiveSize is ${this.#negotiated!.maxReceiveSize}`);
     }
@@ -764,8 +759,8 @@ export class SmbDirectConnection extends EventEmitter {
       decodeDataTransfer(this.#recvMr.buffer.subarray(base, base + length));
       throw new Error('unreachable: decodeDataTransfer accepted what the fast path refused');
     }
-    this.#receiveCreditTarget = clamp(v.getUint16(base, true), MIN_TARGET, this.#o.credits);
-    this.#sendCredits = Math.min(this.#sendCredits + v.getUint16(base + 2, true), 0xffff);
+    this.#credits.peerRequested(v.getUint16(base, true));
+    this.#credits.peerGranted(v.getUint16(base + 2, true));
     if (v.getUint16(base + 4, true) & RESPONSE_REQUESTED) this.#responseOwed = true;
     const remainingDataLength = v.getUint32(base + 8, true);
     if (dataLength === 0 && remainingDataLength === 0) {
@@ -819,16 +814,9 @@ export class SmbDirectConnection extends EventEmitter {
 
   // ---- send side ---------------------------------------------------------------------
 
-  /** Credits we may grant with the next message: posted but not yet granted, up to the target. */
-  #grantable(): number {
-    return Math.max(0, Math.min(this.#receivesPosted - this.#receiveCredits, this.#receiveCreditTarget - this.#receiveCredits));
-  }
-
-  /** A message may go when a send slot and a peer credit are free; the last credit only on a
-   * message that grants credits back (3.1.5.1), else both sides could end with none. */
+  /** A message may go when a send slot is free and the ledger allows it (credits.ts). */
   #canSend(grant: number): boolean {
-    return this.#sqUsed < this.#o.sendQueueDepth && this.#freeSendSlots.length > 0 &&
-      this.#sendCredits > 0 && (this.#sendCredits > 1 || grant > 0);
+    return this.#sqUsed < this.#o.sendQueueDepth && this.#freeSendSlots.length > 0 && this.#credits.canSend(grant);
   }
 
   #pump(): void {
@@ -842,7 +830,7 @@ export class SmbDirectConnection extends EventEmitter {
       }
       // one logical message at a time: its fragments go back to back, nothing in between
       while (w.next < w.count) {
-        if (!this.#canSend(this.#grantable())) {
+        if (!this.#canSend(this.#credits.grantable())) {
           if (w.waitSince === 0) w.waitSince = now();
           return;
         }
@@ -871,7 +859,7 @@ export class SmbDirectConnection extends EventEmitter {
   #postFragment(data: Uint8Array, remaining: number, invalidate: number | undefined): boolean {
     const slot = this.#freeSendSlots.pop()!;
     const off = slot * this.#sendSlot;
-    const grant = this.#grantable();
+    const grant = this.#credits.grantable();
     let flags = 0;
     if (this.#keepalive === 'pending') {
       flags = RESPONSE_REQUESTED; // its deadline runs since the keepalive fell due (#onIdleTimer)
@@ -892,8 +880,7 @@ export class SmbDirectConnection extends EventEmitter {
       v.setUint32(off + 20, 0, true);
       this.#sendMr.buffer.set(data, off + hdr);
     }
-    this.#receiveCredits += grant;
-    this.#sendCredits--;
+    this.#credits.spend(grant);
     this.#sqUsed++;
     this.#responseOwed = false;
     this.#s.fragmentsSent++;
@@ -949,8 +936,8 @@ export class SmbDirectConnection extends EventEmitter {
   readonly #emptyCheck = (): void => {
     this.#emptyScheduled = false;
     if ((this.#state !== 'connected' && this.#state !== 'closing') || this.#queue.length) return;
-    const grant = this.#grantable();
-    const lowOnCredits = grant > 0 && this.#receiveCredits <= Math.max(1, this.#receiveCreditTarget >> 2);
+    const grant = this.#credits.grantable();
+    const lowOnCredits = this.#credits.lowOnCredits(grant);
     if (!this.#responseOwed && this.#keepalive !== 'pending' && !lowOnCredits) return;
     if (!this.#canSend(grant)) return; // a receive or send completion calls us again
     this.#sendEmpty();
@@ -1227,7 +1214,7 @@ export class SmbDirectConnection extends EventEmitter {
       const sent = this.#keepalive === 'sent';
       this.#finish(new SmbDirectError('ERR_SMBD_KEEPALIVE_TIMEOUT', sent
         ? `no message within ${this.#o.keepaliveTimeoutMs} ms of a keepalive request`
-        : `no message for ${this.#o.keepaliveIntervalMs + this.#o.keepaliveTimeoutMs} ms, and no send credit to ask with (the peer holds ${this.#receiveCredits} of ours)`));
+        : `no message for ${this.#o.keepaliveIntervalMs + this.#o.keepaliveTimeoutMs} ms, and no send credit to ask with (the peer holds ${this.#credits.granted} of ours)`));
     }, this.#o.keepaliveTimeoutMs);
     this.#keepaliveDeadline.unref();
   }
@@ -1354,10 +1341,6 @@ function badDescriptor(d: BufferDescriptor | undefined): string | undefined {
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
-}
-
-function clamp(v: number, lo: number, hi: number): number {
-  return Math.max(lo, Math.min(v, hi));
 }
 
 function align8(n: number): number {

@@ -76,7 +76,7 @@ function align8(n: number): number {
 
 export function resolveOptions(o: SmbDirectOptions = {}): ResolvedOptions {
   const r = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as ResolvedOptions;
-  int('credits', r.credits, 3, 65535); // 1 or 2 cannot be both live and quiet (connection.ts #scheduleEmpty)
+  int('credits', r.credits, 3, 65535); // 1 or 2 cannot be both live and quiet (credits.ts MIN_CREDIT_TARGET, connection.ts #scheduleEmpty)
   int('maxSendSize', r.maxSendSize, MIN_RECEIVE_SIZE, MAX_PREFERRED_SEND_SIZE);
   int('maxReceiveSize', r.maxReceiveSize, 512, 1 << 24); // the initiator's first receive must hold >= 512
   int('maxReadWriteSize', r.maxReadWriteSize, 1, 0xffffffff);
