@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 
-import { ADDRESS_END, type BufferDescriptor } from '../../framing/buffer-descriptor.js';
+import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
   DATA_TRANSFER_DATA_OFFSET, DATA_TRANSFER_MIN_SIZE, RESPONSE_REQUESTED, decodeDataTransfer,
 } from '../../framing/data-transfer.js';
@@ -18,6 +18,7 @@ import {
 } from '../../framing/negotiate.js';
 import type { Access, Completion, MemoryRegion, RdmaEndpoint, Sge } from '../providers/types.js';
 import { CreditLedger } from './credits.js';
+import { descriptorsProblem, planTransfer } from './placement.js';
 import { SmbDirectError } from './errors.js';
 import { Histogram, type HistogramSummary } from './histogram.js';
 import { type MemoryAccount, connectionAccount } from './limits.js';
@@ -989,20 +990,10 @@ export class SmbDirectConnection extends EventEmitter {
     }
     const skip = opts.offset ?? 0;
     if (!Number.isInteger(skip) || skip < 0) return Promise.reject(new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `offset must be a non-negative integer, got ${skip}`));
-    if (!Array.isArray(descriptors) || descriptors.length === 0) {
-      return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what} needs a non-empty descriptor list`));
-    }
     // descriptors come from the peer (an SMB2 READ/WRITE's channel info): each is checked here,
     // where they enter the transport, before any of it reaches a provider
-    let covered = 0;
-    for (const d of descriptors) {
-      const bad = badDescriptor(d);
-      if (bad) return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: ${bad}`));
-      covered += d.length;
-    }
-    if (covered - skip < length) {
-      return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: the descriptors cover ${covered} bytes, ${skip} + ${length} are needed`));
-    }
+    const problem = descriptorsProblem(descriptors, skip, length);
+    if (problem) return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: ${problem}`));
     let mr: MemoryRegion;
     let base = 0; // where buf starts in mr
     let bounced = false;
@@ -1029,21 +1020,9 @@ export class SmbDirectConnection extends EventEmitter {
     const started = now();
     const p = new Promise<number>((resolve, reject) => {
       const t: Transfer = { pending: 0, resolve, reject, length };
-      // the offset walk: byte i of the transfer lives in the descriptor whose range holds skip + i
-      let at = 0;
-      let pos = skip;
-      for (const d of descriptors) {
-        if (at >= length) break;
-        if (pos >= d.length) { pos -= d.length; continue; }
-        let left = Math.min(d.length - pos, length - at);
-        let remote = d.offset + BigInt(pos);
-        while (left > 0) {
-          const n = Math.min(left, this.#o.maxRdmaOpSize);
-          this.#queue.push({ kind: 'rdma', read, sge: { mr, offset: base + at, length: n }, remoteAddr: remote, rkey: d.token, transfer: t });
-          t.pending++;
-          at += n; left -= n; remote += BigInt(n);
-        }
-        pos = 0;
+      for (const g of planTransfer(descriptors, skip, length, this.#o.maxRdmaOpSize)) {
+        this.#queue.push({ kind: 'rdma', read, sge: { mr, offset: base + g.at, length: g.length }, remoteAddr: g.remoteAddr, rkey: g.rkey, transfer: t });
+        t.pending++;
       }
       this.#pump();
     });
@@ -1327,18 +1306,6 @@ function tryInvalidate(ep: RdmaEndpoint, rkey: number): void {
 }
 
 /** Why a buffer descriptor cannot be used, or undefined when it can. */
-function badDescriptor(d: BufferDescriptor | undefined): string | undefined {
-  if (!d || typeof d.offset !== 'bigint' || !Number.isInteger(d.token) || !Number.isInteger(d.length)) {
-    return 'every descriptor needs a bigint offset, an integer token and an integer length';
-  }
-  if (d.length <= 0 || d.length > 0xffffffff) return `a descriptor of length ${d.length} (must be 1..2^32 - 1)`;
-  if (d.token < 0 || d.token > 0xffffffff) return `token ${d.token} is not 32 bits`;
-  if (d.offset < 0n || d.offset + BigInt(d.length) > ADDRESS_END) {
-    return `descriptor offset 0x${d.offset.toString(16)} + length ${d.length} is not inside the 64-bit address space`;
-  }
-  return undefined;
-}
-
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
