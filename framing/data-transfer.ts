@@ -103,3 +103,39 @@ export function decodeDataTransfer(bytes: Uint8Array): DataTransfer {
     data: bytes.subarray(dataOffset, dataOffset + dataLength),
   };
 }
+
+// ---- in place, for the per-message path (no object, no checks the caller already made) --------
+// The field offsets of the 2.2.3 header, for code that reads or writes it through a DataView.
+export const DT_CREDITS_REQUESTED = 0;
+export const DT_CREDITS_GRANTED = 2;
+export const DT_FLAGS = 4;
+export const DT_REMAINING_DATA_LENGTH = 8;
+export const DT_DATA_OFFSET = 12;
+export const DT_DATA_LENGTH = 16;
+
+/** writeDataTransferHeader's bytes, positional and unchecked: every value must be in range
+ * (credits and flags 16 bits, lengths 32 bits) and the header must fit. Returns its size (20
+ * without data, 24 with). */
+export function putDataTransferHeader(v: DataView, off: number, creditsRequested: number, creditsGranted: number, flags: number,
+  remainingDataLength: number, dataLength: number): number {
+  v.setUint16(off + DT_CREDITS_REQUESTED, creditsRequested, true);
+  v.setUint16(off + DT_CREDITS_GRANTED, creditsGranted, true);
+  v.setUint16(off + DT_FLAGS, flags, true);
+  v.setUint16(off + 6, 0, true);
+  v.setUint32(off + DT_REMAINING_DATA_LENGTH, remainingDataLength, true);
+  v.setUint32(off + DT_DATA_OFFSET, dataLength > 0 ? DATA_TRANSFER_DATA_OFFSET : 0, true);
+  v.setUint32(off + DT_DATA_LENGTH, dataLength, true);
+  if (dataLength === 0) return DATA_TRANSFER_MIN_SIZE;
+  v.setUint32(off + 20, 0, true);
+  return DATA_TRANSFER_DATA_OFFSET;
+}
+
+/** decodeDataTransfer's 3.1.5.8 checks, in place: true when the `length`-byte message at `base`
+ * is well-formed (read its fields at the DT_ offsets then). When false, decodeDataTransfer of the
+ * same bytes throws the typed error that says why. */
+export function dataTransferValid(v: DataView, base: number, length: number): boolean {
+  if (length < DATA_TRANSFER_MIN_SIZE || v.getUint16(base + DT_CREDITS_REQUESTED, true) === 0) return false;
+  const dataOffset = v.getUint32(base + DT_DATA_OFFSET, true);
+  const dataLength = v.getUint32(base + DT_DATA_LENGTH, true);
+  return dataOffset % 8 === 0 && (dataLength === 0 || dataOffset >= DATA_TRANSFER_DATA_OFFSET) && dataOffset + dataLength <= length;
+}

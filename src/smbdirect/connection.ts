@@ -8,7 +8,8 @@ import { debuglog } from 'node:util';
 
 import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
-  DATA_TRANSFER_DATA_OFFSET, DATA_TRANSFER_MIN_SIZE, RESPONSE_REQUESTED, decodeDataTransfer,
+  DT_CREDITS_GRANTED, DT_CREDITS_REQUESTED, DT_DATA_LENGTH, DT_DATA_OFFSET, DT_FLAGS,
+  DT_REMAINING_DATA_LENGTH, RESPONSE_REQUESTED, dataTransferValid, decodeDataTransfer, putDataTransferHeader,
 } from '../../framing/data-transfer.js';
 import { SmbDirectProtocolError } from '../../framing/errors.js';
 import { Fragmenter, Reassembler } from '../../framing/fragment.js';
@@ -750,20 +751,19 @@ export class SmbDirectConnection extends EventEmitter {
     if (c.byteLength > this.#negotiated!.maxReceiveSize) {
       throw new SmbDirectError('ERR_SMBD_RECEIVE_TOO_LARGE', `received ${c.byteLength} bytes, MaxReceiveSize is ${this.#negotiated!.maxReceiveSize}`);
     }
-    // The 3.1.5.8 checks of framing's decodeDataTransfer, read in place (no object per message);
-    // on any violation decodeDataTransfer itself throws the typed error and the connection ends.
+    // framing's 3.1.5.8 checks in place (no object per message); on any violation
+    // decodeDataTransfer itself throws the typed error and the connection ends
     const v = this.#recvView;
-    const dataOffset = length >= DATA_TRANSFER_MIN_SIZE ? v.getUint32(base + 12, true) : 0;
-    const dataLength = length >= DATA_TRANSFER_MIN_SIZE ? v.getUint32(base + 16, true) : 0;
-    if (length < DATA_TRANSFER_MIN_SIZE || v.getUint16(base, true) === 0 || dataOffset % 8 !== 0 ||
-        (dataLength > 0 && dataOffset < DATA_TRANSFER_DATA_OFFSET) || dataOffset + dataLength > length) {
+    if (!dataTransferValid(v, base, length)) {
       decodeDataTransfer(this.#recvMr.buffer.subarray(base, base + length));
-      throw new Error('unreachable: decodeDataTransfer accepted what the fast path refused');
+      throw new Error('unreachable: decodeDataTransfer accepted what dataTransferValid refused');
     }
-    this.#credits.peerRequested(v.getUint16(base, true));
-    this.#credits.peerGranted(v.getUint16(base + 2, true));
-    if (v.getUint16(base + 4, true) & RESPONSE_REQUESTED) this.#responseOwed = true;
-    const remainingDataLength = v.getUint32(base + 8, true);
+    const dataOffset = v.getUint32(base + DT_DATA_OFFSET, true);
+    const dataLength = v.getUint32(base + DT_DATA_LENGTH, true);
+    this.#credits.peerRequested(v.getUint16(base + DT_CREDITS_REQUESTED, true));
+    this.#credits.peerGranted(v.getUint16(base + DT_CREDITS_GRANTED, true));
+    if (v.getUint16(base + DT_FLAGS, true) & RESPONSE_REQUESTED) this.#responseOwed = true;
+    const remainingDataLength = v.getUint32(base + DT_REMAINING_DATA_LENGTH, true);
     if (dataLength === 0 && remainingDataLength === 0) {
       this.#postReceive(slot);
     } else {
@@ -867,20 +867,9 @@ export class SmbDirectConnection extends EventEmitter {
       this.#keepalive = 'sent';
       this.#s.keepalivesSent++;
     }
-    // the [MS-SMBD] 2.2.3 header, as framing's writeDataTransferHeader writes it (all values in range)
-    const v = this.#sendView;
-    const hdr = data.length > 0 ? DATA_TRANSFER_DATA_OFFSET : DATA_TRANSFER_MIN_SIZE;
-    v.setUint16(off, this.#o.credits, true);
-    v.setUint16(off + 2, grant, true);
-    v.setUint16(off + 4, flags, true);
-    v.setUint16(off + 6, 0, true);
-    v.setUint32(off + 8, remaining, true);
-    v.setUint32(off + 12, data.length > 0 ? DATA_TRANSFER_DATA_OFFSET : 0, true);
-    v.setUint32(off + 16, data.length, true);
-    if (data.length > 0) {
-      v.setUint32(off + 20, 0, true);
-      this.#sendMr.buffer.set(data, off + hdr);
-    }
+    // the [MS-SMBD] 2.2.3 header in place (all values in range: credits <= 0xffff, a fragment < 2^32)
+    const hdr = putDataTransferHeader(this.#sendView, off, this.#o.credits, grant, flags, remaining, data.length);
+    if (data.length > 0) this.#sendMr.buffer.set(data, off + hdr);
     this.#credits.spend(grant);
     this.#sqUsed++;
     this.#responseOwed = false;

@@ -121,6 +121,45 @@ describe('round trips', () => {
   });
 });
 
+describe('data transfer header in place', () => {
+  it('putDataTransferHeader writes the bytes writeDataTransferHeader writes', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }),
+      fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 16 }),
+      (creditsRequested, creditsGranted, flags, remainingDataLength, dataLength, at) => {
+        const a = new Uint8Array(64).fill(0xee);
+        const b = new Uint8Array(64).fill(0xee);
+        const n = f.writeDataTransferHeader(a, at, { creditsRequested, creditsGranted, flags, remainingDataLength, dataLength });
+        const m = f.putDataTransferHeader(new DataView(b.buffer), at, creditsRequested, creditsGranted, flags, remainingDataLength, dataLength);
+        assert.equal(m, n);
+        assert.deepEqual(b, a);
+      }));
+  });
+
+  it('dataTransferValid accepts exactly what decodeDataTransfer accepts', () => {
+    const header = fc.record({
+      creditsRequested: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })),
+      dataOffset: fc.oneof(fc.constantFrom(0, 20, 24, 32), fc.integer({ min: 0, max: 0xffffffff })),
+      dataLength: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 0xffffffff })),
+      length: fc.integer({ min: 0, max: 120 }),
+    });
+    fc.assert(fc.property(header, fc.uint8Array({ minLength: 120, maxLength: 120 }), (h, noise) => {
+      const bytes = noise.slice();
+      const v = new DataView(bytes.buffer);
+      if (h.length >= 20) {
+        v.setUint16(f.DT_CREDITS_REQUESTED, h.creditsRequested, true);
+        v.setUint32(f.DT_DATA_OFFSET, h.dataOffset, true);
+        v.setUint32(f.DT_DATA_LENGTH, h.dataLength, true);
+      }
+      let decoded = true;
+      try { f.decodeDataTransfer(bytes.subarray(0, h.length)); } catch (err) {
+        assert.ok(err instanceof f.SmbDirectProtocolError);
+        decoded = false;
+      }
+      assert.equal(f.dataTransferValid(v, 0, h.length), decoded);
+    }), { numRuns: 2000 });
+  });
+});
+
 describe('fragment + reassemble', () => {
   it('returns the original message for random sizes and MaxSendSize >= 128', () => {
     const arb = rec({
