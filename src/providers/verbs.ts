@@ -1219,6 +1219,21 @@ export class VerbsProviderImpl implements VerbsProvider {
   }
 }
 
+/** Send-queue slots reserved for memory-window binds: per-I/O registrations of caller buffers are
+ * windows where the device has type-2 windows (rxe), up to this many binds in flight; past that,
+ * registrations of their own. */
+export const WINDOW_SLOTS = 32;
+
+/** Queue sizes for connections that need `n`: a receive WR per receive and a send WR per send
+ * (messages and RDMA operations share them), one spare each for the drain markers of a graceful
+ * disconnect, the window binds' slots, and the read depth both ways. */
+export function verbsOptionsForNeeds(n: CapacityNeeds): VerbsOptions {
+  return {
+    maxRecvWr: n.receives + 1, maxSendWr: n.sends + 1 + WINDOW_SLOTS, windowSlots: WINDOW_SLOTS,
+    initiatorDepth: n.readDepth, responderResources: n.readDepth,
+  };
+}
+
 /** The `verbs` provider (needs the native addon built with rdma-core and an RDMA device). */
 export function createVerbsProvider(options: VerbsOptions = {}): VerbsProvider {
   return new VerbsProviderImpl(options);

@@ -4,9 +4,9 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 
 import { defaultProvider } from '../providers/default.js';
-import { type IwarpOptions, createIwarpProvider } from '../providers/iwarp/provider.js';
-import { type VerbsOptions, createVerbsProvider } from '../providers/verbs.js';
-import type { RdmaEndpoint, RdmaListener, RdmaProvider } from '../providers/types.js';
+import { type IwarpOptions, createIwarpProvider, iwarpOptionsForNeeds } from '../providers/iwarp/provider.js';
+import { type VerbsOptions, createVerbsProvider, verbsOptionsForNeeds } from '../providers/verbs.js';
+import type { CapacityNeeds, RdmaEndpoint, RdmaListener, RdmaProvider } from '../providers/types.js';
 import { SmbDirectConnection } from './connection.js';
 import { SmbDirectError } from './errors.js';
 import { type ResolvedOptions, type SmbDirectOptions, resolveOptions } from './options.js';
@@ -45,27 +45,26 @@ const debug = debuglog('smbdirect');
  * registers ~2.4 MiB (255 x 8 KiB receive + 256 x 1368 send buffers), so 128 hold ~300 MiB. */
 export const SERVER_DEFAULTS = Object.freeze({ maxConnections: 128, maxNegotiating: 32 });
 
-/** Queue sizes a verbs QP needs for one SMB Direct connection: a receive per credit, a send work
- * request per send slot (messages and RDMA operations share them), one spare each for drain markers. */
+/** What one SMB Direct connection posts at most at once: a receive per credit, a send per send slot
+ * (messages and RDMA operations share them), RDMA reads each way. The providers size their queues
+ * from it (verbsOptionsForNeeds, iwarpOptionsForNeeds). */
+export function connectionNeeds(o: ResolvedOptions): CapacityNeeds {
+  return { receives: o.credits, sends: o.sendQueueDepth, readDepth: o.rdmaReadDepth };
+}
+
+/** The verbs provider's options for connections with these options. */
 export function verbsOptionsFor(o: ResolvedOptions): VerbsOptions {
-  return {
-    maxRecvWr: o.credits + 1, maxSendWr: o.sendQueueDepth + 1 + WINDOW_SLOTS, windowSlots: WINDOW_SLOTS,
-    initiatorDepth: o.rdmaReadDepth, responderResources: o.rdmaReadDepth,
-  };
+  return verbsOptionsForNeeds(connectionNeeds(o));
 }
 
-/** Queue sizes of the software provider for one SMB Direct connection: a receive per credit, a
- * send work request per send slot (and a spare), read depths both ways. */
+/** The software provider's options for connections with these options. */
 export function iwarpOptionsFor(o: ResolvedOptions): IwarpOptions {
-  return { maxRecvWr: o.credits + 1, maxSendWr: o.sendQueueDepth + 1, ird: o.rdmaReadDepth, ord: o.rdmaReadDepth };
+  return iwarpOptionsForNeeds(connectionNeeds(o));
 }
-
-/** Send-queue slots for memory-window binds: registerBuffer's per-I/O tokens are windows where the
- * device has type-2 windows (rxe), up to this many binds in flight; past that, registrations. */
-const WINDOW_SLOTS = 32;
 
 /** The provider a name (or nothing) stands for. A provider object is used as given: its queues must
- * hold `credits` receives and `sendQueueDepth` sends (verbsOptionsFor() gives the sizes). */
+ * hold `credits` receives and `sendQueueDepth` sends (smbdirect/providers' verbsOptionsForNeeds and
+ * iwarpOptionsForNeeds give the sizes for { receives, sends, readDepth }). */
 export function resolveProvider(p: ProviderChoice | undefined, o: ResolvedOptions, host?: string): RdmaProvider {
   let provider: RdmaProvider;
   if (p === 'iwarp-tcp') provider = createIwarpProvider(iwarpOptionsFor(o));
@@ -83,7 +82,7 @@ export function resolveProvider(p: ProviderChoice | undefined, o: ResolvedOption
  * rather than failing every connection later. */
 function checkCapacity(provider: RdmaProvider, o: ResolvedOptions): void {
   try {
-    provider.checkCapacity?.({ receives: o.credits, sends: o.sendQueueDepth, readDepth: o.rdmaReadDepth });
+    provider.checkCapacity?.(connectionNeeds(o));
   } catch (err) {
     throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `the ${provider.name} provider cannot carry these options (credits ${o.credits}, sendQueueDepth ${o.sendQueueDepth}): ${(err as Error).message}`, { cause: err });
   }

@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events';
 import { type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
 
 import { encodeMpaRequest } from '../../../framing/mpa.js';
-import type { ConnectOptions, RdmaListener, RdmaProvider } from '../types.js';
+import type { CapacityNeeds, ConnectOptions, RdmaListener, RdmaProvider } from '../types.js';
 import { RdmaError, rdmaCode } from '../errors.js';
 import { IwarpEndpoint, type IwarpSettings } from './endpoint.js';
 import {
@@ -153,6 +153,12 @@ class IwarpListener extends EventEmitter implements RdmaListener {
     this.pending.clear();
     return Promise.resolve();
   }
+}
+
+/** Queue sizes for connections that need `n`: a receive WR per receive, a send WR per send and a
+ * spare, the read depth both ways (IRD and ORD). */
+export function iwarpOptionsForNeeds(n: CapacityNeeds): IwarpOptions {
+  return { maxRecvWr: n.receives + 1, maxSendWr: n.sends + 1, ird: n.readDepth, ord: n.readDepth };
 }
 
 /** The software iWARP provider. */
