@@ -4,6 +4,7 @@
 // state machine): completions in batches with the same Completion shape, every outstanding work
 // request completes ('flushed' when the connection goes), the first error is reported once
 // ('error'), a graceful end is 'disconnected', then 'close' when everything is freed.
+import { AsyncResource } from 'node:async_hooks';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
@@ -127,6 +128,9 @@ class DeviceContext {
  * closed when no id is left (an open channel keeps the event loop alive). */
 class CmChannel {
   channel?: EventChannel;
+  /** Each bound to the async context it was registered in (connect()'s or listen()'s caller, and
+   * for an accepted id its listener's): AsyncLocalStorage reads the same in the events as there,
+   * though the addon calls in from libuv with no context of its own. */
   readonly handlers = new Map<CmId, (e: CmEvent) => void>();
 
   add(make: (ch: EventChannel) => CmId, handler: (e: CmEvent) => void): CmId {
@@ -138,13 +142,13 @@ class CmChannel {
       this.closeIfIdle();
       throw err;
     }
-    this.handlers.set(id, handler);
+    this.handlers.set(id, AsyncResource.bind(handler));
     return id;
   }
 
   /** Registers an id that arrived in a CONNECT_REQUEST. */
   adopt(id: CmId, handler: (e: CmEvent) => void): void {
-    this.handlers.set(id, handler);
+    this.handlers.set(id, AsyncResource.bind(handler));
   }
 
   remove(id: CmId): void {
@@ -597,7 +601,12 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
 
   onCompletions(handler: (batch: Iterable<Completion>) => void): void {
     this.handler = handler;
+    // completions, and what they end (errors, close), run in the caller's async context, as a
+    // net.Socket's events run in the one it was made in: the addon calls in with none of its own
+    this.scope = new AsyncResource('SMBDIRECT_VERBS_ENDPOINT');
   }
+
+  private scope?: AsyncResource;
 
   postRecv(wrId: number, sge: Sge): void {
     if (this.state !== 'IDLE' && this.state !== 'CONNECTING') this.checkPost();
@@ -828,6 +837,15 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   }
 
   flush(): void {
+    this.inScope(this.deliver);
+  }
+
+  private inScope(fn: () => void): void {
+    if (this.scope) this.scope.runInAsyncScope(fn, this);
+    else fn.call(this);
+  }
+
+  private deliver(): void {
     if (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
@@ -994,7 +1012,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
-      this.handler(batch);
+      this.inScope(() => this.handler(batch));
     }
   }
 
@@ -1003,14 +1021,14 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (this.closing) return;
     this.closing = true;
     if (err && !this.firstError) this.firstError = err;
-    queueMicrotask(() => {
+    queueMicrotask(() => this.inScope(() => {
       if (!quiet) {
         if (err) { if (this.listenerCount('error') > 0) this.emit('error', err); } else this.emit('disconnected');
       }
       this.closedFlag = true;
       this.emit('close');
       for (const w of this.closeWaiters.splice(0)) w();
-    });
+    }));
   }
 
   private waitClosed(): Promise<void> {

@@ -5,6 +5,7 @@
 // invalidate a plain MR (siw), credit liveness with small credits, graceful close mid-transfer,
 // and kernel object counts back at the baseline after the file.
 import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
@@ -46,6 +47,31 @@ if (requireVm()) {
         await p.client.close();
         assert.equal(await closed(p.accepted), undefined);
         await p.server.close();
+      });
+
+      it(`${dev.name}: AsyncLocalStorage reads on each side's events what it read where that side was made`, async () => {
+        // the addon calls in from libuv with no async context: the provider restores the one of
+        // listen() (the server's side) and of connect() (the client's), as net does
+        const als = new AsyncLocalStorage<string>();
+        const seen: Record<string, string | undefined> = {};
+        const server = als.run('server', () => createServer({ provider: 'verbs' }, (conn) => {
+          seen['connection'] = als.getStore();
+          conn.on('message', (m: Uint8Array) => { seen['server message'] = als.getStore(); void conn.send(m); });
+          conn.on('close', () => { seen['server close'] = als.getStore(); });
+        }));
+        const { port } = await als.run('server', () => server.listen({ host: dev.ip, port: 0 }));
+        const client = await als.run('client', () => connect({ host: dev.ip, port, provider: 'verbs' }));
+        const echoed = new Promise<void>((resolve) => client.once('message', () => { seen['client message'] = als.getStore(); resolve(); }));
+        const clientClosed = new Promise<void>((resolve) => client.once('close', () => { seen['client close'] = als.getStore(); resolve(); }));
+        await als.run('elsewhere', () => client.send(pattern(100, 3)));
+        await echoed;
+        await als.run('elsewhere', () => client.close());
+        await clientClosed;
+        for (let i = 0; i < 100 && seen['server close'] === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+        await server.close();
+        assert.deepEqual(seen, {
+          'connection': 'server', 'server message': 'server', 'client message': 'client', 'client close': 'client', 'server close': 'server',
+        });
       });
 
       it(`${dev.name}: places data by RDMA write and read across descriptors, with Send-with-Invalidate`, async () => {

@@ -6,6 +6,7 @@
 //                                  RTS/CLOSING --TCP error, destroy()--> ERROR --> CLOSED
 // Every WR still queued when the endpoint leaves RTS completes as 'flushed'; the first error is
 // reported once ('error'), then 'close'.
+import { AsyncResource } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 
@@ -298,6 +299,15 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   onCompletions(handler: (batch: Iterable<Completion>) => void): void {
     this.handler = handler;
+    // completions and the endpoint's end run in the caller's async context (AsyncLocalStorage),
+    // not in whatever socket callback happened to cut them
+    this.scope = new AsyncResource('SMBDIRECT_ENDPOINT');
+  }
+
+  private scope?: AsyncResource;
+  private inScope(fn: () => void): void {
+    if (this.scope) this.scope.runInAsyncScope(fn);
+    else fn();
   }
 
   postRecv(wrId: number, sge: Sge): void {
@@ -518,12 +528,12 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.completions.push(c);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    queueMicrotask(() => {
+    queueMicrotask(() => this.inScope(() => {
       this.flushScheduled = false;
       const batch = this.completions;
       this.completions = [];
       if (batch.length) this.handler(batch);
-    });
+    }));
   }
 
   // ---- receive side -------------------------------------------------------------------
@@ -801,14 +811,14 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.state = 'CLOSED';
     // after the flushed completions of this tick
     this.emit('_drained');
-    queueMicrotask(() => {
+    queueMicrotask(() => this.inScope(() => {
       // an unhandled 'error' would throw: network trouble never crashes the process
       if (err && this.listenerCount('error') > 0) this.emit('error', err);
       else if (!err) this.emit('disconnected');
       this.closed = true;
       this.emit('close');
       for (const w of this.closeWaiters.splice(0)) w();
-    });
+    }));
   }
 
   private closed = false;
