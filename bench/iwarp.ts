@@ -69,7 +69,11 @@ interface Conn {
 }
 
 let failure: ((err: Error) => void) | undefined;
-const fail = (err: Error) => (failure ? failure(err) : (console.error(err), process.exit(1)));
+const fail = (err: Error): void => {
+  if (failure) return failure(err);
+  console.error(err);
+  process.exit(1);
+};
 
 async function iwarpConn(label: string, opts: IwarpOptions): Promise<Conn> {
   const listener = await createIwarpProvider(opts).listen({ host: HOST, port: 0 });

@@ -281,7 +281,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         case T_READ_CHECK: {
           const hash = written;
           written = undefined;
-          if (hash && hash.equals(body)) { totals.checked++; totals.bytesChecked += RDMA_SIZE; } else totals.mismatches++;
+          if (hash?.equals(body)) { totals.checked++; totals.bytesChecked += RDMA_SIZE; } else totals.mismatches++;
           break;
         }
         case T_WRITE: {

@@ -11,6 +11,7 @@ PKGS=(
   libibverbs-dev librdmacm-dev pkg-config                          # headers for the native addon
   gcc-12 make binutils                                             # out-of-tree siw build (= kernel's compiler)
   tshark                                                           # decodes a captured iWARP session (test/softroce)
+  cppcheck                                                         # npm run lint: the addon's C++
 )
 
 command -v dpkg-query >/dev/null || { echo "setup-host: not a Debian system (no dpkg-query)" >&2; exit 1; }

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 
 import { createWorkerPool } from '../providers/verbs-workers.js';
 import { verbsCandidate } from '../providers/default.js';
-import { type ProviderChoice, SmbDirectServer, createServer, verbsOptionsFor } from '../smbdirect/server.js';
+import { type ProviderChoice, type SmbDirectServer, createServer, verbsOptionsFor } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { DEFAULTS, resolveOptions } from '../smbdirect/options.js';
 import { EXIT, UsageError, describeError, parse, parseInteger, parsePort, parseCredits } from './args.js';

@@ -11,7 +11,7 @@ import {
   DT_CREDITS_GRANTED, DT_CREDITS_REQUESTED, DT_DATA_LENGTH, DT_DATA_OFFSET, DT_FLAGS,
   DT_REMAINING_DATA_LENGTH, RESPONSE_REQUESTED, dataTransferValid, decodeDataTransfer, putDataTransferHeader,
 } from '../../framing/data-transfer.js';
-import { SmbDirectProtocolError } from '../../framing/errors.js';
+import type { SmbDirectProtocolError } from '../../framing/errors.js';
 import { Fragmenter, Reassembler } from '../../framing/fragment.js';
 import {
   MIN_RECEIVE_SIZE, type NegotiateRequest, SMBD_VERSION_1, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, decodeNegotiateRequest,
@@ -23,7 +23,7 @@ import { descriptorsProblem, planTransfer } from './placement.js';
 import { SmbDirectError } from './errors.js';
 import { Histogram, type HistogramSummary } from './histogram.js';
 import { type MemoryAccount, connectionAccount } from './limits.js';
-import { type ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options.js';
 import { SmbDirectStream } from './stream.js';
 
 // NODE_DEBUG=smbdirect: negotiation and the end of each connection

@@ -20,7 +20,7 @@ export class Histogram {
   private max = 0;
 
   record(us: number): void {
-    const v = us > 0 ? us : 0;
+    const v = Math.max(us, 0);
     this.counts[bucketOf(v)]!++;
     this.n++;
     this.sum += v;

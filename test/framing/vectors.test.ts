@@ -209,7 +209,7 @@ describe('DDP / RDMAP vectors (RFC 5041, RFC 5040)', () => {
     const h = { tagged: true as const, last: true, opcode: f.RDMAP_WRITE, stag: 0x12345678, to: 0x100001000n };
     assert.deepEqual(Buffer.concat(f.encodeFpdu(h, hex('AA BB CC DD'), false)), Buffer.from(wire));
     const seg = f.decodeFpdu(wire, false);
-    assert.ok(seg && seg.tagged);
+    assert.ok(seg?.tagged);
     assert.equal(seg.stag, 0x12345678);
     assert.equal(seg.to, 0x100001000n);
     assert.deepEqual([...seg.payload], [0xaa, 0xbb, 0xcc, 0xdd]);

@@ -223,7 +223,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.socket.on('end', () => this.onPeerEnd());
     this.socket.on('error', (err) => this.fail(new RdmaError('ERR_IWARP_TCP', `TCP error: ${err.message}`, { cause: err }), 'ERROR', false));
     this.socket.on('close', () => this.onSocketClose());
-    if (head && head.length) this.onChunk(head);
+    if (head?.length) this.onChunk(head);
     this.socket.resume();
   }
 
@@ -614,7 +614,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     if (seg.opcode === RDMAP_WRITE) {
       if (this.expectRtr === 'write' && seg.stag === 0 && seg.payload.length === 0) { this.expectRtr = false; return; }
       const r = this.regions.get(seg.stag);
-      if (!r || !r.valid) return this.terminate('ERR_IWARP_INVALID_STAG', `RDMA Write to unknown or invalidated STag 0x${seg.stag.toString(16)}`, TERM_LAYER_DDP, DDP_ETYPE_TAGGED, DDP_ECODE_T_INVALID_STAG, raw);
+      if (!r?.valid) return this.terminate('ERR_IWARP_INVALID_STAG', `RDMA Write to unknown or invalidated STag 0x${seg.stag.toString(16)}`, TERM_LAYER_DDP, DDP_ETYPE_TAGGED, DDP_ECODE_T_INVALID_STAG, raw);
       if (!r.access.remoteWrite) return this.terminate('ERR_IWARP_ACCESS', `RDMA Write to STag 0x${seg.stag.toString(16)} without remote write access`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_ACCESS_RIGHTS, raw);
       const at = this.offsetIn(r, seg.to, seg.payload.length);
       if (at < 0) return this.terminate('ERR_IWARP_BASE_BOUNDS', `RDMA Write of ${seg.payload.length} bytes at TO 0x${seg.to.toString(16)} is outside STag 0x${seg.stag.toString(16)}`, TERM_LAYER_DDP, DDP_ETYPE_TAGGED, DDP_ECODE_T_BASE_BOUNDS, raw);
@@ -669,7 +669,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
         return;
       }
       const r = this.regions.get(rr.srcStag);
-      if (!r || !r.valid) return this.terminate('ERR_IWARP_INVALID_STAG', `RDMA Read from unknown or invalidated STag 0x${rr.srcStag.toString(16)}`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_INVALID_STAG, raw);
+      if (!r?.valid) return this.terminate('ERR_IWARP_INVALID_STAG', `RDMA Read from unknown or invalidated STag 0x${rr.srcStag.toString(16)}`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_INVALID_STAG, raw);
       if (!r.access.remoteRead) return this.terminate('ERR_IWARP_ACCESS', `RDMA Read from STag 0x${rr.srcStag.toString(16)} without remote read access`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_ACCESS_RIGHTS, raw);
       const at = this.offsetIn(r, rr.srcTo, rr.size);
       if (at < 0) return this.terminate('ERR_IWARP_BASE_BOUNDS', `RDMA Read of ${rr.size} bytes at TO 0x${rr.srcTo.toString(16)} is outside STag 0x${rr.srcStag.toString(16)}`, TERM_LAYER_RDMAP, RDMAP_ETYPE_REMOTE_PROTECTION, RDMAP_ECODE_BASE_BOUNDS, raw);

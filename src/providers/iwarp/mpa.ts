@@ -35,7 +35,7 @@ export interface MpaOutcome {
 /** Reads one MPA frame off the socket; bytes after it are returned, never lost. */
 export function readMpaFrame(socket: Socket, expect: 'request' | 'reply', timeoutMs: number, head?: Uint8Array): Promise<{ frame: MpaFrame; leftover: Uint8Array }> {
   return new Promise((resolve, reject) => {
-    let buf: Buffer = head && head.length ? Buffer.from(head) : Buffer.alloc(0);
+    let buf: Buffer = head?.length ? Buffer.from(head) : Buffer.alloc(0);
     const done = (err?: Error, value?: { frame: MpaFrame; leftover: Uint8Array }) => {
       clearTimeout(timer);
       socket.off('data', onData);
