@@ -2,13 +2,12 @@
 // either side mid-transfer delivers everything queued; abortive settles every promise; the first
 // error is reported once; server.close() ends everything; nothing is left registered.
 import assert from 'node:assert/strict';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, it } from 'node:test';
 
-import { connect, createServer, type SmbDirectConnection } from '../../src/index.js';
+import { connect, type SmbDirectConnection } from '../../src/index.js';
 import type { IwarpEndpoint } from '../../src/providers/index.js';
 import { pattern } from '../support.js';
-import { HOST, Inbox, closed, pair } from './helpers.js';
+import { EXPECTED_CONTEXTS, HOST, Inbox, asyncContextsSeen, closed, pair } from './helpers.js';
 
 function events(conn: SmbDirectConnection): string[] {
   const seen: string[] = [];
@@ -113,26 +112,7 @@ describe('close', () => {
   });
 
   it("AsyncLocalStorage reads on each side's events what it read where that side was made", async () => {
-    const als = new AsyncLocalStorage<string>();
-    const seen: Record<string, string | undefined> = {};
-    const server = als.run('server', () => createServer({}, (conn) => {
-      seen['connection'] = als.getStore();
-      conn.on('message', (m: Uint8Array) => { seen['server message'] = als.getStore(); void conn.send(m); });
-      conn.on('close', () => { seen['server close'] = als.getStore(); });
-    }));
-    const { port } = await als.run('server', () => server.listen({ host: HOST, port: 0 }));
-    const client = await als.run('client', () => connect({ host: HOST, port }));
-    const echoed = new Promise<void>((resolve) => client.once('message', () => { seen['client message'] = als.getStore(); resolve(); }));
-    const clientClosed = new Promise<void>((resolve) => client.once('close', () => { seen['client close'] = als.getStore(); resolve(); }));
-    await als.run('elsewhere', () => client.send(pattern(100, 3)));
-    await echoed;
-    await als.run('elsewhere', () => client.close());
-    await clientClosed;
-    for (let i = 0; i < 100 && seen['server close'] === undefined; i++) await new Promise((r) => setTimeout(r, 20));
-    await server.close();
-    assert.deepEqual(seen, {
-      'connection': 'server', 'server message': 'server', 'client message': 'client', 'client close': 'client', 'server close': 'server',
-    });
+    assert.deepEqual(await asyncContextsSeen(HOST), EXPECTED_CONTEXTS);
   });
 
   it('server.close() closes every connection and stops listening', async () => {

@@ -1,10 +1,11 @@
 // Shared pieces of the SMB Direct suites: a connected pair on the software iWARP provider over
 // loopback, and a raw provider endpoint (an adversarial peer) that sends exactly the bytes a test
 // crafts and shows exactly the bytes our side sends.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { once } from 'node:events';
 
 import { encodeDataTransfer, encodeNegotiateRequest, encodeNegotiateResponse } from '../../framing/index.js';
-import { connect, createServer, type SmbDirectConnection, type SmbDirectOptions, type SmbDirectServer } from '../../src/index.js';
+import { type ProviderChoice, connect, createServer, type SmbDirectConnection, type SmbDirectOptions, type SmbDirectServer } from '../../src/index.js';
 import { createIwarpProvider, type Completion, type MemoryRegion, type RdmaEndpoint } from '../../src/providers/index.js';
 
 export const HOST = '127.0.0.1';
@@ -155,3 +156,31 @@ export const response = (o: Partial<Parameters<typeof encodeNegotiateResponse>[0
 });
 
 export const dataTransfer = encodeDataTransfer;
+
+/** What AsyncLocalStorage reads in each side's events when the server was made and listened in a
+ * context 'server' and the client connected in 'client' (sends and close from a third context):
+ * each event should read its own side's. */
+export async function asyncContextsSeen(host: string, opts: SmbDirectOptions & { provider?: ProviderChoice } = {}): Promise<Record<string, string | undefined>> {
+  const als = new AsyncLocalStorage<string>();
+  const seen: Record<string, string | undefined> = {};
+  const server = als.run('server', () => createServer(opts, (conn) => {
+    seen['connection'] = als.getStore();
+    conn.on('message', (m: Uint8Array) => { seen['server message'] = als.getStore(); void conn.send(m); });
+    conn.on('close', () => { seen['server close'] = als.getStore(); });
+  }));
+  const { port } = await als.run('server', () => server.listen({ host, port: 0 }));
+  const client = await als.run('client', () => connect({ ...opts, host, port }));
+  const echoed = new Promise<void>((resolve) => client.once('message', () => { seen['client message'] = als.getStore(); resolve(); }));
+  const clientClosed = new Promise<void>((resolve) => client.once('close', () => { seen['client close'] = als.getStore(); resolve(); }));
+  await als.run('elsewhere', () => client.send(new Uint8Array(100).fill(7)));
+  await echoed;
+  await als.run('elsewhere', () => client.close());
+  await clientClosed;
+  for (let i = 0; i < 100 && seen['server close'] === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  await server.close();
+  return seen;
+}
+
+export const EXPECTED_CONTEXTS = {
+  'connection': 'server', 'server message': 'server', 'client message': 'client', 'client close': 'client', 'server close': 'server',
+};

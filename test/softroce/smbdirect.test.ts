@@ -5,12 +5,11 @@
 // invalidate a plain MR (siw), credit liveness with small credits, graceful close mid-transfer,
 // and kernel object counts back at the baseline after the file.
 import assert from 'node:assert/strict';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
 import { type SmbDirectConnection, type SmbDirectOptions, connect, createServer } from '../../src/index.js';
-import { Inbox, closed } from '../smbdirect/helpers.js';
+import { EXPECTED_CONTEXTS, Inbox, asyncContextsSeen, closed } from '../smbdirect/helpers.js';
 import { DEVICES, type Counts, baselineCounts, expectCountsBack, pattern, requireVm } from './helpers.js';
 
 async function pair(host: string, opts: SmbDirectOptions = {}) {
@@ -52,26 +51,7 @@ if (requireVm()) {
       it(`${dev.name}: AsyncLocalStorage reads on each side's events what it read where that side was made`, async () => {
         // the addon calls in from libuv with no async context: the provider restores the one of
         // listen() (the server's side) and of connect() (the client's), as net does
-        const als = new AsyncLocalStorage<string>();
-        const seen: Record<string, string | undefined> = {};
-        const server = als.run('server', () => createServer({ provider: 'verbs' }, (conn) => {
-          seen['connection'] = als.getStore();
-          conn.on('message', (m: Uint8Array) => { seen['server message'] = als.getStore(); void conn.send(m); });
-          conn.on('close', () => { seen['server close'] = als.getStore(); });
-        }));
-        const { port } = await als.run('server', () => server.listen({ host: dev.ip, port: 0 }));
-        const client = await als.run('client', () => connect({ host: dev.ip, port, provider: 'verbs' }));
-        const echoed = new Promise<void>((resolve) => client.once('message', () => { seen['client message'] = als.getStore(); resolve(); }));
-        const clientClosed = new Promise<void>((resolve) => client.once('close', () => { seen['client close'] = als.getStore(); resolve(); }));
-        await als.run('elsewhere', () => client.send(pattern(100, 3)));
-        await echoed;
-        await als.run('elsewhere', () => client.close());
-        await clientClosed;
-        for (let i = 0; i < 100 && seen['server close'] === undefined; i++) await new Promise((r) => setTimeout(r, 20));
-        await server.close();
-        assert.deepEqual(seen, {
-          'connection': 'server', 'server message': 'server', 'client message': 'client', 'client close': 'client', 'server close': 'server',
-        });
+        assert.deepEqual(await asyncContextsSeen(dev.ip, { provider: 'verbs' }), EXPECTED_CONTEXTS);
       });
 
       it(`${dev.name}: places data by RDMA write and read across descriptors, with Send-with-Invalidate`, async () => {
