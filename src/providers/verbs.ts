@@ -268,6 +268,8 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   responderResources = 0;
   /** accept() was called: the QP is in RTS from then on, whatever rdma_cm has said so far. */
   private accepting = false;
+  /** disconnect()'s wait for the peer's DISCONNECTED (internal: not an event of the endpoint). */
+  private peerDisconnectWaiter?: () => void;
   qp?: QueuePair;
   ctx?: DeviceContext;
   placement?: CqPlacement;
@@ -347,7 +349,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
         if (this.state === 'RTS') {
           if (this.deviceGone()) this.destroy(this.removedError());
           else void this.gracefulEnd(false);
-        } else if (this.state === 'CLOSING') this.emit('_peerDisconnected');
+        } else if (this.state === 'CLOSING') { const w = this.peerDisconnectWaiter; this.peerDisconnectWaiter = undefined; w?.(); }
         break;
       case 'DEVICE_REMOVAL':
         this.removed = true;
@@ -911,7 +913,7 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     if (!this.peerDisconnected && !err) {
       const got = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), ms);
-        this.once('_peerDisconnected', () => { clearTimeout(timer); resolve(true); });
+        this.peerDisconnectWaiter = () => { clearTimeout(timer); resolve(true); };
       });
       if (!got) err = new RdmaError('ERR_VERBS_DISCONNECT_TIMEOUT', `no DISCONNECTED from the peer within ${ms} ms`);
     }

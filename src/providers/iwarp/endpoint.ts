@@ -361,7 +361,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       `graceful disconnect did not finish in ${this.settings.disconnectTimeoutMs} ms`), 'ERROR', true), this.settings.disconnectTimeoutMs);
     // the send queue drains as writes flush and reads are answered; then half-close and wait
     // for the peer's FIN (onPeerEnd finishes the close)
-    if (this.sq.length) await new Promise<void>((resolve) => this.once('_drained', resolve));
+    if (this.sq.length) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     if (this.state === 'CLOSING') {
       this.socket.end();
       if (this.peerEnded) this.finish('CLOSED', undefined);
@@ -521,7 +521,13 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       const w = this.sq.shift()!;
       if (w.signaled || w.status !== 'success') this.push({ wrId: w.wrId, opcode: w.opcode, status: w.status, byteLength: w.status === 'success' ? w.byteLength : 0 });
     }
-    if (this.sq.length === 0) this.emit('_drained');
+    if (this.sq.length === 0) this.drained();
+  }
+
+  /** disconnect()'s wait for the send queue to empty (internal: not an event of the endpoint). */
+  private drainWaiters: Array<() => void> = [];
+  private drained(): void {
+    for (const w of this.drainWaiters.splice(0)) w();
   }
 
   private push(c: Completion): void {
@@ -810,7 +816,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     }
     this.state = 'CLOSED';
     // after the flushed completions of this tick
-    this.emit('_drained');
+    this.drained();
     queueMicrotask(() => this.inScope(() => {
       // an unhandled 'error' would throw: network trouble never crashes the process
       if (err && this.listenerCount('error') > 0) this.emit('error', err);
