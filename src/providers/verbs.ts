@@ -417,10 +417,14 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
   established(e: CmEvent, initiator: boolean): void {
     if (initiator) {
       this.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
-      // the REP's responder resources / initiator depth (IB, RoCE); iWARP reports its own values
-      // here, so the smaller of them and what we asked for is the bound on every transport
-      this.initiatorDepth = Math.min(this.settings.initiatorDepth, e.responderResources ?? this.settings.initiatorDepth);
-      this.responderResources = Math.min(this.settings.responderResources, e.initiatorDepth ?? this.settings.responderResources);
+      // IB/RoCE: the REP's depths as this side's to use (IB CM swaps its fields). iWARP (siw): the
+      // kernel's own IRD as initiator_depth and ORD as responder_resources, MPA's negotiation done
+      // below us: the peer's IRD is not told, so the ORD is what we asked for as the kernel left it
+      const ib = this.ctx?.attrs.transport !== 'iwarp';
+      const ord = ib ? e.initiatorDepth : e.responderResources;
+      const ird = ib ? e.responderResources : e.initiatorDepth;
+      this.initiatorDepth = Math.min(this.settings.initiatorDepth, ord ?? this.settings.initiatorDepth);
+      this.responderResources = Math.min(this.settings.responderResources, ird ?? this.settings.responderResources);
     }
     // (already RTS when the peer's first message came first; never revive one that is ending)
     if (this.state === 'CONNECTING') this.state = 'RTS';
@@ -671,10 +675,16 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
     const r = [...this.regions].find((x) => x.rkey === rkey);
     if (!r) throw new RdmaError('ERR_INVALID_STAG', `rkey 0x${rkey.toString(16)} is not registered here`);
     if (this.ctx?.attrs.transport === 'iwarp' && this.state === 'RTS') {
-      this.postSq(0, WR_KIND.INTERNAL, [], false, 0, (nwr, _sgl, f) => this.qp!.postLocalInvalidate(nwr, rkey, f));
-    } else {
-      r.close();
+      try {
+        this.postSq(0, WR_KIND.INTERNAL, [], false, 0, (nwr, _sgl, f) => this.qp!.postLocalInvalidate(nwr, rkey, f));
+        return;
+      } catch (err) {
+        // siw's user-space provider has no Local Invalidate (libsiw maps IBV_WR_LOCAL_INV to no
+        // opcode: EINVAL, which rdma-core returns negated): deregistering kills the key as well
+        debug('verbs: local invalidate refused (%s): deregistering rkey 0x%s', (err as Error).message, rkey.toString(16));
+      }
     }
+    r.close();
   }
 
   // ---- staged posts: a burst of sends or receives goes to the device in one call, one doorbell --
@@ -766,10 +776,13 @@ export class VerbsEndpoint extends EventEmitter implements RdmaEndpoint, Complet
       length += sges[i]!.length;
     }
     const nwr = sq.push(wrId, kind, signaled, length);
+    const lastSignaled = this.lastSignaled;
     if (signaled || forced) this.lastSignaled = sq.head;
     try {
       post(nwr, sgl, flags | (signaled || forced ? native.SEND_FLAGS.SIGNALED : 0));
     } catch (err) {
+      // refused: as if never posted (a graceful disconnect waits for the last signaled one)
+      this.lastSignaled = lastSignaled;
       sq.unpush();
       throw wrap(err, 'post');
     }
@@ -1175,8 +1188,10 @@ export class VerbsProviderImpl implements VerbsProvider {
     const ep = new VerbsEndpoint(this, id, 'IDLE', this.settings);
     if (register) this.cm.adopt(id, (ev) => ep.onCm(ev));
     ep.peerPrivateData = e.privateData ? new Uint8Array(e.privateData) : new Uint8Array(0);
-    ep.peerInitiatorDepth = e.initiatorDepth ?? 0;
-    ep.peerResponderResources = e.responderResources ?? 0;
+    // rdma_cm gives the request's depths as this side's to use (IB CM swaps the REQ's fields, and
+    // so does iw_cm): initiator_depth is the peer's IRD, responder_resources the peer's ORD
+    ep.peerInitiatorDepth = e.responderResources ?? 0;
+    ep.peerResponderResources = e.initiatorDepth ?? 0;
     ep.initiatorDepth = Math.min(ep.settings.initiatorDepth, ep.peerResponderResources);
     ep.responderResources = Math.min(ep.settings.responderResources, ep.peerInitiatorDepth);
     try {

@@ -201,9 +201,20 @@ export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
     async connect(opts: ConnectOptions) {
       const socket = tcpConnect({ host: opts.host, port: opts.port, noDelay: true });
       socket.pause();
-      await Promise.race([once(socket, 'connect'), once(socket, 'error').then(([err]) => {
-        throw new RdmaError(rdmaCode((err as NodeJS.ErrnoException).code, 'ERR_CONNECT'), `TCP connect to ${opts.host}:${opts.port} failed: ${(err as Error).message}`, { cause: err });
-      })]);
+      // (not events.once(socket, 'connect'): that one rejects with the raw net error first)
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException): void => {
+          socket.off('connect', onConnect);
+          socket.destroy();
+          reject(new RdmaError(rdmaCode(err.code, 'ERR_CONNECT'), `TCP connect to ${opts.host}:${opts.port} failed: ${err.message}`, { cause: err }));
+        };
+        const onConnect = (): void => {
+          socket.off('error', onError);
+          resolve();
+        };
+        socket.once('connect', onConnect);
+        socket.once('error', onError);
+      });
       return upgradeToRdma(socket, {
         ...options, role: 'initiator', privateData: opts.privateData,
         ord: opts.initiatorDepth ?? options.ord, ird: opts.responderResources ?? options.ird,
