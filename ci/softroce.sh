@@ -7,7 +7,7 @@
 # addon + TypeScript build (host), boot (ci/run-vm.sh), then checks: the VM booted, rxe0/siw0 came up,
 # tests ran and passed. Last line: "SOFTROCE PASS: ..." or "SOFTROCE FAIL: <reason>" (exit 1).
 # Env: SOFTROCE_TIMEOUT (VM watchdog s: test 1800, bench 1200, script 540), SOFTROCE_TESTS (globs, test/softroce/*.test.ts),
-# SOFTROCE_TEST_TIMEOUT_MS (per test and per file, 900000), SOFTROCE_SMP (2), SOFTROCE_MEM (2G),
+# SOFTROCE_TEST_TIMEOUT_MS (per test and per file, 1200000), SOFTROCE_SMP (2), SOFTROCE_MEM (2G),
 # SOFTROCE_KPKG (pin the kernel package), SOFTROCE_KEEP_RUNS (10), SOFTROCE_ASAN (1: the addon
 # built with AddressSanitizer). See ci/README.md.
 set -euo pipefail
@@ -37,7 +37,7 @@ esac
 TIMEOUT=${SOFTROCE_TIMEOUT:-$(case $MODE in bench) echo 1200 ;; test) echo 1800 ;; *) echo 540 ;; esac)}
 # node 20's --test-timeout bounds each test file as a whole too, not only each test: the soak file
 # runs ~10 min. Tests bound their own waits (deadlines that name what hung).
-TEST_TIMEOUT_MS=${SOFTROCE_TEST_TIMEOUT_MS:-900000}
+TEST_TIMEOUT_MS=${SOFTROCE_TEST_TIMEOUT_MS:-1200000}
 # the node run is bounded inside the guest, leaving time for boot, device setup and poweroff
 GUEST_TEST_TIMEOUT=$((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2))
 export SOFTROCE_TIMEOUT=$TIMEOUT
