@@ -857,34 +857,49 @@ export class SmbDirectConnection extends EventEmitter {
     this.#scheduleEmpty();
   }
 
+  /** One fragment into a free send slot: header and payload, the credits it grants, then the post. */
   #postFragment(data: Uint8Array, remaining: number, invalidate: number | undefined): boolean {
     const slot = this.#freeSendSlots.pop()!;
     const off = slot * this.#sendSlot;
     const grant = this.#credits.grantable();
-    let flags = 0;
-    if (this.#keepalive === 'pending') {
-      flags = RESPONSE_REQUESTED; // its deadline runs since the keepalive fell due (#onIdleTimer)
-      this.#keepalive = 'sent';
-      this.#s.keepalivesSent++;
-    }
     // the [MS-SMBD] 2.2.3 header in place (all values in range: credits <= 0xffff, a fragment < 2^32)
-    const hdr = putDataTransferHeader(this.#sendView, off, this.#o.credits, grant, flags, remaining, data.length);
+    const hdr = putDataTransferHeader(this.#sendView, off, this.#o.credits, grant, this.#keepaliveFlag(), remaining, data.length);
     if (data.length > 0) this.#sendMr.buffer.set(data, off + hdr);
     this.#credits.spend(grant);
-    this.#sqUsed++;
     this.#responseOwed = false;
     this.#s.fragmentsSent++;
     this.#s.bytesSent += hdr + data.length;
     if (data.length === 0) this.#s.emptySends++;
-    // Completions free slots, not messages: one every SIGNAL_EVERY sends, or sooner when slots run
-    // low (a signaled completion frees every slot posted before it, as on a verbs send queue).
-    // Each completion is a wakeup; on soft-RoCE a wakeup costs more than the message. While closing
-    // every send is signaled: the disconnect must not overtake sends nobody will hear of.
+    return this.#postSlot(slot, hdr + data.length, invalidate);
+  }
+
+  /** RESPONSE_REQUESTED when a keepalive is due: this message asks for it (3.1.6.2); its deadline
+   * runs since the keepalive fell due (#onIdleTimer). */
+  #keepaliveFlag(): number {
+    if (this.#keepalive !== 'pending') return 0;
+    this.#keepalive = 'sent';
+    this.#s.keepalivesSent++;
+    return RESPONSE_REQUESTED;
+  }
+
+  /** Completions free slots, not messages: one every SIGNAL_EVERY sends, or sooner when slots run
+   * low (a signaled completion frees every slot posted before it, as on a verbs send queue). Each
+   * completion is a wakeup; on soft-RoCE a wakeup costs more than the message. While closing every
+   * send is signaled: the disconnect must not overtake sends nobody will hear of. */
+  #signalNext(): boolean {
     const signaled = ++this.#unsignaled >= SIGNAL_EVERY || this.#freeSendSlots.length < SIGNAL_EVERY || this.#state === 'closing';
     if (signaled) this.#unsignaled = 0;
+    return signaled;
+  }
+
+  /** Posts send slot `slot` (`length` bytes written); false when the endpoint refused it (going
+   * down: the slot is taken back) or the connection ended. */
+  #postSlot(slot: number, length: number, invalidate: number | undefined): boolean {
+    this.#sqUsed++;
+    const signaled = this.#signalNext();
     this.#sendRing.push(slot);
     const sges = this.#sendSges[slot]!;
-    sges[0].length = hdr + data.length;
+    sges[0].length = length;
     try {
       this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, sges,
         invalidate === undefined ? (signaled ? SIGNALED : UNSIGNALED) : { invalidateRkey: invalidate, signaled });
