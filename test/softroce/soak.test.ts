@@ -338,9 +338,12 @@ if (requireVm()) {
               assert.ok(row.arrayBuffersAfterMiB - row.arrayBuffersBeforeMiB < 4, `${row.phase}: ArrayBuffers ${row.arrayBuffersBeforeMiB} -> ${row.arrayBuffersAfterMiB} MiB`);
               if (ASAN) continue;
               assert.ok(row.rssAfterMiB - row.rssBeforeMiB < 64, `${row.phase}: RSS ${row.rssBeforeMiB} -> ${row.rssAfterMiB} MiB`);
-              // past the first tenth (the allocator's high-water mark is reached early) no growth a
-              // per-cycle leak would show (50 KiB a cycle over 900 cycles: 44 MiB)
-              assert.ok(row.rssAfterMiB - row.rssTenthMiB < 24, `${row.phase}: RSS ${row.rssTenthMiB} after a tenth, ${row.rssAfterMiB} MiB at the end`);
+              // past the first tenth no growth a per-cycle leak would show (100 KiB a cycle over 900
+              // cycles: 88 MiB). The allocator's high-water mark is usually reached by then, not
+              // always: one clean-clone CI run grew 34 MiB after a tenth (78 -> 112) with V8's heap
+              // and ArrayBuffers flat, two others by 0 and 6; heap, ArrayBuffers, fds, registrations
+              // and kernel objects are the exact checks, this one only catches a native leak
+              assert.ok(row.rssAfterMiB - row.rssTenthMiB < 48, `${row.phase}: RSS ${row.rssTenthMiB} after a tenth, ${row.rssAfterMiB} MiB at the end`);
             }
           } finally {
             await within(s.server.close(), 30_000, 'server.close()');
