@@ -13,7 +13,7 @@ export interface CompletionSink {
   /** Completion i of `batch` belongs to this sink (called in CQ order). */
   take(batch: CompletionBatch, i: number): void;
   /** The end of a batch that had completions for this sink. */
-  flush(): void;
+  batchDone(): void;
 }
 
 export interface CompletionPoolOptions {
@@ -167,7 +167,7 @@ export class CompletionPool {
       if (last) last.take(batch, i);
       else slot.orphans++;
     }
-    if (touched) for (const s of touched) s.flush();
+    if (touched) for (const s of touched) s.batchDone();
   }
 
   stats(): CqSetStats[] {

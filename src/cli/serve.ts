@@ -2,7 +2,7 @@
 // WRITE shapes by RDMA write / read), a line per connection with what was negotiated.
 import { once } from 'node:events';
 
-import { createWorkerPool } from '../providers/verbs-workers.js';
+import { createWorkerPool } from '../providers/verbs/workers.js';
 import { verbsCandidate } from '../providers/default.js';
 import { type ProviderChoice, type SmbDirectServer, createServer, verbsOptionsFor } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';

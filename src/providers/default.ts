@@ -7,7 +7,7 @@ import { debuglog } from 'node:util';
 import * as native from '../../native/index.js';
 import { type IwarpOptions, createIwarpProvider } from './iwarp/provider.js';
 import type { RdmaProvider } from './types.js';
-import { type VerbsOptions, createVerbsProvider } from './verbs.js';
+import { type VerbsOptions, createVerbsProvider } from './verbs/provider.js';
 
 const debug = debuglog('smbdirect');
 

@@ -9,7 +9,7 @@ export { MpaRejectedError, createIwarpProvider, iwarpOptionsForNeeds, upgradeToR
 export { Smb2StreamFramer, frameSmb2, startsMpaRequest } from './stream.js';
 export {
   VerbsEndpoint, WINDOW_SLOTS, checkDeviceLimits, createVerbsProvider, verbsOptionsForNeeds, type VerbsOptions, type VerbsProvider, type VerbsState,
-} from './verbs.js';
+} from './verbs/provider.js';
 export { defaultProvider, verbsCandidate, type ChosenProvider, type DefaultProviderOptions } from './default.js';
-export { VerbsWorkerPool, createWorkerPool, type WorkerPoolOptions, type WorkerStats } from './verbs-workers.js';
-export type { ConnectionHandler, WorkerContext } from './verbs-worker.js';
+export { VerbsWorkerPool, createWorkerPool, type WorkerPoolOptions, type WorkerStats } from './verbs/workers.js';
+export type { ConnectionHandler, WorkerContext } from './verbs/worker.js';

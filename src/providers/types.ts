@@ -1,5 +1,5 @@
 // The provider contract both RDMA providers implement (iwarp-tcp: iwarp/endpoint.ts, provider.ts;
-// verbs: verbs.ts), and all the SMB Direct layer (src/smbdirect/) knows of RDMA: verbs-shaped, so
+// verbs: verbs/), and all the SMB Direct layer (src/smbdirect/) knows of RDMA: verbs-shaped, so
 // the connection does not care whether a NIC or TypeScript moves the bytes. docs/providers.md
 // states every rule with the provider code that keeps it; docs/architecture.md shows where it sits.
 import type { EventEmitter } from 'node:events';

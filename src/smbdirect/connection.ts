@@ -19,14 +19,15 @@ import {
 } from '../../framing/negotiate.js';
 import type { Access, Completion, MemoryRegion, RdmaEndpoint, Sge } from '../providers/types.js';
 import { CreditLedger } from './credits.js';
-import { descriptorsProblem, planTransfer } from './placement.js';
+import { RegistrationCache, descriptorsProblem, planTransfer } from './placement.js';
 import { SmbDirectError } from './errors.js';
 import { Histogram, type HistogramSummary } from './histogram.js';
 import { type MemoryAccount, connectionAccount } from './limits.js';
 import type { ResolvedOptions } from './options.js';
 import { SmbDirectStream } from './stream.js';
 
-// NODE_DEBUG=smbdirect: negotiation and the end of each connection
+// NODE_DEBUG=smbdirect: negotiation and the end of each connection (smbdirect_verbs and
+// smbdirect_iwarp are the providers' sections; smbdirect* all of them)
 const debug = debuglog('smbdirect');
 let connectionIds = 0;
 
@@ -129,8 +130,6 @@ const RESOLVED = Promise.resolve();
 /** Registrations of our own transfer buffers kept for reuse: at most this many, and bytes. */
 const LOCAL_CACHE_ENTRIES = 16;
 const LOCAL_CACHE_BYTES = 256 * 1024 * 1024;
-
-interface LocalRegion { mr: MemoryRegion; size: number; busy: number }
 
 interface OutMessage {
   kind: 'message';
@@ -265,9 +264,25 @@ export class SmbDirectConnection extends EventEmitter {
   #ops = new Map<number, RdmaOp>();
   #nextOp = 0;
   #registrations = new Map<number, PlacementRegistration>();
-  // our own buffers' registrations, kept between transfers (#localRegion), in LRU order
-  #localRegions = new Map<ArrayBufferLike, LocalRegion>();
-  #localBytes = 0;
+  /**
+   * Registrations of our own transfer buffers' whole ArrayBuffers, kept between transfers (local
+   * access only: the peer never learns these, it targets the client's per-I/O tokens). The
+   * connection's and the process's registered memory limits count too: a full cache gives way to
+   * transfers. Buffers too large to pin whole are registered per transfer.
+   */
+  readonly #localRegions = new RegistrationCache<MemoryRegion>({
+    maxEntries: LOCAL_CACHE_ENTRIES, maxBytes: LOCAL_CACHE_BYTES,
+    register: (ab) => {
+      try {
+        return this.#register(new Uint8Array(ab), { localWrite: true }, 'transfer buffer');
+      } catch {
+        return undefined; // e.g. a SharedArrayBuffer the provider will not pin: per transfer then
+      }
+    },
+    deregister: (mr) => this.#deregister(mr),
+    usable: (mr) => !mr.closed,
+    fits: (bytes) => this.#mem.fits(bytes),
+  });
   // every byte this connection registers, against its own and the process-wide limit (limits.ts)
   readonly #mem: MemoryAccount;
   readonly #accounted = new Map<MemoryRegion, number>();
@@ -1001,10 +1016,10 @@ export class SmbDirectConnection extends EventEmitter {
     let mr: MemoryRegion;
     let base = 0; // where buf starts in mr
     let bounced = false;
-    const cached = this.#localRegion(buf);
+    const cached = this.#localRegions.acquire(buf.buffer);
     try {
       if (cached) {
-        mr = cached.mr;
+        mr = cached.region;
         base = buf.byteOffset;
       } else {
         mr = this.#register(buf, read ? { localWrite: true } : {}, what);
@@ -1037,55 +1052,9 @@ export class SmbDirectConnection extends EventEmitter {
       return n;
     }).finally(() => {
       if (!cached) this.#deregister(mr);
-      else if (--cached.busy === 0 && this.#localRegions.get(buf.buffer) !== cached) this.#deregister(cached.mr); // dropped while busy
+      else this.#localRegions.release(cached);
       this.#checkIdle();
     });
-  }
-
-  /**
-   * The registration of the whole ArrayBuffer under `buf`, made once and kept for later transfers
-   * (the LOCAL_CACHE_ENTRIES most recently used, at most LOCAL_CACHE_BYTES). A file server moves
-   * data from and into the same buffers again and again, and registering pins memory: 0.3-1.5 ms
-   * per MiB on soft-RoCE, as long as the transfer itself at 8 MiB. Local access only: the peer
-   * never learns these (it targets the client's per-I/O tokens). Undefined for buffers too large
-   * to pin whole; those are registered per transfer, as before.
-   */
-  #localRegion(buf: Uint8Array): LocalRegion | undefined {
-    const ab = buf.buffer;
-    const hit = this.#localRegions.get(ab);
-    if (hit && !hit.mr.closed && hit.size === ab.byteLength) {
-      this.#localRegions.delete(ab); // most recently used last
-      this.#localRegions.set(ab, hit);
-      hit.busy++;
-      return hit;
-    }
-    if (hit) this.#dropLocal(ab, hit);
-    if (ab.byteLength > LOCAL_CACHE_BYTES / 4) return undefined;
-    // make room: the least recently used first, never one a transfer is using; the connection's and
-    // the process's registered memory limits count too (a full cache gives way to transfers)
-    const room = () => this.#localRegions.size < LOCAL_CACHE_ENTRIES && this.#localBytes + ab.byteLength <= LOCAL_CACHE_BYTES &&
-      this.#mem.fits(ab.byteLength);
-    for (const [key, e] of this.#localRegions) {
-      if (room()) break;
-      if (e.busy === 0) this.#dropLocal(key, e);
-    }
-    if (!room()) return undefined;
-    let mr: MemoryRegion;
-    try {
-      mr = this.#register(new Uint8Array(ab), { localWrite: true }, 'transfer buffer');
-    } catch {
-      return undefined; // e.g. a SharedArrayBuffer the provider will not pin: per transfer then
-    }
-    const e: LocalRegion = { mr, size: ab.byteLength, busy: 1 };
-    this.#localRegions.set(ab, e);
-    this.#localBytes += e.size;
-    return e;
-  }
-
-  #dropLocal(key: ArrayBufferLike, e: LocalRegion): void {
-    this.#localRegions.delete(key);
-    this.#localBytes -= e.size;
-    if (e.busy === 0) this.#deregister(e.mr);
   }
 
   /** Registers memory against this connection's and the process's limits (ERR_SMBD_RESOURCE_LIMIT). */
@@ -1269,9 +1238,7 @@ export class SmbDirectConnection extends EventEmitter {
     // abortive unless the provider already ended (a graceful close ran disconnect() first)
     this.endpoint.destroy(err ?? undefined);
     for (const reg of new Set(this.#registrations.values())) this._release(reg);
-    for (const e of this.#localRegions.values()) if (e.busy === 0) this.#deregister(e.mr); // busy ones: their transfer's end
-    this.#localRegions.clear();
-    this.#localBytes = 0;
+    this.#localRegions.clear(); // busy ones at their transfer's end
     this.#deregister(this.#recvMr);
     this.#deregister(this.#sendMr);
     this.#backlog = [];

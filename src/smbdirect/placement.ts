@@ -3,6 +3,10 @@
 // operations. Pure functions: the connection registers, posts and counts (docs/smbdirect/placement.md).
 import { ADDRESS_END, type BufferDescriptor } from '../../framing/buffer-descriptor.js';
 
+// The cache of whole-ArrayBuffer registrations the connection keeps for its transfers lives with
+// the providers, whose verbs endpoint keeps one too (its windows' base registrations).
+export { type CachedRegistration, RegistrationCache } from '../providers/registration-cache.js';
+
 /** One RDMA operation of a transfer: `length` bytes at `at` in the local buffer, `remoteAddr` in
  * the peer's registration `rkey`. */
 export interface RdmaSegment {

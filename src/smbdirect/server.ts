@@ -5,7 +5,7 @@ import { debuglog } from 'node:util';
 
 import { defaultProvider } from '../providers/default.js';
 import { type IwarpOptions, createIwarpProvider, iwarpOptionsForNeeds } from '../providers/iwarp/provider.js';
-import { type VerbsOptions, createVerbsProvider, verbsOptionsForNeeds } from '../providers/verbs.js';
+import { type VerbsOptions, createVerbsProvider, verbsOptionsForNeeds } from '../providers/verbs/provider.js';
 import type { CapacityNeeds, RdmaEndpoint, RdmaListener, RdmaProvider } from '../providers/types.js';
 import { SmbDirectConnection } from './connection.js';
 import { SmbDirectError } from './errors.js';

@@ -4,7 +4,7 @@
 import { threadId } from 'node:worker_threads';
 
 import type { RdmaEndpoint } from '../../src/providers/index.js';
-import type { WorkerContext } from '../../src/providers/verbs-worker.js';
+import type { WorkerContext } from '../../src/providers/verbs/worker.js';
 
 const RECVS = 8;
 const SIZE = 4096;

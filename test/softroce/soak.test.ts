@@ -33,9 +33,9 @@ const WARMUP = 3;
  * RSS grows to that and says nothing about leaks there. */
 const ASAN = /libasan/.test(process.env['LD_PRELOAD'] ?? '');
 
-// NODE_DEBUG=smbdirect: the library's debug lines go to $SMBDIRECT_VMOUT/debug.log, not to the VM's
+// NODE_DEBUG=smbdirect (or smbdirect*, with the providers' sections): the library's debug lines go to $SMBDIRECT_VMOUT/debug.log, not to the VM's
 // serial console (thousands of cycles' worth would slow the run it is meant to explain)
-if (/\bsmbdirect\b/.test(process.env['NODE_DEBUG'] ?? '') && process.env['SMBDIRECT_VMOUT']) {
+if (/\bsmbdirect/.test(process.env['NODE_DEBUG'] ?? '') && process.env['SMBDIRECT_VMOUT']) {
   const log = join(process.env['SMBDIRECT_VMOUT'], 'debug.log');
   process.stderr.write = ((chunk: string | Uint8Array) => { appendFileSync(log, `${new Date().toISOString()} ${String(chunk)}`); return true; }) as typeof process.stderr.write;
 }

@@ -1,4 +1,4 @@
-// The `verbs` RdmaProvider (src/providers/verbs.ts) on rxe0 (soft-RoCE) and siw0 (soft-iWARP),
+// The `verbs` RdmaProvider (src/providers/verbs/) on rxe0 (soft-RoCE) and siw0 (soft-iWARP),
 // through the provider interface only: private data, send/recv with exact bytes, 1 MiB RDMA
 // write and read with content checks, Send-with-Invalidate (siw), both close kinds with their
 // flushed completions and events, IPv6, device limits named, defaultProvider() choosing verbs,

@@ -6,8 +6,6 @@
 //                                  RTS/CLOSING --TCP error, destroy()--> ERROR --> CLOSED
 // Every WR still queued when the endpoint leaves RTS completes as 'flushed'; the first error is
 // reported once ('error'), then 'close'.
-import { AsyncResource } from 'node:async_hooks';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 
 import {
@@ -27,7 +25,10 @@ import type {
   Access, Completion, CompletionOpcode, MemoryRegion, PostSendOptions, RdmaEndpoint, Sge,
 } from '../types.js';
 import { RdmaError, type RdmaErrorCode } from '../errors.js';
+import { debuglog } from 'node:util';
+
 import { checkRemote } from '../checks.js';
+import { EndpointBase, checkSgeRange, foreignRegionError, queueFullError } from '../endpoint-base.js';
 import { ADDRESS_END } from '../../../framing/buffer-descriptor.js';
 
 export type IwarpState = 'IDLE' | 'RTS' | 'CLOSING' | 'TERMINATE' | 'ERROR' | 'CLOSED';
@@ -158,13 +159,16 @@ interface RecvWr {
 }
 
 /** A Terminate we send or receive, as an error with the layer/type/code. */
+// NODE_DEBUG=smbdirect_iwarp (or smbdirect*): RTS, Terminates sent and received, the end
+const debug = debuglog('smbdirect_iwarp');
+
 export class TerminateError extends RdmaError {
   constructor(code: RdmaErrorCode, message: string, readonly layer: number, readonly etype: number, readonly errorCode: number) {
     super(code, message);
   }
 }
 
-export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
+export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
   state: IwarpState = 'IDLE';
   readonly settings: IwarpSettings;
   peerPrivateData: Uint8Array;
@@ -192,28 +196,35 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   /** Messages waiting to be cut into FPDUs, in order (pump()). */
   private tx: TxMessage[] = [];
   private flushScheduled = false;
-  private handler: (batch: Iterable<Completion>) => void = () => {};
-  private firstError?: Error;
-  private closeWaiters: Array<() => void> = [];
   private peerEnded = false;
   /** peer-to-peer RTR still expected as the first FPDU (responder side) */
   expectRtr: 'write' | 'read' | false = false;
   private awaitRtrResponse = false;
+  /** Bytes handed to socket.write() so far: a position in the socket's byte stream. */
+  private written = 0;
+  /** pump() corked the socket for a burst of FPDUs / waits for its 'drain'. */
+  private corked = false;
+  private awaitingDrain = false;
+  /** Whether the socket reads into one reused buffer (reader.ts) rather than a Buffer per read. */
+  readsIntoBuffer = false;
+  /** Responder side before accept/reject: the peer's MPA Request and what followed it. */
+  mpaRequest?: { frame: MpaFrame; leftover: Uint8Array; params: MpaParams; onReject: 'close' | 'stream' };
+  /** disconnect()'s wait for the send queue to empty (internal: not an event of the endpoint). */
+  private drainWaiters: Array<() => void> = [];
 
   constructor(readonly socket: Socket, settings: IwarpSettings, peerPrivateData: Uint8Array) {
-    super();
+    super('SMBDIRECT_ENDPOINT');
     this.settings = settings;
     this.peerPrivateData = peerPrivateData;
     this.rx = new Uint8Array(Math.max(settings.readBufferSize, MIN_READ_BUFFER));
   }
 
-  /** Whether the socket reads into one reused buffer (reader.ts) rather than a Buffer per read. */
-  readsIntoBuffer = false;
 
   /** Enters RTS: from here on every byte on the socket is an FPDU. `head` are bytes already read. */
   start(head?: Uint8Array): void {
     if (this.state !== 'IDLE') return;
     this.state = 'RTS';
+    debug('%s: RTS (CRC %s, ORD %d, IRD %d, max FPDU payload %d)', this.#name(), this.settings.crc ? 'on' : 'off', this.settings.ord, this.settings.ird, this.settings.maxFpduPayload);
     this.socket.setNoDelay(true);
     const onChunk = (chunk: Uint8Array) => this.onChunk(chunk);
     this.readsIntoBuffer = this.settings.readBufferSize > 0 && readIntoBuffer(this.socket, {
@@ -229,8 +240,6 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   // ---- the RdmaEndpoint surface ------------------------------------------------
 
-  /** Responder side before accept/reject: the peer's MPA Request and what followed it. */
-  mpaRequest?: { frame: MpaFrame; leftover: Uint8Array; params: MpaParams; onReject: 'close' | 'stream' };
 
   /** Sends the MPA Reply and enters RTS (responder side). */
   async accept(privateData?: Uint8Array): Promise<void> {
@@ -297,23 +306,10 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.fail(new RdmaError('ERR_IWARP_REGION_RELEASED', `STag 0x${r.rkey.toString(16)} was closed or invalidated while the peer's RDMA Read of it was still being answered: the connection is reset`), 'ERROR', true);
   }
 
-  onCompletions(handler: (batch: Iterable<Completion>) => void): void {
-    this.handler = handler;
-    // completions and the endpoint's end run in the caller's async context (AsyncLocalStorage),
-    // not in whatever socket callback happened to cut them
-    this.scope = new AsyncResource('SMBDIRECT_ENDPOINT');
-  }
-
-  private scope?: AsyncResource;
-  private inScope(fn: () => void): void {
-    if (this.scope) this.scope.runInAsyncScope(fn);
-    else fn();
-  }
-
   postRecv(wrId: number, sge: Sge): void {
     // receives may be posted before accept()/the first FPDU, as on a verbs QP
     if (this.state !== 'IDLE') this.checkPost();
-    if (this.rq.length >= this.settings.maxRecvWr) throw new RdmaError('ERR_QUEUE_FULL', `receive queue full (${this.settings.maxRecvWr})`);
+    if (this.rq.length >= this.settings.maxRecvWr) throw queueFullError('receive', this.settings.maxRecvWr);
     const region = this.local(sge, true);
     this.rq.push({ wrId, region, offset: sge.offset, length: sge.length });
   }
@@ -343,7 +339,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     if (sges.length !== 1) throw new RdmaError('ERR_DEVICE_LIMIT', `an RDMA read takes exactly one sink SGE (max_sge_rd 1), got ${sges.length}`);
     const sink = this.local(sges[0]!, true);
     checkRemote(remoteAddr, sges[0]!.length, rkey);
-    if (this.sq.length >= this.settings.maxSendWr) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${this.settings.maxSendWr})`);
+    if (this.sq.length >= this.settings.maxSendWr) throw queueFullError('send', this.settings.maxSendWr);
     const wr: ReadWr = {
       wrId, opcode: 'read', signaled: true, done: false, status: '', byteLength: sges[0]!.length, stag: rkey,
       sink, sinkOffset: sges[0]!.offset, length: sges[0]!.length, received: 0, remoteAddr, rkey, issued: false,
@@ -391,18 +387,12 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   // ---- send side ---------------------------------------------------------------------
 
-  private checkPost(): void {
-    if (this.state !== 'RTS') throw new RdmaError('ERR_INVALID_STATE', `cannot post work in state ${this.state}`);
-  }
-
   private local(sge: Sge, write: boolean): Region {
     const r = sge.mr as Region;
-    if (!(r instanceof Region) || this.regions.get(r.rkey) !== r) throw new RdmaError('ERR_INVALID_ARG_TYPE', 'sge.mr is not a memory region of this endpoint');
+    if (!(r instanceof Region) || this.regions.get(r.rkey) !== r) throw foreignRegionError();
     if (!r.valid) throw new RdmaError('ERR_INVALID_STAG', 'sge.mr has been invalidated');
     if (write && !r.access.localWrite) throw new RdmaError('ERR_ACCESS', 'the memory region lacks localWrite');
-    if (!Number.isInteger(sge.offset) || !Number.isInteger(sge.length) || sge.offset < 0 || sge.length < 0 || sge.offset + sge.length > r.buffer.length) {
-      throw new RdmaError('ERR_OUT_OF_RANGE', `sge [${sge.offset}, +${sge.length}) is outside the memory region (${r.buffer.length} bytes)`);
-    }
+    checkSgeRange(sge.offset, sge.length, r.buffer.length);
     return r;
   }
 
@@ -416,7 +406,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
   }
 
   private enqueue(wrId: number, opcode: CompletionOpcode, signaled: boolean, byteLength: number): SendWr {
-    if (this.sq.length >= this.settings.maxSendWr) throw new RdmaError('ERR_QUEUE_FULL', `send queue full (${this.settings.maxSendWr})`);
+    if (this.sq.length >= this.settings.maxSendWr) throw queueFullError('send', this.settings.maxSendWr);
     const wr: SendWr = { wrId, opcode, signaled, done: false, status: '', byteLength };
     this.sq.push(wr);
     return wr;
@@ -429,9 +419,6 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.socket.write(trailer, done ? () => done() : undefined);
     this.written += prefix.length + body.length + trailer.length;
   }
-
-  /** Bytes handed to socket.write() so far: a position in the socket's byte stream. */
-  private written = 0;
 
   /** Bytes handed to the socket that the kernel has not taken yet: those still in the Writable's
    * buffer (not yet dispatched) and those libuv still holds (`writeQueueSize`, exact as partial
@@ -496,8 +483,6 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.socket.uncork();
   }
 
-  private corked = false;
-  private awaitingDrain = false;
 
   /** Issues queued reads while fewer than ORD are outstanding. */
   private issueReads(): void {
@@ -524,8 +509,6 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     if (this.sq.length === 0) this.drained();
   }
 
-  /** disconnect()'s wait for the send queue to empty (internal: not an event of the endpoint). */
-  private drainWaiters: Array<() => void> = [];
   private drained(): void {
     for (const w of this.drainWaiters.splice(0)) w();
   }
@@ -538,7 +521,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       this.flushScheduled = false;
       const batch = this.completions;
       this.completions = [];
-      if (batch.length) this.handler(batch);
+      if (batch.length) this.completionHandler(batch);
     }));
   }
 
@@ -739,6 +722,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   private sendTerminate(layer: number, etype: number, errorCode: number, raw?: Uint8Array): void {
     if (this.socket.destroyed || !this.socket.writable) return;
+    debug('%s: Terminate sent: layer %d, type %d, code 0x%s', this.#name(), layer, etype, errorCode.toString(16));
     let ddpHeader: Uint8Array | undefined;
     if (raw && raw.length >= 2 + 14) ddpHeader = raw.subarray(2, 2 + ((raw[2]! & 0x80) ? 14 : Math.min(18, raw.length - 2)));
     const body = encodeTerminate({ layer, etype, errorCode, m: !!ddpHeader, d: !!ddpHeader, r: false, ddpSegmentLength: raw ? (raw[0]! << 8) | raw[1]! : 0, ddpHeader });
@@ -756,6 +740,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
 
   private onTerminate(layer: number, etype: number, errorCode: number, bitOrder: 'rfc' | 'siw'): void {
     const names = ['RDMAP', 'DDP', 'MPA'];
+    debug('%s: Terminate received: layer %d, type %d, code 0x%s (%s bit order)', this.#name(), layer, etype, errorCode.toString(16), bitOrder);
     const err = new TerminateError('ERR_IWARP_TERMINATED', `the peer terminated the connection: ${names[layer] ?? layer} error type ${etype}, code 0x${errorCode.toString(16)}${bitOrder === 'siw' ? ' (siw bit order)' : ''}`, layer, etype, errorCode);
     // a protection error answers our oldest outstanding tagged operation
     const protection = (layer === TERM_LAYER_RDMAP && etype === RDMAP_ETYPE_REMOTE_PROTECTION) || (layer === TERM_LAYER_DDP && etype === DDP_ETYPE_TAGGED);
@@ -791,9 +776,15 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     this.finish(state, err, reset);
   }
 
+  /** The connection as debug lines name it: the peer's address and port. */
+  #name(): string {
+    return `iWARP ${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+  }
+
   /** Leaves RTS/CLOSING: flush every queue, free, report the first error once, then 'close'. */
   private finish(state: IwarpState, err: Error | undefined, reset = false): void {
     if (this.state === 'CLOSED') return;
+    debug('%s: %s -> %s%s%s', this.#name(), this.state, state, err ? `: ${(err as RdmaError).code ?? ''} ${err.message}` : '', reset ? ' (reset)' : '');
     this.state = state;
     for (const w of this.sq) if (!w.done) this.complete(w, 'flushed');
     this.pendingReads.length = 0;
@@ -807,7 +798,6 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
     for (const r of this.regions.values()) r.valid = false;
     this.regions.clear();
     this.rxStart = this.rxEnd = 0;
-    if (err && !this.firstError) this.firstError = err;
     if (reset || err) {
       if (reset) this.socket.resetAndDestroy(); else this.socket.destroy();
     } else if (!this.socket.destroyed) {
@@ -815,27 +805,7 @@ export class IwarpEndpoint extends EventEmitter implements RdmaEndpoint {
       this.socket.destroySoon();
     }
     this.state = 'CLOSED';
-    // after the flushed completions of this tick
     this.drained();
-    queueMicrotask(() => this.inScope(() => {
-      // an unhandled 'error' would throw: network trouble never crashes the process
-      if (err && this.listenerCount('error') > 0) this.emit('error', err);
-      else if (!err) this.emit('disconnected');
-      this.closed = true;
-      this.emit('close');
-      for (const w of this.closeWaiters.splice(0)) w();
-    }));
-  }
-
-  private closed = false;
-
-  private waitClosed(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.closeWaiters.push(resolve));
-  }
-
-  /** The first error, if the endpoint ended with one. */
-  get error(): Error | undefined {
-    return this.firstError;
+    this.endEvents(err, false); // after the flushed completions of this tick
   }
 }

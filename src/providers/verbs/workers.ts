@@ -1,5 +1,5 @@
 // createWorkerPool(): per-CPU workers for a verbs server. One worker_threads worker per CQ set
-// (verbs-worker.ts); a listener in the main thread hands each connect request to a worker
+// (worker.ts); a listener in the main thread hands each connect request to a worker
 // (round-robin) with CmId.detach() / EventChannel.adoptId() = rdma_migrate_id, and that
 // connection's CM events and completions are handled on the worker from then on. A connection
 // never migrates twice (a handle is adopted at most once). A worker that dies takes its
@@ -9,17 +9,17 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import * as native from '../../native/index.js';
-import type { CmEvent } from '../../native/index.js';
-import type { CqSetStats } from '../../completion/pool.js';
-import type { RdmaListener } from './types.js';
-import { RdmaError, rdmaCode } from './errors.js';
-import { VerbsListener, type VerbsOptions, VerbsProviderImpl } from './verbs.js';
+import * as native from '../../../native/index.js';
+import type { CmEvent } from '../../../native/index.js';
+import type { CqSetStats } from '../../../completion/pool.js';
+import type { RdmaListener } from '../types.js';
+import { RdmaError, rdmaCode } from '../errors.js';
+import { VerbsListener, type VerbsOptions, VerbsProviderImpl } from './provider.js';
 
 export interface WorkerPoolOptions {
   /** Number of workers (default 2). */
   workers?: number;
-  /** The module each worker loads; its default export handles a connection (see verbs-worker.ts). */
+  /** The module each worker loads; its default export handles a connection (see worker.ts). */
   module: string | URL;
   verbs?: VerbsOptions;
   /** How long close() lets workers disconnect gracefully before terminating them (default 10 s). */
@@ -66,7 +66,7 @@ export class VerbsWorkerPool extends EventEmitter {
     if (!Number.isInteger(n) || n < 1) throw new RdmaError('ERR_OUT_OF_RANGE', 'workers must be a positive integer');
     const mod = this.options.module instanceof URL ? this.options.module.href
       : this.options.module.startsWith('file:') ? this.options.module : pathToFileURL(this.options.module).href;
-    const script = fileURLToPath(new URL('./verbs-worker.js', import.meta.url));
+    const script = fileURLToPath(new URL('./worker.js', import.meta.url));
     const ready: Promise<void>[] = [];
     for (let index = 0; index < n; index++) {
       const worker = new Worker(script, { workerData: { index, module: mod, verbs: this.options.verbs } });

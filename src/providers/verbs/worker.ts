@@ -1,4 +1,4 @@
-// The worker side of createWorkerPool() (verbs-workers.ts): one worker_threads worker with its own
+// The worker side of createWorkerPool() (workers.ts): one worker_threads worker with its own
 // rdma_cm event channel and its own completion pool (one CQ on comp vector = its index). The main
 // thread's listener hands each connect request over (CmId.detach() there, EventChannel.adoptId()
 // here = rdma_migrate_id); from then on every CM event and completion of that connection is
@@ -6,8 +6,8 @@
 // `(endpoint, ctx) => void | Promise<void>`; the endpoint is not yet accepted.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 
-import type { RdmaEndpoint } from './types.js';
-import { type VerbsEndpoint, type VerbsOptions, VerbsProviderImpl } from './verbs.js';
+import type { RdmaEndpoint } from '../types.js';
+import { type VerbsEndpoint, type VerbsOptions, VerbsProviderImpl } from './provider.js';
 
 export interface WorkerContext {
   /** This worker's index in the pool and its threadId. */
