@@ -8,7 +8,7 @@ const U32_MAX = 0xffffffff;
 
 export interface Fragment {
   remainingDataLength: number;
-  /** A view into the message given to split(): no bytes are copied. */
+  /** A view into the message given to split() / at(): no bytes are copied. */
   data: Uint8Array;
 }
 
@@ -34,18 +34,30 @@ export class Fragmenter {
 
   /** Fragments of `message` in send order; RemainingDataLength strictly decreases to 0. */
   split(message: Uint8Array): Fragment[] {
-    const total = message.length;
-    if (total === 0) fail('ERR_SMBD_EMPTY_MESSAGE', 'cannot send an empty upper-layer message');
-    if (total > this.maxMessageSize) {
-      fail('ERR_SMBD_MESSAGE_TOO_LARGE', `message of ${total} bytes exceeds MaxFragmentedSize ${this.maxMessageSize}`);
-    }
-    const step = this.maxPayload;
-    const out: Fragment[] = new Array(Math.ceil(total / step));
-    for (let i = 0, at = 0; at < total; i++, at += step) {
-      const end = Math.min(at + step, total);
-      out[i] = { remainingDataLength: total - end, data: message.subarray(at, end) };
-    }
+    const n = this.count(message.length);
+    const out: Fragment[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.at(message, i);
     return out;
+  }
+
+  /** How many fragments a message of `length` bytes takes (refused as split() refuses it). */
+  count(length: number): number {
+    if (length === 0) fail('ERR_SMBD_EMPTY_MESSAGE', 'cannot send an empty upper-layer message');
+    if (length > this.maxMessageSize) {
+      fail('ERR_SMBD_MESSAGE_TOO_LARGE', `message of ${length} bytes exceeds MaxFragmentedSize ${this.maxMessageSize}`);
+    }
+    return Math.ceil(length / this.maxPayload);
+  }
+
+  /** Fragment `i` of `message` (0 <= i < count(message.length)), made when it is sent: a sender
+   * that waits for credits between fragments holds no array of them. */
+  at(message: Uint8Array, i: number): Fragment {
+    const start = i * this.maxPayload;
+    if (!Number.isInteger(i) || i < 0 || start >= message.length) {
+      fail('ERR_FRAMING_INVALID_ARGUMENT', `fragment ${i} of a ${message.length}-byte message (${Math.ceil(message.length / this.maxPayload)} fragments)`);
+    }
+    const end = Math.min(start + this.maxPayload, message.length);
+    return { remainingDataLength: message.length - end, data: message.subarray(start, end) };
   }
 }
 

@@ -25,10 +25,23 @@ const char* ErrnoName(int err) {
   }
 }
 
+// An error with `code`: an instance of the class JS handed over (setErrorClass), else of
+// `fallback` (Error, TypeError, RangeError) with code set.
+template <typename E>
+static Napi::Error CodedError(Napi::Env env, const char* code, const std::string& msg) {
+  auto* data = env.GetInstanceData<InstanceData>();
+  if (data && !data->errorClass.IsEmpty()) {
+    Napi::Object o = data->errorClass.New({Napi::String::New(env, code), Napi::String::New(env, msg)});
+    return Napi::Error(env, o);
+  }
+  E e = E::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
   std::string msg = std::string(syscall) + " failed: " + ErrnoName(err) + " (" + strerror(err) + ")";
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  Napi::Error e = CodedError<Napi::Error>(env, ErrnoName(err), msg);
   e.Set("errno", Napi::Number::New(env, -err));  // negative, as node's system errors
   e.Set("syscall", Napi::String::New(env, syscall));
   return e;
@@ -36,22 +49,19 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
 
 void ThrowErrno(Napi::Env env, int err, const char* syscall) { throw ErrnoError(env, err, syscall); }
 
-void ThrowType(Napi::Env env, const std::string& msg) {
-  Napi::TypeError e = Napi::TypeError::New(env, msg);
-  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-  throw e;
-}
+void ThrowType(Napi::Env env, const std::string& msg) { throw CodedError<Napi::TypeError>(env, "ERR_INVALID_ARG_TYPE", msg); }
 
-void ThrowRange(Napi::Env env, const std::string& msg) {
-  Napi::RangeError e = Napi::RangeError::New(env, msg);
-  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
-  throw e;
-}
+void ThrowRange(Napi::Env env, const std::string& msg) { throw CodedError<Napi::RangeError>(env, "ERR_OUT_OF_RANGE", msg); }
 
-void ThrowCode(Napi::Env env, const char* code, const std::string& msg) {
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  throw e;
+void ThrowCode(Napi::Env env, const char* code, const std::string& msg) { throw CodedError<Napi::Error>(env, code, msg); }
+
+// setErrorClass(cls): errors of this environment's addon are `new cls(code, message)` from now on.
+static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(env, "setErrorClass needs a class");
+  auto* data = env.GetInstanceData<InstanceData>();
+  data->errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
 }
 
 // ---- resources ------------------------------------------------------------
@@ -297,6 +307,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([data]() { Cleanup(data); });
   exports.Set("available", Napi::Boolean::New(env, true));
   exports.Set("withRdmaCore", Napi::Boolean::New(env, true));
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   InitDevice(env, exports, data);
   InitMemory(env, exports, data);
   InitCq(env, exports, data);

@@ -24,7 +24,8 @@ const char* ErrnoName(int err);
 // Error with code (errno name), errno and syscall, like node's own system errors.
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall);
-// Misuse from JS: TypeError / RangeError / Error with a stable code.
+// Misuse from JS: TypeError / RangeError / Error with a stable code (each an instance of the
+// class given to setErrorClass instead, once one is).
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& msg);
 [[noreturn]] void ThrowRange(Napi::Env env, const std::string& msg);
 [[noreturn]] void ThrowCode(Napi::Env env, const char* code, const std::string& msg);
@@ -78,6 +79,9 @@ class Resource {
 struct InstanceData {
   std::list<Resource*> live;  // creation order; closed newest first at env teardown
   Napi::FunctionReference device, pd, mr, mw, channel, cq, qp, eventChannel, cmId;
+  // The class errors are thrown as (setErrorClass: the providers' RdmaError, constructed as
+  // new cls(code, message)); empty: Error, TypeError, RangeError with a code, as node's own.
+  Napi::FunctionReference errorClass;
   std::map<void*, Resource*> devices;  // ibv_context -> its one open Device
   // Live memory regions by handle (their Resource id), for the fast posts that name a region
   // by number instead of by object (no property reads or instanceof per work request).

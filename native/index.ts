@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 // ---- errors ----------------------------------------------------------------
 
-/** Errors thrown by the binding: `code` is an errno name (EINVAL, ENODEV, ...)
+/** Errors thrown by the binding (Error, TypeError, RangeError, or the class handed to
+ * `useErrorClass`, which the providers do when they load): `code` is an errno name (EINVAL, ENODEV, ...)
  * for failed verbs/rdma_cm calls (with `errno` negative and `syscall` set), or
  * one of ERR_CLOSED, ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_WRONG_PD,
  * ERR_WRONG_DEVICE, ERR_DEVICE_LIMIT, ERR_QP_EXISTS, ERR_NO_DEVICE,
@@ -320,6 +321,7 @@ interface Binding {
   openDevice(name: string): Device;
   createEventChannel(onEvents: (events: CmEvent[]) => void): EventChannel;
   destroyDetachedId(handle: bigint): boolean;
+  setErrorClass?(cls: ErrorClass): void;
   ACCESS: Record<string, number>;
   SEND_FLAGS: Record<string, number>;
   CQ_BATCH: number;
@@ -365,9 +367,26 @@ export const available: boolean = loaded.binding !== undefined;
 /** Why `available` is false. */
 export const reason: string | undefined = loaded.reason;
 
+/** A class the addon's errors are made with: `new cls(code, message)`. */
+export type ErrorClass = new (code: string, message: string) => Error;
+let errorClass: ErrorClass | undefined;
+
+/**
+ * Makes the addon throw `cls` (constructed as `new cls(code, message)`, then `errno` and `syscall`
+ * set where a system call failed) instead of Error / TypeError / RangeError with a code, in this
+ * thread (each worker thread's addon instance is its own). The providers hand over their RdmaError
+ * when they load, so an addon failure reaches their callers as it is, with no wrap at each call.
+ */
+export function useErrorClass(cls: ErrorClass): void {
+  errorClass = cls;
+  loaded.binding?.setErrorClass?.(cls);
+}
+
 function binding(): Binding {
   if (!loaded.binding) {
-    const err = new Error(`smbdirect native addon unavailable: ${loaded.reason}`) as NativeError;
+    const message = `smbdirect native addon unavailable: ${loaded.reason}`;
+    if (errorClass) throw new errorClass('ERR_NATIVE_UNAVAILABLE', message);
+    const err = new Error(message) as NativeError;
     err.code = 'ERR_NATIVE_UNAVAILABLE';
     throw err;
   }

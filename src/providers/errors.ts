@@ -16,7 +16,13 @@ export const PROVIDER_ERROR_CODES = {
   ERR_NO_STAG: 'the software provider ran out of STags (every index is registered)',
   ERR_NATIVE_UNAVAILABLE: 'the verbs provider needs the native addon, and the stub loaded (no rdma-core at build time)',
   ERR_NO_DEVICE: 'the connection is not bound to an RDMA device',
-  ERR_CLOSED: 'the completion pool is closed',
+  ERR_CLOSED: 'the completion pool, or the native object called, is closed',
+  ERR_WRONG_PD: 'the addon: a region, window or SGE registered on another protection domain than the queue pair\'s',
+  ERR_WRONG_DEVICE: 'the addon: a PD, CQ or completion channel of another device than the cm_id\'s',
+  ERR_QP_EXISTS: 'the addon: a second queue pair on a cm_id, or handing a cm_id with a queue pair to another thread',
+  ERR_INVALID_IP_ADDRESS: 'the addon: an address that is not an IP literal (the providers resolve names first)',
+  ERR_INVALID_HANDLE: 'the addon: adopting a cm_id handle that is not a detached one (worker hand-off)',
+  ERR_REENTRANT: 'the addon: a CQ polled from inside its own completion handler',
   // connection setup
   ERR_CONNECT: 'a TCP connect failed without an errno name',
   ERR_MPA_TIMEOUT: 'no MPA Request / Reply within the timeout',
@@ -24,7 +30,7 @@ export const PROVIDER_ERROR_CODES = {
   ERR_MPA_REJECTED: 'the peer rejected the MPA Request (MpaRejectedError: error.privateData, error.socket)',
   ERR_MPA_MARKERS: 'the peer asked for MPA markers, which are refused (as siw does by default)',
   ERR_MPA_BAD_FRAME: 'a malformed MPA Request / Reply whose framing error had no code',
-  ERR_VERBS: 'a native verbs or rdma_cm call failed without an errno name',
+  ERR_VERBS: 'a native verbs or rdma_cm call failed without an errno name (the addon gives one; kept for callers that test for it)',
   ERR_VERBS_REJECTED: 'the peer rejected the connection (error.privateData)',
   ERR_VERBS_ADDR_ERROR: 'rdma_cm could not resolve the address',
   ERR_VERBS_ROUTE_ERROR: 'rdma_cm could not resolve the route',
@@ -73,6 +79,9 @@ export type RdmaErrorCode = ProviderErrorCode | SmbDirectErrorCode | `E${Upperca
 /** Errors of the providers: `code` is stable (docs/errors.md "Provider errors"). */
 export class RdmaError extends Error {
   readonly code: RdmaErrorCode;
+  /** Set by the addon for a failed system, verbs or rdma_cm call: the negative errno and the call. */
+  declare readonly errno?: number;
+  declare readonly syscall?: string;
   constructor(code: RdmaErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'RdmaError';

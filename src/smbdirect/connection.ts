@@ -12,7 +12,7 @@ import {
   DT_REMAINING_DATA_LENGTH, RESPONSE_REQUESTED, dataTransferValid, decodeDataTransfer, putDataTransferHeader,
 } from '../../framing/data-transfer.js';
 import type { SmbDirectProtocolError } from '../../framing/errors.js';
-import { Fragmenter, Reassembler } from '../../framing/fragment.js';
+import { type Fragment as OutFragment, Fragmenter, Reassembler } from '../../framing/fragment.js';
 import {
   MIN_RECEIVE_SIZE, type NegotiateRequest, SMBD_VERSION_1, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, decodeNegotiateRequest,
   decodeNegotiateResponse, encodeNegotiateRequest, encodeNegotiateResponse,
@@ -127,6 +127,8 @@ const SIGNAL_EVERY = 16;
 const SIGNALED = Object.freeze({ signaled: true });
 const UNSIGNALED = Object.freeze({ signaled: false });
 const RESOLVED = Promise.resolve();
+/** The one fragment of an empty message (a credit grant or a keepalive answer: no upper-layer data). */
+const EMPTY_FRAGMENT: OutFragment = Object.freeze({ remainingDataLength: 0, data: new Uint8Array(0) });
 /** Registrations of our own transfer buffers kept for reuse: at most this many, and bytes. */
 const LOCAL_CACHE_ENTRIES = 16;
 const LOCAL_CACHE_BYTES = 256 * 1024 * 1024;
@@ -137,7 +139,6 @@ interface OutMessage {
   data: Uint8Array;
   next: number;
   count: number;
-  maxPayload: number;
   invalidate?: number;
   empty: boolean;
   resolve: () => void;
@@ -165,6 +166,7 @@ interface Transfer {
 type Work = OutMessage | RdmaOp;
 
 /** One received data transfer message's reassembly fields; `data` views the receive slot. */
+/** A received fragment (its data transfer header's fields). */
 interface Fragment { remainingDataLength: number; dataLength: number; data: Uint8Array }
 
 /** A FIFO with O(1) shift (Array#shift copies, and a send queue can hold 100k messages). */
@@ -392,9 +394,8 @@ export class SmbDirectConnection extends EventEmitter {
       return Promise.reject(new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `invalidate must be a 32-bit token, got ${opts.invalidate}`));
     }
     return new Promise<void>((resolve, reject) => {
-      const maxPayload = this.#fragmenter!.maxPayload;
       this.#queue.push({
-        kind: 'message', data: message, next: 0, count: Math.ceil(message.length / maxPayload), maxPayload,
+        kind: 'message', data: message, next: 0, count: this.#fragmenter!.count(message.length),
         invalidate: opts.invalidate, empty: false, resolve, reject, waitSince: 0,
       });
       this.#writableLength += message.length;
@@ -661,17 +662,8 @@ export class SmbDirectConnection extends EventEmitter {
   /** Sends a negotiate message from send slot 0 outside the credit rules (3.1.5.2/3.1.5.6). */
   #postRaw(bytes: Uint8Array): void {
     const slot = this.#freeSendSlots.pop()!;
-    const off = slot * this.#sendSlot;
-    this.#sendMr.buffer.set(bytes, off);
-    this.#sqUsed++;
-    this.#sendRing.push(slot);
-    try {
-      if (!this.#post(() => this.endpoint.postSend((WR_SEND << KIND_SHIFT) | slot, [{ mr: this.#sendMr, offset: off, length: bytes.length }]))) {
-        this.#unpost();
-      }
-    } catch (err) {
-      this.#finish(asError(err));
-    }
+    this.#sendMr.buffer.set(bytes, slot * this.#sendSlot);
+    this.#postSlot(slot, bytes.length, undefined, true);
   }
 
   // ---- receive side ------------------------------------------------------------------
@@ -854,12 +846,10 @@ export class SmbDirectConnection extends EventEmitter {
           this.#creditWait.record((now() - w.waitSince) * 1000);
           w.waitSince = 0;
         }
-        const start = w.next * w.maxPayload;
-        const end = Math.min(start + w.maxPayload, w.data.length);
-        const last = w.next === w.count - 1;
-        if (!this.#postFragment(w.data.subarray(start, end), w.data.length - end, last ? w.invalidate : undefined)) return;
+        const f = w.empty ? EMPTY_FRAGMENT : this.#fragmenter!.at(w.data, w.next);
+        if (!this.#postFragment(f.data, f.remainingDataLength, f.remainingDataLength === 0 ? w.invalidate : undefined)) return;
         w.next++;
-        this.#writableLength -= end - start;
+        this.#writableLength -= f.data.length;
       }
       this.#queue.shift();
       if (!w.empty) this.#s.messagesSent++;
@@ -907,11 +897,11 @@ export class SmbDirectConnection extends EventEmitter {
     return signaled;
   }
 
-  /** Posts send slot `slot` (`length` bytes written); false when the endpoint refused it (going
-   * down: the slot is taken back) or the connection ended. */
-  #postSlot(slot: number, length: number, invalidate: number | undefined): boolean {
+  /** Posts send slot `slot` (`length` bytes written), signaled as #signalNext says unless told;
+   * false when the endpoint refused it (going down: the slot is taken back) or the connection
+   * ended (any other failure ends it). */
+  #postSlot(slot: number, length: number, invalidate: number | undefined, signaled = this.#signalNext()): boolean {
     this.#sqUsed++;
-    const signaled = this.#signalNext();
     this.#sendRing.push(slot);
     const sges = this.#sendSges[slot]!;
     sges[0].length = length;
@@ -966,7 +956,7 @@ export class SmbDirectConnection extends EventEmitter {
   /** Queues an empty message (it carries credits, flags, or a signaled completion) and sends it. */
   #sendEmpty(): void {
     this.#queue.push({
-      kind: 'message', data: new Uint8Array(0), next: 0, count: 1, maxPayload: 1, empty: true,
+      kind: 'message', data: new Uint8Array(0), next: 0, count: 1, empty: true,
       resolve: () => {}, reject: () => {}, waitSince: 0,
     });
     this.#pump();
@@ -1267,7 +1257,7 @@ export class SmbDirectConnection extends EventEmitter {
 }
 
 function transportError(what: string, c: Completion): SmbDirectError {
-  return new SmbDirectError('ERR_SMBD_TRANSPORT', `${what} completed with status ${c.status}`, { status: c.status });
+  return new SmbDirectError('ERR_SMBD_TRANSPORT', `${what} completed with status ${c.status}`, { completionStatus: c.status });
 }
 
 function tryInvalidate(ep: RdmaEndpoint, rkey: number): void {

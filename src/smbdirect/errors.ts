@@ -8,7 +8,7 @@ export const CONNECTION_ERROR_CODES = {
   ERR_SMBD_CREDIT_VIOLATION: 'the peer sent a message without holding a receive credit',
   ERR_SMBD_RECEIVE_TOO_LARGE: 'a received message is longer than the negotiated MaxReceiveSize',
   ERR_SMBD_BAD_INVALIDATE: 'the peer invalidated a token that is not a live registration of this connection',
-  ERR_SMBD_TRANSPORT: 'a send, receive or RDMA operation completed with an error status (error.status)',
+  ERR_SMBD_TRANSPORT: 'a send, receive or RDMA operation completed with an error status (error.completionStatus)',
   ERR_SMBD_DISCONNECTED: 'the peer disconnected while work was pending',
   ERR_SMBD_CLOSED: 'the connection is closing or closed: no new work',
   ERR_SMBD_CLOSE_TIMEOUT: 'a graceful close did not drain queued work within closeTimeoutMs',
@@ -23,13 +23,19 @@ export type ConnectionErrorCode = keyof typeof CONNECTION_ERROR_CODES;
 
 export class SmbDirectError extends Error {
   readonly code: ConnectionErrorCode;
-  /** The completion status for ERR_SMBD_TRANSPORT (e.g. 'remote-access'). */
-  readonly status?: string;
+  /** The failed work completion's status for ERR_SMBD_TRANSPORT (e.g. 'remote-access'). */
+  readonly completionStatus?: string;
 
-  constructor(code: ConnectionErrorCode, message: string, options?: { cause?: unknown; status?: string }) {
+  constructor(code: ConnectionErrorCode, message: string, options?: { cause?: unknown; completionStatus?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SmbDirectError';
     this.code = code;
-    if (options?.status !== undefined) this.status = options.status;
+    if (options?.completionStatus !== undefined) this.completionStatus = options.completionStatus;
+  }
+
+  /** @deprecated The completion status: read `completionStatus`. In every other error family (and
+   * the SMB2 layer's) `status` is an NTSTATUS number; this string alias goes in the next major. */
+  get status(): string | undefined {
+    return this.completionStatus;
   }
 }

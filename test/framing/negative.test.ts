@@ -122,6 +122,11 @@ cases('fragmenter', [
   ['empty message', 'ERR_SMBD_EMPTY_MESSAGE', () => new f.Fragmenter(1364).split(new Uint8Array(0))],
   ['message over MaxFragmentedSize', 'ERR_SMBD_MESSAGE_TOO_LARGE', () => new f.Fragmenter(1364, 131072).split(new Uint8Array(131073))],
   ['MaxSendSize 127', 'ERR_FRAMING_INVALID_ARGUMENT', () => new f.Fragmenter(127)],
+  ['count() of an empty message', 'ERR_SMBD_EMPTY_MESSAGE', () => new f.Fragmenter(1364).count(0)],
+  ['count() over MaxFragmentedSize', 'ERR_SMBD_MESSAGE_TOO_LARGE', () => new f.Fragmenter(1364, 131072).count(131073)],
+  ['at() past the last fragment', 'ERR_FRAMING_INVALID_ARGUMENT', () => new f.Fragmenter(1364).at(new Uint8Array(1340), 1)],
+  ['at() of a negative index', 'ERR_FRAMING_INVALID_ARGUMENT', () => new f.Fragmenter(1364).at(new Uint8Array(10), -1)],
+  ['at() of a fractional index', 'ERR_FRAMING_INVALID_ARGUMENT', () => new f.Fragmenter(1364).at(new Uint8Array(5000), 0.5)],
 ]);
 
 cases('buffer descriptors (2.2.3.1)', [

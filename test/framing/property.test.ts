@@ -172,7 +172,16 @@ describe('fragment + reassemble', () => {
       const size = Math.max(1, Math.floor(maxFragmentedSize * pick * pick)); // bias to smaller sizes, reach the max
       const msg = new Uint8Array(size);
       for (let i = 0, x = seed; i < size; i += 4) msg[i] = x = (x * 1103515245 + 12345) >>> 0;
-      const frags = new f.Fragmenter(maxSendSize, maxFragmentedSize).split(msg);
+      const fragmenter = new f.Fragmenter(maxSendSize, maxFragmentedSize);
+      const frags = fragmenter.split(msg);
+      // the lazy form the connection sends from gives the same fragments, one at a time
+      assert.equal(fragmenter.count(msg.length), frags.length);
+      for (const i of [0, frags.length >> 1, frags.length - 1]) {
+        const one = fragmenter.at(msg, i);
+        assert.equal(one.remainingDataLength, frags[i]!.remainingDataLength);
+        assert.equal(one.data.byteOffset, frags[i]!.data.byteOffset);
+        assert.equal(one.data.length, frags[i]!.data.length);
+      }
       const r = new f.Reassembler(maxFragmentedSize);
       let out: Uint8Array | undefined;
       let last = Infinity;

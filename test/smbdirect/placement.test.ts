@@ -171,7 +171,9 @@ describe('direct placement', () => {
       const clientEnd = closed(p.client);
       // an RDMA Write completes when it is sent (iWARP); the peer's Terminate then ends the connection
       await p.accepted.rdmaWrite(reg.descriptors, pattern(1000, 1)).catch(() => {});
-      await assert.rejects(p.accepted.rdmaRead(reg.descriptors, new Uint8Array(1000)));
+      await assert.rejects(p.accepted.rdmaRead(reg.descriptors, new Uint8Array(1000)), 
+        // the failed completion's status is completionStatus (status: its deprecated alias)
+        { code: 'ERR_SMBD_TRANSPORT', completionStatus: 'remote-access', status: 'remote-access' });
       assert.ok(await serverEnd, 'the server side ends with an error');
       assert.ok(await clientEnd, 'the client side ends with an error');
       assert.ok(buf.every((b) => b === 0xee), 'not a byte was written');

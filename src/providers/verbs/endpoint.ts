@@ -13,7 +13,7 @@ import { checkRemote } from '../checks.js';
 import { EndpointBase, checkSgeRange, queueFullError } from '../endpoint-base.js';
 import { RdmaError } from '../errors.js';
 import type { Access, Completion, CompletionOpcode, MemoryRegion, PostSendOptions, RdmaEndpoint, Sge } from '../types.js';
-import { EndpointMemory, type VerbsRegion, type VerbsWindow, wrap } from './memory.js';
+import { EndpointMemory, type VerbsRegion, type VerbsWindow } from './memory.js';
 import type { DeviceContext, VerbsProviderImpl } from './provider.js';
 import { type Settings, checkDeviceLimits } from './settings.js';
 
@@ -115,13 +115,9 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
     const s = this.settings;
     checkDeviceLimits(ctx.attrs, s);
     this.placement = ctx.pool.place(this, key);
-    try {
-      this.qp = this.id.createQp(ctx.pd, this.placement.cq, this.placement.cq, {
-        maxSendWr: s.maxSendWr, maxRecvWr: s.maxRecvWr, maxSendSge: s.maxSendSge, maxRecvSge: s.maxRecvSge, maxInlineData: s.maxInlineData,
-      });
-    } catch (err) {
-      throw wrap(err, 'rdma_create_qp');
-    }
+    this.qp = this.id.createQp(ctx.pd, this.placement.cq, this.placement.cq, {
+      maxSendWr: s.maxSendWr, maxRecvWr: s.maxRecvWr, maxSendSge: s.maxSendSge, maxRecvSge: s.maxRecvSge, maxInlineData: s.maxInlineData,
+    });
     this.placement.bind(this.qp.qpNum);
     this.memory = new EndpointMemory(ctx.pd, () => this.state === 'RTS');
     this.sendRows = this.qp.sendStage;
@@ -242,9 +238,8 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
     } catch (err) {
       this.cmWaiter = undefined;
       est.catch(() => {});
-      const e = wrap(err, 'rdma_accept');
       this.endFailedSetup();
-      throw e;
+      throw err;
     }
     try {
       this.established(await est, false);
@@ -314,7 +309,7 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
       this.qp!.postStaged(1, 1);
     } catch (err) {
       this.rq.unpush();
-      throw wrap(err, 'postRecv');
+      throw err;
     }
   }
 
@@ -424,7 +419,7 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
     try {
       this.qp.postStaged(kind, n);
     } catch (err) {
-      const e = wrap(err, kind ? 'postRecv' : 'postSend');
+      const e = err as Error;
       if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
       else this.latch(e);
     }
@@ -455,7 +450,7 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
       // refused: as if never posted (a graceful disconnect waits for the last signaled one)
       this.lastSignaled = lastSignaled;
       sq.unpush();
-      throw wrap(err, 'post');
+      throw err;
     }
   }
 

@@ -6,18 +6,11 @@
 import { markAsUntransferable } from 'node:worker_threads';
 
 import * as native from '../../../native/index.js';
-import type { NativeError, ProtectionDomain } from '../../../native/index.js';
+import type { ProtectionDomain } from '../../../native/index.js';
 import { foreignRegionError } from '../endpoint-base.js';
-import { RdmaError, rdmaCode } from '../errors.js';
+import { RdmaError } from '../errors.js';
 import { type CachedRegistration, RegistrationCache } from '../registration-cache.js';
 import type { Access, MemoryRegion, Sge } from '../types.js';
-
-/** An addon error as an RdmaError with the same code (errno name or ERR_*), cause kept. */
-export function wrap(err: unknown, what: string): RdmaError {
-  if (err instanceof RdmaError) return err;
-  const e = err as NativeError;
-  return new RdmaError(rdmaCode(e.code, 'ERR_VERBS'), `${what}: ${e.message}`, { cause: err });
-}
 
 /**
  * A registered JS-owned ArrayBuffer must not be detached: a transfer to a worker (postMessage,
@@ -120,19 +113,15 @@ export class EndpointMemory {
     const bits = native.accessFlags({ localWrite: access.localWrite, remoteRead: access.remoteRead, remoteWrite: access.remoteWrite });
     let mr: native.MemoryRegion;
     let buffer: Uint8Array;
-    try {
-      if (typeof sizeOrBuffer === 'number') {
-        mr = this.#pd.allocSlab(sizeOrBuffer, bits);
-        buffer = new Uint8Array(mr.buffer);
-      } else if (sizeOrBuffer instanceof Uint8Array) {
-        pin(sizeOrBuffer.buffer);
-        mr = this.#pd.registerBuffer(sizeOrBuffer, bits);
-        buffer = sizeOrBuffer;
-      } else {
-        throw new RdmaError('ERR_INVALID_ARG_TYPE', 'registerMemory needs a size or a Uint8Array');
-      }
-    } catch (err) {
-      throw wrap(err, 'registerMemory');
+    if (typeof sizeOrBuffer === 'number') {
+      mr = this.#pd.allocSlab(sizeOrBuffer, bits);
+      buffer = new Uint8Array(mr.buffer);
+    } else if (sizeOrBuffer instanceof Uint8Array) {
+      pin(sizeOrBuffer.buffer);
+      mr = this.#pd.registerBuffer(sizeOrBuffer, bits);
+      buffer = sizeOrBuffer;
+    } else {
+      throw new RdmaError('ERR_INVALID_ARG_TYPE', 'registerMemory needs a size or a Uint8Array');
     }
     const r = new VerbsRegion(this, mr, buffer);
     this.#regions.add(r);

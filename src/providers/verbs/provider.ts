@@ -15,7 +15,6 @@ import type { CmEvent, CmId, Device, DeviceAttributes, EventChannel, ProtectionD
 import { RdmaError } from '../errors.js';
 import type { CapacityNeeds, ConnectOptions, RdmaListener, RdmaProvider } from '../types.js';
 import { VerbsEndpoint } from './endpoint.js';
-import { wrap } from './memory.js';
 import { type Settings, type VerbsOptions, checkDeviceLimits, settingsOf } from './settings.js';
 
 export { type VerbsOptions, checkDeviceLimits } from './settings.js';
@@ -23,6 +22,10 @@ export { VerbsEndpoint, type VerbsState } from './endpoint.js';
 
 // NODE_DEBUG=smbdirect_verbs (or smbdirect*): rdma_cm events, disconnects, refused requests
 const debug = debuglog('smbdirect_verbs');
+
+// the addon's errors are RdmaErrors from here on (in this thread; a worker loads this module too),
+// with the addon's code (an errno name or ERR_*): no wrap at each call
+native.useErrorClass(RdmaError as unknown as native.ErrorClass); // its codes are the addon's: errno names and ERR_*
 
 // ---- shared per-device resources and the rdma_cm event channel ----------------------------------
 
@@ -205,7 +208,8 @@ export class VerbsProviderImpl implements VerbsProvider {
       id.listen(opts.backlog ?? 128);
     } catch (err) {
       this.cm.remove(id);
-      throw wrap(err, `listen on ${host}:${opts.port}`);
+      if (err instanceof Error) err.message = `listen on ${host}:${opts.port}: ${err.message}`;
+      throw err;
     }
     return listener;
   }
@@ -258,10 +262,10 @@ export class VerbsProviderImpl implements VerbsProvider {
     ep = new VerbsEndpoint(this, id, 'CONNECTING', s);
     try {
       const addr = ep.nextCm(['ADDR_RESOLVED'], s.resolveTimeoutMs);
-      try { id.resolveAddr(host, opts.port, s.resolveTimeoutMs); } catch (err) { addr.catch(() => {}); throw wrap(err, 'rdma_resolve_addr'); }
+      try { id.resolveAddr(host, opts.port, s.resolveTimeoutMs); } catch (err) { addr.catch(() => {}); throw err; }
       await addr;
       const route = ep.nextCm(['ROUTE_RESOLVED'], s.resolveTimeoutMs);
-      try { id.resolveRoute(s.resolveTimeoutMs); } catch (err) { route.catch(() => {}); throw wrap(err, 'rdma_resolve_route'); }
+      try { id.resolveRoute(s.resolveTimeoutMs); } catch (err) { route.catch(() => {}); throw err; }
       await route;
       ep.setup(this.options.placementKey?.(id.peerAddress));
       const est = ep.nextCm(['ESTABLISHED'], s.connectTimeoutMs);
@@ -269,7 +273,7 @@ export class VerbsProviderImpl implements VerbsProvider {
         id.connect({ privateData: opts.privateData, initiatorDepth: s.initiatorDepth, responderResources: s.responderResources });
       } catch (err) {
         est.catch(() => {});
-        throw wrap(err, 'rdma_connect');
+        throw err;
       }
       ep.established(await est, true);
       debug('connected to %s:%d on %s (CQ %d)', host, opts.port, id.deviceName, ep.cqIndex);

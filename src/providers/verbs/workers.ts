@@ -13,7 +13,7 @@ import * as native from '../../../native/index.js';
 import type { CmEvent } from '../../../native/index.js';
 import type { CqSetStats } from '../../../completion/pool.js';
 import type { RdmaListener } from '../types.js';
-import { RdmaError, rdmaCode } from '../errors.js';
+import { RdmaError } from '../errors.js';
 import { VerbsListener, type VerbsOptions, VerbsProviderImpl } from './provider.js';
 
 export interface WorkerPoolOptions {
@@ -118,7 +118,8 @@ export class VerbsWorkerPool extends EventEmitter {
       id.listen(opts.backlog ?? 128);
     } catch (err) {
       this.provider.cm.remove(id);
-      throw new RdmaError(rdmaCode((err as native.NativeError).code, 'ERR_VERBS'), `listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
+      if (err instanceof Error) err.message = `listen on ${opts.host}:${opts.port}: ${err.message}`;
+      throw err;
     }
     this.rdmaListeners.add(listener);
     return listener;
