@@ -100,6 +100,9 @@ export interface RdmaEndpoint extends EventEmitter {
   /** RDMA Reads the peer may have in flight at this side (this side's IRD): verbs lowers it to the
    * peer's ORD, iwarp-tcp reports its own IRD as advertised. */
   readonly responderResources: number;
+  /** The first error the endpoint ended with (what 'error' reported, or would have with a listener);
+   * undefined while it lives and after a clean end. */
+  readonly error: Error | undefined;
   /** Responder: answers the connection request; resolves once established. Post receives first:
    * the initiator may send at once, and iWARP has no receiver-not-ready retry. A receive may
    * complete before it resolves, and posts are allowed from then on (verbs: the peer's first
@@ -155,6 +158,15 @@ export interface ConnectOptions {
   /** The ORD and IRD this side asks for (default: the provider's settings). */
   initiatorDepth?: number;
   responderResources?: number;
+  /**
+   * Called with the endpoint before anything from the peer can be delivered to it (iwarp-tcp:
+   * before the MPA Reply's trailing bytes and any later FPDU are processed; verbs: before
+   * rdma_connect): register memory and post receives here when the peer may send first (a server
+   * that greets). iWARP has no receiver-not-ready retry: a Send that finds no receive posted
+   * terminates the connection. A throw (or rejection) aborts connect() with that error and leaves
+   * nothing behind. The responder's counterpart: post receives before accept().
+   */
+  prepare?(endpoint: RdmaEndpoint): void | Promise<void>;
 }
 
 /** What one connection of an upper layer will post at most at once. */

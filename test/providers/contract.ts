@@ -32,6 +32,7 @@ export const CONTRACT_CASES = [
   'queue-full', 'misuse', 'misuse-then-disconnect', 'access-at-post', 'read-depths', 'read-depths-lowered',
   'disconnect-initiator', 'disconnect-responder', 'destroy-error', 'destroy-plain', 'reject', 'listener-close',
   'connect-refused', 'memory', 'local-invalidate', 'remote-invalidate', 'check-capacity',
+  'responder-first', 'prepare-throws',
 ] as const;
 export type ContractCase = (typeof CONTRACT_CASES)[number];
 
@@ -961,6 +962,64 @@ export function contractSuite(name: string, make: () => ContractTarget, opts: Co
       const e = await within(c.connect({ port }).then((ep) => { ep.destroy(); return undefined; }, (x: unknown) => x), 3 * c.step, 'connect() to the closed listener');
       assert.ok(e instanceof Error && codeOf(e), `connect() to a closed listener rejects with a coded error: ${String(e)}`);
       for (const x of [c1, s1, c2, s2]) assert.deepEqual(x.events, [], `${x.name}: alive`);
+    });
+
+    contractCase('responder-first', "the initiator's receives posted in prepare() take a Send the responder posts right after accept() resolves", async (c) => {
+      const listener = await c.listen();
+      const conn = c.nextConnection(listener);
+      let client: End | undefined;
+      let prepared: string | undefined;
+      const clientP = c.connect({
+        port: listener.port,
+        prepare: (ep) => {
+          prepared = (ep as { state?: string }).state;
+          client = c.end(ep, 'client');
+          client.recvs(2);
+        },
+      });
+      clientP.catch(() => {});
+      const server = c.end(await conn, 'server');
+      server.recvs(2);
+      const greeting = pattern(777, 23);
+      await within(server.ep.accept(), c.step, 'accept()');
+      server.sendBytes(1, greeting); // at once: the initiator may not have seen its connect() resolve yet
+      const ep = await within(clientP, c.step, 'connect()');
+      assert.ok(client && client.ep === ep, 'prepare() was called with the endpoint connect() resolves with');
+      assert.notEqual(prepared, 'RTS', 'prepare() ran before the connection was established');
+      const rc = await client.ok(1000, 'recv', c.step);
+      assert.equal(rc.byteLength, greeting.length);
+      assert.deepEqual(client.slotBytes(1000, greeting.length), greeting);
+      await server.ok(1, 'send', c.step);
+      // and the connection carries on
+      client.sendBytes(1, pattern(10, 24));
+      await server.ok(1000, 'recv', c.step);
+      assert.deepEqual(client.events, []);
+      assert.deepEqual(server.events, []);
+    });
+
+    contractCase('prepare-throws', 'a prepare() that throws rejects connect() with that error and leaves nothing behind; the provider connects again', async (c) => {
+      const listener = await c.listen();
+      listener.on('connection', (ep: RdmaEndpoint) => {
+        // whatever gets this far is answered and then dropped by cleanup()
+        ep.on('error', () => {});
+        ep.accept().catch(() => {});
+      });
+      const boom = Object.assign(new Error('prepare failed'), { code: 'ETEST' });
+      let registered: MemoryRegion | undefined;
+      const e = await within(c.connect({
+        port: listener.port,
+        prepare: (ep) => {
+          registered = ep.registerMemory(4096, { localWrite: true });
+          throw boom;
+        },
+      }).then(() => undefined, (x: unknown) => x), c.step, 'connect() with a throwing prepare()');
+      assert.equal(e, boom, 'rejects with the error prepare() threw');
+      assert.ok(registered, 'prepare() ran');
+      listener.removeAllListeners('connection');
+      // nothing of it is left in the way of the next connection
+      const { client, server } = await c.pair();
+      client.sendBytes(1, pattern(5, 25));
+      await server.ok(1000, 'recv', c.step);
     });
 
     contractCase('connect-refused', 'connect() that fails rejects with an RdmaError (a code), leaving nothing behind', async (c) => {

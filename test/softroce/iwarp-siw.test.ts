@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 
-import { type IwarpEndpoint, createIwarpProvider } from '../../src/providers/index.js';
+import { type IwarpEndpoint, createIwarpProvider, createVerbsProvider } from '../../src/providers/index.js';
+import { ANSWER, GREETING, greet } from '../providers/greeting.js';
 import { Wcs } from '../support.js';
 import {
   DATA, DEVICES, Events, SLAB, type Side, baselineCounts, closeAll, expectCountsBack, makeSide, pattern, requireVm, resolve,
@@ -112,6 +113,18 @@ if (requireVm()) {
   before(async () => { base = await baselineCounts(); });
   after(async () => {
     try { await expectCountsBack(base, 'iwarp-siw.test'); } finally { closeAll(); }
+  });
+
+  describe(`a responder that sends first: iwarp-tcp <-> verbs on ${siw.name}, receives posted in prepare() (#23)`, () => {
+    for (const [serverName, clientName] of [['verbs', 'iwarp-tcp'], ['iwarp-tcp', 'verbs']] as const) {
+      it(`${serverName} responder greets at once, ${clientName} initiator receives it and answers`, async () => {
+        const make = (name: string) => (name === 'verbs' ? createVerbsProvider() : createIwarpProvider());
+        const o = await greet({ server: make(serverName), client: make(clientName), host: siw.ip, prepare: true, ms: 15_000 });
+        assert.equal(o.connectError, undefined, String(o.connectError?.message));
+        assert.deepEqual(o.greeting, GREETING, `the greeting (client: ${o.clientError?.message ?? 'no error'})`);
+        assert.deepEqual(o.answer, ANSWER, `the answer (server: ${o.serverError?.message ?? 'no error'})`);
+      });
+    }
   });
 
   describe(`iwarp-tcp (TypeScript) <-> ${siw.name} (kernel siw)`, () => {

@@ -375,6 +375,13 @@ export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
     this.finish('ERROR', err, true);
   }
 
+  /** Initiator, before start(): a prepare() that failed. The socket is reset, posted receives
+   * complete as flushed, and only 'close' follows (connect()'s caller has the error). */
+  abandon(err: Error): void {
+    if (this.state !== 'IDLE') return;
+    this.finish('ERROR', err, true, true);
+  }
+
   /** RFC 6581 ready-to-receive: the initiator's first FPDU in the peer-to-peer model. */
   sendRtr(kind: 'write' | 'read'): void {
     if (kind === 'write') this.emitTagged(RDMAP_WRITE, 0, 0n, new Uint8Array(0));
@@ -450,7 +457,9 @@ export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
    */
   private pump(): void {
     const tx = this.tx, socket = this.socket, max = this.settings.maxFpduPayload;
-    if (!this.live()) return;
+    // RFC 6581 peer-to-peer mode: the responder sends nothing before the initiator's RTR has
+    // arrived (its receives are posted by then); what is posted meanwhile waits here, in order
+    if (!this.live() || this.expectRtr) return;
     while (tx.length && socket.writableLength < TX_QUEUE_BYTES && !socket.destroyed) {
       if (!this.corked) {
         this.corked = true;
@@ -595,8 +604,15 @@ export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
       return;
     }
     if (!seg) return; // cannot happen: parse() hands over whole FPDUs
+    const held = this.expectRtr;
     if (seg.tagged) this.onTagged(seg, bytes);
     else this.onUntagged(seg, bytes);
+    if (held) {
+      // the initiator's first FPDU has arrived (the RTR, consumed above, or, from a peer that
+      // negotiated peer-to-peer mode and then sent something else first, that): what we held goes
+      this.expectRtr = false;
+      this.pump();
+    }
   }
 
   private onTagged(seg: DdpSegment & { tagged: true }, raw: Uint8Array): void {
@@ -782,7 +798,7 @@ export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
   }
 
   /** Leaves RTS/CLOSING: flush every queue, free, report the first error once, then 'close'. */
-  private finish(state: IwarpState, err: Error | undefined, reset = false): void {
+  private finish(state: IwarpState, err: Error | undefined, reset = false, quiet = false): void {
     if (this.state === 'CLOSED') return;
     debug('%s: %s -> %s%s%s', this.#name(), this.state, state, err ? `: ${(err as RdmaError).code ?? ''} ${err.message}` : '', reset ? ' (reset)' : '');
     this.state = state;
@@ -806,6 +822,6 @@ export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
     }
     this.state = 'CLOSED';
     this.drained();
-    this.endEvents(err, false); // after the flushed completions of this tick
+    this.endEvents(err, quiet); // after the flushed completions of this tick
   }
 }

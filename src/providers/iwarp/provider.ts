@@ -68,6 +68,8 @@ export interface UpgradeOptions extends IwarpOptions {
   head?: Uint8Array;
   /** After a reject: close the TCP connection (default) or return it to stream mode. */
   onReject?: 'close' | 'stream';
+  /** Initiator: called with the endpoint before anything from the peer reaches it (ConnectOptions.prepare). */
+  prepare?(endpoint: IwarpEndpoint): void | Promise<void>;
 }
 
 /** A rejected MPA Request, seen by the initiator. */
@@ -112,6 +114,16 @@ export async function upgradeToRdma(socket: Socket, opts: UpgradeOptions): Promi
     }
     const ep = new IwarpEndpoint(socket, { ...s, crc: s.params.crc || frame.crc }, user);
     if (irdOrd) ep.settings.ord = Math.max(1, Math.min(s.ord, irdOrd.ird));
+    if (opts.prepare) {
+      // the socket is paused and the Reply's trailing bytes wait in `leftover`: nothing of the
+      // peer's reaches the endpoint before its receives are posted
+      try {
+        await opts.prepare(ep);
+      } catch (err) {
+        ep.abandon(err as Error);
+        throw err;
+      }
+    }
     ep.start(leftover);
     // RFC 6581 RTR: the first FPDU, a zero-length Write (or Read) the responder consumes
     if (s.params.rtr && irdOrd?.peerToPeer) ep.sendRtr(irdOrd.writeRtr ? 'write' : 'read');
@@ -216,7 +228,7 @@ export function createIwarpProvider(options: IwarpOptions = {}): RdmaProvider {
         socket.once('error', onError);
       });
       return upgradeToRdma(socket, {
-        ...options, role: 'initiator', privateData: opts.privateData,
+        ...options, role: 'initiator', privateData: opts.privateData, prepare: opts.prepare,
         ord: opts.initiatorDepth ?? options.ord, ird: opts.responderResources ?? options.ird,
       });
     },

@@ -268,6 +268,9 @@ export class VerbsProviderImpl implements VerbsProvider {
       try { id.resolveRoute(s.resolveTimeoutMs); } catch (err) { route.catch(() => {}); throw err; }
       await route;
       ep.setup(this.options.placementKey?.(id.peerAddress));
+      // the QP exists and is not connected: receives posted now are in place before the peer's
+      // first message can arrive
+      if (opts.prepare) await opts.prepare(ep);
       const est = ep.nextCm(['ESTABLISHED'], s.connectTimeoutMs);
       try {
         id.connect({ privateData: opts.privateData, initiatorDepth: s.initiatorDepth, responderResources: s.responderResources });
