@@ -34,6 +34,10 @@ export const ERROR_CODES = {
   ERR_SMB2_ZERO_LENGTH_TRANSFER: 'RDMA transfer of 0 bytes',
   ERR_SMB2_DESCRIPTORS_TOO_SHORT: 'the descriptors cover fewer bytes than the transfer',
   ERR_SMB2_BAD_WRITE_LENGTH: 'WRITE over an RDMA channel must have Length 0 (bytes go in RemainingBytes)',
+  // [MS-SMB2] messages (framing/smb2/); error.status is the NTSTATUS a server answers with
+  ERR_SMB2_BAD_COMMAND: 'SMB2 header Command is not one of the 19 commands',
+  ERR_SMB2_BAD_NEGOTIATE: 'NEGOTIATE request/response malformed: sizes, dialects, or negotiate contexts (offsets, lengths, duplicates, missing preauth)',
+  ERR_SMB2_NEGOTIATE_FAILED: 'NEGOTIATE response carries a failure Status (error.status)',
   // MPA (RFC 5044 / 6581)
   ERR_MPA_SHORT_FRAME: 'MPA request/reply shorter than its header plus PD_Length',
   ERR_MPA_BAD_KEY: 'MPA key is neither "MPA ID Req Frame" nor "MPA ID Rep Frame" (or not the one expected)',
@@ -59,7 +63,8 @@ export type SmbDirectErrorCode = keyof typeof ERROR_CODES;
 
 export class SmbDirectProtocolError extends Error {
   readonly code: SmbDirectErrorCode;
-  /** NTSTATUS of a failed negotiate response (ERR_SMBD_NEGOTIATE_FAILED). */
+  /** NTSTATUS: of a failed negotiate response (ERR_SMBD_NEGOTIATE_FAILED, ERR_SMB2_NEGOTIATE_FAILED),
+   * or the one a server answers a malformed SMB2 request with (ERR_SMB2_*). */
   readonly status?: number;
 
   constructor(code: SmbDirectErrorCode, message: string, extra?: { status?: number }) {

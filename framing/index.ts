@@ -9,3 +9,4 @@ export * from './fragment.js';
 export * from './mpa.js';
 export * from './ddp.js';
 export { crc32c, crc32cJs, crc32cImplementation, useCrc32c } from './crc32c.js';
+export * as smb2 from './smb2/index.js';

@@ -268,6 +268,39 @@ cases('encoders refuse values that do not fit', [
   ['Reassembler(0)', 'ERR_FRAMING_INVALID_ARGUMENT', () => new f.Reassembler(0)],
 ]);
 
+/** A NEGOTIATE request with `edit` applied to its bytes. */
+function smb2Neg(edit: (b: Uint8Array) => void, dialects = [0x300, 0x311]): Uint8Array {
+  const b = f.smb2.encodeSmb2NegotiateRequest({ dialects, clientGuid: new Uint8Array(16), contexts: [f.smb2.preauthContext(new Uint8Array(8)), f.smb2.signingContext([1])] });
+  edit(b);
+  return b;
+}
+
+cases('SMB2 header and NEGOTIATE (framing/smb2)', [
+  ['header of 63 bytes', 'ERR_SMB2_SHORT_PDU', () => f.smb2.decodeSmb2Header(new Uint8Array(63))],
+  ['ProtocolId 0xFF SMB (SMB1)', 'ERR_SMB2_BAD_PROTOCOL_ID', () => f.smb2.decodeSmb2Header(smb2Neg((b) => { b[0] = 0xff; }))],
+  ['Command 0x13', 'ERR_SMB2_BAD_COMMAND', () => f.smb2.decodeSmb2Header(smb2Neg((b) => { b[12] = 0x13; }))],
+  ['NextCommand 100 (not 8-byte aligned)', 'ERR_SMB2_BAD_NEXT_COMMAND', () => f.smb2.splitSmb2Compound(smb2Neg((b) => { b[20] = 100; }))],
+  ['NextCommand past the PDU', 'ERR_SMB2_BAD_NEXT_COMMAND', () => f.smb2.splitSmb2Compound(smb2Neg((b) => { b[20] = 0; b[21] = 1; }))],
+  ['request StructureSize 37', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[64] = 37; }))],
+  ['DialectCount 0', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[66] = 0; }))],
+  ['DialectCount 65', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[66] = 65; }))],
+  ['dialects past the PDU', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[66] = 40; }))],
+  ['3.1.1 with NegotiateContextCount 0', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[96] = 0; }))],
+  ['NegotiateContextOffset not 8-byte aligned', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[92] += 2; }))],
+  ['NegotiateContextOffset inside the dialects', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[92] = 96; }))],
+  ['a context whose DataLength runs past the PDU', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[106] = 0xff; }))],
+  ['3.1.1 without PREAUTH_INTEGRITY_CAPABILITIES', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[104] = 9; }))],
+  ['the same context type twice', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[128] = 1; }))],
+  ['a preauth context whose salt runs past it', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[114] = 9; }))],
+  ['a request flagged as a response', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateRequest(smb2Neg((b) => { b[16] = 1; }))],
+  ['a failed NEGOTIATE response', 'ERR_SMB2_NEGOTIATE_FAILED', () => f.smb2.decodeSmb2NegotiateResponse(f.smb2.encodeSmb2Header({ command: 0, flags: 1, status: 0xc00000bb }))],
+  ['a response choosing two ciphers', 'ERR_SMB2_BAD_NEGOTIATE', () => f.smb2.decodeSmb2NegotiateResponse(f.smb2.encodeSmb2NegotiateResponse({
+    dialect: 0x311, serverGuid: new Uint8Array(16), maxTransactSize: 1, maxReadSize: 1, maxWriteSize: 1,
+    contexts: [f.smb2.preauthContext(new Uint8Array(0)), f.smb2.encryptionContext([1, 2])],
+  }))],
+  ['encode: a 15-byte client GUID', 'ERR_FRAMING_INVALID_ARGUMENT', () => f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x311], clientGuid: new Uint8Array(15) })],
+]);
+
 describe('coverage of the error table', () => {
   it('every code in ERROR_CODES has a negative test above', () => {
     const missing = Object.keys(f.ERROR_CODES).filter((c) => !covered.has(c));

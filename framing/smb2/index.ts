@@ -1,0 +1,6 @@
+// SMB2/3 wire codecs ([MS-SMB2]): pure, every malformed input a typed error (SmbDirectProtocolError
+// with an ERR_SMB2_* code and, where a server answers it, the NTSTATUS as `status`). Exported from
+// `smbdirect/framing` as the `smb2` namespace. What is built so far: docs/smb2/README.md.
+export * from './header.js';
+export * from './negotiate.js';
+export * from './ntstatus.js';

@@ -1,0 +1,182 @@
+// framing/smb2: the SMB2 header (sync and async), compound chains and NEGOTIATE with 3.1.1
+// negotiate contexts. Byte vectors written from [MS-SMB2] 2.2.1 / 2.2.3 / 2.2.4 field by field,
+// round trips, and property tests that a decoder never throws anything but its typed error.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import fc from 'fast-check';
+
+import { SmbDirectProtocolError, smb2 } from '../../framing/index.js';
+
+const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
+const GUID = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+
+describe('SMB2 header (2.2.1)', () => {
+  it('a sync request header, field by field', () => {
+    const h = smb2.encodeSmb2Header({
+      command: smb2.SMB2_COMMAND.CREATE, creditCharge: 1, credits: 31, flags: smb2.SMB2_FLAGS.SIGNED,
+      messageId: 0x0102030405060708n, processId: 0xfeff, treeId: 5, sessionId: 0x1122334455667788n, status: 0,
+    });
+    assert.deepEqual(h, hex(`
+      fe534d42 4000 0100 00000000 0500 1f00 08000000 00000000
+      0807060504030201 fffe0000 05000000 8877665544332211
+      00000000000000000000000000000000`));
+    const d = smb2.decodeSmb2Header(h);
+    assert.equal(d.command, smb2.SMB2_COMMAND.CREATE);
+    assert.equal(d.creditCharge, 1);
+    assert.equal(d.credits, 31);
+    assert.equal(d.messageId, 0x0102030405060708n);
+    assert.equal(d.treeId, 5);
+    assert.equal(d.processId, 0xfeff);
+    assert.equal(d.asyncId, 0n);
+    assert.equal(d.sessionId, 0x1122334455667788n);
+    assert.equal(d.signature.length, 16);
+  });
+
+  it('the async form carries AsyncId where the sync form has ProcessId and TreeId', () => {
+    const flags = smb2.SMB2_FLAGS.ASYNC_COMMAND | smb2.SMB2_FLAGS.SERVER_TO_REDIR;
+    const h = smb2.encodeSmb2Header({ command: smb2.SMB2_COMMAND.CHANGE_NOTIFY, flags, status: smb2.STATUS_PENDING, asyncId: 0xabcdef0123456789n });
+    assert.deepEqual(h.subarray(32, 40), hex('8967452301efcdab'));
+    const d = smb2.decodeSmb2Header(h);
+    assert.equal(d.asyncId, 0xabcdef0123456789n);
+    assert.equal(d.treeId, 0);
+    assert.equal(d.status, smb2.STATUS_PENDING);
+    assert.equal(smb2.ntstatusName(d.status), 'STATUS_PENDING (0x00000103)');
+  });
+
+  it('the signature is a view into the message (signing writes it in place)', () => {
+    const pdu = smb2.encodeSmb2Header({ command: 0, signature: new Uint8Array(16).fill(0xaa) });
+    const d = smb2.decodeSmb2Header(pdu);
+    d.signature.fill(0x55);
+    assert.ok(pdu.subarray(48, 64).every((b) => b === 0x55));
+  });
+
+  it('a compound chain: three commands, 8-byte aligned, the last runs to the end', () => {
+    const parts = [smb2.SMB2_COMMAND.CREATE, smb2.SMB2_COMMAND.QUERY_INFO, smb2.SMB2_COMMAND.CLOSE].map((command, i, all) => {
+      const body = new Uint8Array(i === 2 ? 24 : 88); // 64 + 88 = 152: aligned
+      const out = new Uint8Array(64 + body.length);
+      smb2.writeSmb2Header(out, 0, { command, nextCommand: i < all.length - 1 ? out.length : 0, flags: i ? smb2.SMB2_FLAGS.RELATED_OPERATIONS : 0, messageId: BigInt(i) });
+      return out;
+    });
+    const pdu = Buffer.concat(parts);
+    const items = smb2.splitSmb2Compound(pdu);
+    assert.deepEqual(items.map((x) => [x.offset, x.length, x.header.command, x.header.messageId]), [
+      [0, 152, 5, 0n], [152, 152, 0x10, 1n], [304, 88, 6, 2n],
+    ]);
+  });
+
+  it('ntstatus: names, severity', () => {
+    assert.equal(smb2.ntstatusName(smb2.STATUS_ACCESS_DENIED), 'STATUS_ACCESS_DENIED (0xc0000022)');
+    assert.equal(smb2.ntstatusName(0xc0001234), '0xc0001234');
+    assert.equal(smb2.isNtError(smb2.STATUS_LOGON_FAILURE), true);
+    assert.equal(smb2.isNtError(smb2.STATUS_BUFFER_OVERFLOW), false, 'a warning');
+    assert.equal(smb2.isNtError(smb2.STATUS_PENDING), false);
+  });
+});
+
+describe('SMB2 NEGOTIATE (2.2.3, 2.2.4)', () => {
+  const salt = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 + i);
+  const request311 = () => smb2.encodeSmb2NegotiateRequest({
+    header: { messageId: 0n, credits: 1 },
+    dialects: [smb2.SMB2_DIALECT.SMB300, smb2.SMB2_DIALECT.SMB302, smb2.SMB2_DIALECT.SMB311],
+    securityMode: smb2.SMB2_NEGOTIATE_SIGNING_ENABLED,
+    capabilities: smb2.SMB2_GLOBAL_CAP.LARGE_MTU | smb2.SMB2_GLOBAL_CAP.ENCRYPTION,
+    clientGuid: GUID,
+    contexts: [
+      smb2.preauthContext(salt),
+      smb2.encryptionContext([smb2.SMB2_CIPHER.AES_128_GCM, smb2.SMB2_CIPHER.AES_128_CCM]),
+      smb2.signingContext([smb2.SMB2_SIGNING.AES_GMAC, smb2.SMB2_SIGNING.AES_CMAC]),
+    ],
+  });
+
+  it('a 3.1.1 request: the fixed part, the dialects, contexts 8-byte aligned after them', () => {
+    const pdu = request311();
+    // fixed part: StructureSize 36, 3 dialects, signing enabled, capabilities, GUID, context offset/count
+    assert.deepEqual(pdu.subarray(64, 100), hex(`2400 0300 0100 0000 44000000 0102030405060708090a0b0c0d0e0f10 70000000 0300 0000`));
+    assert.deepEqual(pdu.subarray(100, 106), hex('0003 0203 1103'));
+    assert.deepEqual(pdu.subarray(106, 112), new Uint8Array(6), 'padding to 8');
+    // preauth at 112: type 1, length 38 (count 1, salt 32, SHA-512, the salt)
+    assert.deepEqual(pdu.subarray(112, 126), hex('0100 2600 00000000 0100 2000 0100'));
+    const r = smb2.decodeSmb2NegotiateRequest(pdu);
+    assert.deepEqual(r.dialects, [0x300, 0x302, 0x311]);
+    assert.deepEqual(r.preauthIntegrity?.hashAlgorithms, [smb2.SMB2_PREAUTH_INTEGRITY_SHA512]);
+    assert.deepEqual(Uint8Array.from(r.preauthIntegrity!.salt), salt);
+    assert.deepEqual(r.ciphers, [2, 1]);
+    assert.deepEqual(r.signingAlgorithms, [2, 1]);
+    assert.deepEqual(Uint8Array.from(r.clientGuid), GUID);
+    assert.equal(r.capabilities, 0x44);
+    assert.equal(smb2.chooseSmb2Dialect(r.dialects, [0x300, 0x302, 0x311]), 0x311);
+    assert.equal(smb2.chooseSmb2Dialect(r.dialects, [0x300, 0x302]), 0x302);
+    assert.equal(smb2.chooseSmb2Dialect([0x202, 0x2ff], [0x300, 0x302]), undefined);
+  });
+
+  it('a 3.0/3.0.2 request carries no contexts (the field is ClientStartTime there)', () => {
+    const pdu = smb2.encodeSmb2NegotiateRequest({ dialects: [0x300, 0x302], clientGuid: GUID, contexts: [smb2.preauthContext(salt)] });
+    assert.equal(pdu.length, 64 + 36 + 4);
+    const r = smb2.decodeSmb2NegotiateRequest(pdu);
+    assert.deepEqual(r.contexts, []);
+    assert.equal(r.preauthIntegrity, undefined);
+  });
+
+  it('a 3.1.1 response: the choices, the security buffer, the contexts after it', () => {
+    const spnego = Uint8Array.from({ length: 74 }, (_, i) => i);
+    const pdu = smb2.encodeSmb2NegotiateResponse({
+      header: { credits: 1 }, dialect: 0x311, serverGuid: GUID, capabilities: smb2.SMB2_GLOBAL_CAP.LARGE_MTU,
+      maxTransactSize: 8 << 20, maxReadSize: 8 << 20, maxWriteSize: 8 << 20, systemTime: 133_000_000_000_000_000n,
+      securityBuffer: spnego,
+      contexts: [smb2.preauthContext(salt), smb2.encryptionContext([smb2.SMB2_CIPHER.AES_128_GCM]), smb2.signingContext([smb2.SMB2_SIGNING.AES_GMAC])],
+    });
+    assert.equal(pdu[16]! & 1, 1, 'SERVER_TO_REDIR');
+    assert.deepEqual(pdu.subarray(64, 72), hex('4100 0100 1103 0300'));
+    assert.deepEqual(pdu.subarray(120, 128), hex('8000 4a00 d0000000'), 'security buffer at 128, 74 bytes; contexts at 208 (128 + 74 rounded up to 8)');
+    const r = smb2.decodeSmb2NegotiateResponse(pdu);
+    assert.equal(r.dialect, 0x311);
+    assert.equal(r.maxReadSize, 8 << 20);
+    assert.equal(r.systemTime, 133_000_000_000_000_000n);
+    assert.deepEqual(Uint8Array.from(r.securityBuffer), spnego);
+    assert.equal(r.cipher, smb2.SMB2_CIPHER.AES_128_GCM);
+    assert.equal(r.signingAlgorithm, smb2.SMB2_SIGNING.AES_GMAC);
+    assert.deepEqual(r.preauthIntegrity?.hashAlgorithms, [1]);
+  });
+
+  it('a 3.0.2 response without a security buffer still has its one byte of buffer (StructureSize 65)', () => {
+    const pdu = smb2.encodeSmb2NegotiateResponse({ dialect: 0x302, serverGuid: GUID, maxTransactSize: 1 << 20, maxReadSize: 1 << 20, maxWriteSize: 1 << 20 });
+    assert.equal(pdu.length, 129);
+    const r = smb2.decodeSmb2NegotiateResponse(pdu);
+    assert.equal(r.dialect, 0x302);
+    assert.equal(r.securityBuffer.length, 0);
+  });
+
+  it('a failed NEGOTIATE response throws ERR_SMB2_NEGOTIATE_FAILED with the status', () => {
+    const pdu = new Uint8Array(64 + 9);
+    smb2.writeSmb2Header(pdu, 0, { command: 0, flags: smb2.SMB2_FLAGS.SERVER_TO_REDIR, status: smb2.STATUS_NOT_SUPPORTED });
+    assert.throws(() => smb2.decodeSmb2NegotiateResponse(pdu), { code: 'ERR_SMB2_NEGOTIATE_FAILED', status: smb2.STATUS_NOT_SUPPORTED });
+  });
+
+  it('property: a request round-trips; any byte string decodes or fails with a typed error, never anything else', () => {
+    fc.assert(fc.property(
+      fc.uniqueArray(fc.constantFrom(0x202, 0x210, 0x300, 0x302, 0x311), { minLength: 1, maxLength: 5 }),
+      fc.uint8Array({ minLength: 0, maxLength: 64 }),
+      (dialects, s) => {
+        const pdu = smb2.encodeSmb2NegotiateRequest({ dialects, clientGuid: GUID, contexts: [smb2.preauthContext(s), smb2.signingContext([1])] });
+        const r = smb2.decodeSmb2NegotiateRequest(pdu);
+        assert.deepEqual(r.dialects, dialects);
+        if (dialects.includes(0x311)) assert.deepEqual(Uint8Array.from(r.preauthIntegrity!.salt), s);
+      }), { seed: 23, numRuns: 200 });
+    const base = request311();
+    fc.assert(fc.property(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: base.length }), (at, v, cut) => {
+      const mutated = Uint8Array.from(base);
+      mutated[at] = v;
+      for (const pdu of [mutated, mutated.subarray(0, cut)]) {
+        try {
+          smb2.decodeSmb2NegotiateRequest(pdu);
+          smb2.splitSmb2Compound(pdu);
+        } catch (err) {
+          assert.ok(err instanceof SmbDirectProtocolError, `a ${(err as Error).constructor.name}: ${(err as Error).message}`);
+          assert.match(err.code, /^ERR_SMB2_/);
+          assert.equal(typeof err.status, 'number', 'with the NTSTATUS a server answers');
+        }
+      }
+    }), { seed: 24, numRuns: 3000 });
+  });
+});
