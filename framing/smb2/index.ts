@@ -4,3 +4,4 @@
 export * from './header.js';
 export * from './negotiate.js';
 export * from './ntstatus.js';
+export * from './ntlmssp.js';

@@ -301,6 +301,25 @@ cases('SMB2 header and NEGOTIATE (framing/smb2)', [
   ['encode: a 15-byte client GUID', 'ERR_FRAMING_INVALID_ARGUMENT', () => f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x311], clientGuid: new Uint8Array(15) })],
 ]);
 
+/** An NTLMSSP AUTHENTICATE message with `edit` applied. */
+function ntlmAuth(edit: (b: Uint8Array) => void): Uint8Array {
+  const b = f.smb2.encodeNtlmAuthenticate({ flags: 1, lmChallengeResponse: new Uint8Array(24), ntChallengeResponse: new Uint8Array(48), domain: 'D', user: 'u', workstation: 'W', encryptedRandomSessionKey: new Uint8Array(0) });
+  edit(b);
+  return b;
+}
+
+cases('NTLMSSP (framing/smb2/ntlmssp.ts)', [
+  ['signature "NTLMSSQ"', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmAuthenticate(ntlmAuth((b) => { b[6] = 0x51; }))],
+  ['a CHALLENGE where an AUTHENTICATE is expected', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmAuthenticate(ntlmAuth((b) => { b[8] = 2; }))],
+  ['an AUTHENTICATE of 63 bytes', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmAuthenticate(ntlmAuth(() => {}).subarray(0, 63))],
+  ['NtChallengeResponse past the message', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmAuthenticate(ntlmAuth((b) => { b[20] = 0xff; }))],
+  ['a payload inside the fixed part', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmAuthenticate(ntlmAuth((b) => { b[16] = 8; }))],
+  ['a user name of an odd byte count', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmAuthenticate(ntlmAuth((b) => { b[36] = 1; }))],
+  ['a message over 64 KiB', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeNtlmNegotiate(Uint8Array.from([...f.smb2.encodeNtlmNegotiate(1), ...new Uint8Array(65536)]))],
+  ['AV pairs without MsvAvEOL', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeAvPairs(Uint8Array.from([1, 0, 2, 0, 0x41, 0]))],
+  ['an AV pair past TargetInfo', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeAvPairs(Uint8Array.from([1, 0, 9, 0, 0x41, 0, 0, 0]))],
+]);
+
 describe('coverage of the error table', () => {
   it('every code in ERROR_CODES has a negative test above', () => {
     const missing = Object.keys(f.ERROR_CODES).filter((c) => !covered.has(c));
