@@ -24,7 +24,7 @@ const nul = (s: string) => Buffer.from(`${s}\0`, 'latin1');
  * "SMBSigningKey" and the preauth integrity hash of its SESSION_SETUP exchange. */
 export function signingKey(sessionKey: Uint8Array, dialect: number, preauthHash?: Uint8Array): Uint8Array {
   if (dialect === SMB2_DIALECT.SMB311) {
-    if (!preauthHash || preauthHash.length !== 64) throw new RangeError('3.1.1 signing keys need the 64-byte preauth integrity hash');
+    if (preauthHash?.length !== 64) throw new RangeError('3.1.1 signing keys need the 64-byte preauth integrity hash');
     return smb3Kdf(sessionKey, nul('SMBSigningKey'), preauthHash);
   }
   return smb3Kdf(sessionKey, nul('SMB2AESCMAC'), nul('SmbSign'));
