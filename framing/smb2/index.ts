@@ -5,3 +5,4 @@ export * from './header.js';
 export * from './negotiate.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';
+export * from './spnego.js';

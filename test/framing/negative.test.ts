@@ -320,6 +320,17 @@ cases('NTLMSSP (framing/smb2/ntlmssp.ts)', [
   ['an AV pair past TargetInfo', 'ERR_NTLM_BAD_MESSAGE', () => f.smb2.decodeAvPairs(Uint8Array.from([1, 0, 9, 0, 0x41, 0, 0, 0]))],
 ]);
 
+cases('SPNEGO (framing/smb2/spnego.ts)', [
+  ['an empty token', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(new Uint8Array(0))],
+  ['a length past the token', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(Uint8Array.from([0xa1, 0x05, 0x30, 0x00]))],
+  ['an indefinite length', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(Uint8Array.from([0xa1, 0x80, 0x30, 0x00, 0x00, 0x00]))],
+  ['a GSS token for Kerberos', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(Uint8Array.from([0x60, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02, 0xa1, 0x00]))],
+  ['a NegTokenInit without mechTypes', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(Uint8Array.from([0xa0, 0x02, 0x30, 0x00]))],
+  ['negState 7', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(Uint8Array.from([0xa1, 0x07, 0x30, 0x05, 0xa0, 0x03, 0x0a, 0x01, 0x07]))],
+  ['bytes after the token', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(Uint8Array.from([0xa1, 0x02, 0x30, 0x00, 0x00]))],
+  ['a raw NTLMSSP message', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(f.smb2.encodeNtlmNegotiate(1))],
+]);
+
 describe('coverage of the error table', () => {
   it('every code in ERROR_CODES has a negative test above', () => {
     const missing = Object.keys(f.ERROR_CODES).filter((c) => !covered.has(c));

@@ -180,3 +180,46 @@ describe('SMB2 NEGOTIATE (2.2.3, 2.2.4)', () => {
     }), { seed: 24, numRuns: 3000 });
   });
 });
+
+describe('SPNEGO (RFC 4178, [MS-SPNG]) in SMB2 security buffers', () => {
+  it("a server's NegTokenInit2 (NTLMSSP, the usual negHints): the 74 bytes Windows and Samba send", () => {
+    const t = smb2.encodeSpnegoInit({ mechTypes: [smb2.OID_NTLMSSP], hint: smb2.SPNEGO_HINT_IGNORE });
+    assert.deepEqual(t, hex(`604806062b0601050502a03e303ca00e300c060a2b06010401823702020aa32a3028a0261b24
+      6e6f745f646566696e65645f696e5f5246433431373840706c656173655f69676e6f7265`));
+    const d = smb2.decodeSpnego(t);
+    assert.equal(d.kind, 'init');
+    assert.deepEqual(d.kind === 'init' && d.mechTypes, [smb2.OID_NTLMSSP]);
+  });
+
+  it("a client's first token carries the NTLM NEGOTIATE; the answers are NegTokenResps", () => {
+    const ntlm = smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE);
+    const first = smb2.decodeSpnego(smb2.encodeSpnegoInit({ mechTypes: [smb2.OID_NTLMSSP, smb2.OID_MS_KERBEROS], mechToken: ntlm }));
+    assert.ok(first.kind === 'init');
+    assert.deepEqual(first.mechTypes, [smb2.OID_NTLMSSP, smb2.OID_MS_KERBEROS]);
+    assert.deepEqual(Uint8Array.from(first.mechToken!), ntlm);
+    assert.equal(first.mechTypesDer[0], 0x30, 'the MechTypeList SEQUENCE a mechListMIC covers');
+    const big = new Uint8Array(300).fill(3); // a long length form (0x82)
+    const resp = smb2.decodeSpnego(smb2.encodeSpnegoResp({ negState: smb2.NEG_STATE.ACCEPT_INCOMPLETE, supportedMech: smb2.OID_NTLMSSP, responseToken: big, mechListMIC: new Uint8Array(16).fill(9) }));
+    assert.ok(resp.kind === 'resp');
+    assert.equal(resp.negState, 1);
+    assert.equal(resp.supportedMech, smb2.OID_NTLMSSP);
+    assert.deepEqual(Uint8Array.from(resp.responseToken!), big);
+    assert.deepEqual(Uint8Array.from(resp.mechListMIC!), new Uint8Array(16).fill(9));
+    assert.deepEqual(smb2.decodeSpnego(smb2.encodeSpnegoResp({ negState: smb2.NEG_STATE.ACCEPT_COMPLETED })), { kind: 'resp', negState: 0 });
+  });
+
+  it('property: any mutation or truncation decodes or fails with ERR_SPNEGO_BAD_TOKEN', () => {
+    const base = smb2.encodeSpnegoInit({ mechTypes: [smb2.OID_NTLMSSP], mechToken: new Uint8Array(40).fill(1), hint: 'x' });
+    fc.assert(fc.property(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: base.length }), (at, v, cut) => {
+      const m = Uint8Array.from(base);
+      m[at] = v;
+      for (const t of [m, m.subarray(0, cut)]) {
+        try {
+          smb2.decodeSpnego(t);
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, 'ERR_SPNEGO_BAD_TOKEN', (err as Error).message);
+        }
+      }
+    }), { seed: 44, numRuns: 3000 });
+  });
+});
