@@ -34,6 +34,7 @@ export const TARGETS = {
   'data-transfer': { sync: true, ci: 10, maxLen: 512, what: 'decodeDataTransfer (+ encode round trip)' },
   'buffer-descriptors': { sync: true, ci: 8, maxLen: 512, what: 'decodeBufferDescriptors' },
   'smb2-channel': { sync: true, ci: 12, maxLen: 1024, what: 'decodeSmb2ReadWriteChannel' },
+  'smb2-messages': { sync: true, ci: 12, maxLen: 2048, what: 'SMB2 NEGOTIATE (+ compound chains), SPNEGO, NTLMSSP' },
   mpa: { sync: true, ci: 12, maxLen: 1024, what: 'decodeMpaFrame, mpaFrameLength, decodeIrdOrd' },
   fpdu: { sync: true, ci: 14, maxLen: 2048, what: 'decodeFpdu (CRC off/on/fixed), decodeReadRequest, decodeTerminate' },
   rdmap: { sync: true, ci: 8, maxLen: 256, what: 'decodeReadRequest, decodeTerminate' },

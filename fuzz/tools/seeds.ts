@@ -42,6 +42,23 @@ add('data-transfer', 'offset-32', (() => { const b = new Uint8Array(40); b.set(f
 add('buffer-descriptors', 'two', f.encodeBufferDescriptors(D));
 add('buffer-descriptors', 'one-max', f.encodeBufferDescriptors([{ offset: 0xffffffff00000000n, token: 0xffffffff, length: 0xffffffff }]));
 
+const sel = (n: number, b: Uint8Array) => concat([Uint8Array.of(n), b]);
+add('smb2-messages', 'negotiate-311', sel(0, f.smb2.encodeSmb2NegotiateRequest({
+  dialects: [0x300, 0x302, 0x311], clientGuid: bytes(16, 1),
+  contexts: [f.smb2.preauthContext(bytes(32, 2)), f.smb2.encryptionContext([2, 1]), f.smb2.signingContext([2, 1])],
+})));
+add('smb2-messages', 'negotiate-302', sel(0, f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x300, 0x302], clientGuid: bytes(16, 1) })));
+add('smb2-messages', 'negotiate-response-311', sel(1, f.smb2.encodeSmb2NegotiateResponse({
+  dialect: 0x311, serverGuid: bytes(16, 3), maxTransactSize: 1 << 20, maxReadSize: 1 << 20, maxWriteSize: 1 << 20,
+  securityBuffer: f.smb2.encodeSpnegoInit({ mechTypes: [f.smb2.OID_NTLMSSP], hint: f.smb2.SPNEGO_HINT_IGNORE }),
+  contexts: [f.smb2.preauthContext(bytes(32, 4)), f.smb2.signingContext([2])],
+})));
+add('smb2-messages', 'spnego-init', sel(2, f.smb2.encodeSpnegoInit({ mechTypes: [f.smb2.OID_NTLMSSP], mechToken: f.smb2.encodeNtlmNegotiate(0x60088215) })));
+add('smb2-messages', 'spnego-resp', sel(2, f.smb2.encodeSpnegoResp({ negState: 1, supportedMech: f.smb2.OID_NTLMSSP, responseToken: bytes(60) })));
+add('smb2-messages', 'ntlm-challenge', sel(3, f.smb2.encodeNtlmChallenge({ flags: 0x628a8215, targetName: 'S', serverChallenge: bytes(8, 5), targetInfo: [{ id: 1, value: f.smb2.utf16le('S') }] })));
+add('smb2-messages', 'ntlm-authenticate', sel(3, f.smb2.encodeNtlmAuthenticate({
+  flags: 0x628a8215, lmChallengeResponse: bytes(24, 0), ntChallengeResponse: bytes(80, 6), domain: 'D', user: 'u', workstation: 'W', encryptedRandomSessionKey: bytes(16, 7),
+})));
 add('smb2-channel', 'read-rdma-v1-invalidate', f.encodeSmb2ReadWriteChannel({ command: 'read', channel: f.SMB2_CHANNEL_RDMA_V1_INVALIDATE, length: 65536, descriptors: D }));
 add('smb2-channel', 'write-rdma-v1', f.encodeSmb2ReadWriteChannel({ command: 'write', channel: f.SMB2_CHANNEL_RDMA_V1, length: 0, remainingBytes: 69632, descriptors: D }));
 add('smb2-channel', 'read-none', f.encodeSmb2ReadWriteChannel({ command: 'read', channel: f.SMB2_CHANNEL_NONE, length: 10 }));

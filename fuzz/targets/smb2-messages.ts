@@ -1,0 +1,44 @@
+// The SMB2 layer's decoders (framing/smb2/): the first byte picks one, the rest is its input.
+// 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
+// 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType). What decodes
+// obeys the rules checked, and a NEGOTIATE request's fields survive encode + decode.
+import { smb2 } from '../../framing/index.js';
+import { check, decode } from '../lib/oracle.js';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+export function fuzz(data: Buffer): void {
+  if (data.length === 0) return;
+  const input = data.subarray(1);
+  switch (data[0]! & 3) {
+    case 0: {
+      decode('splitSmb2Compound', () => smb2.splitSmb2Compound(input));
+      const r = decode('decodeSmb2NegotiateRequest', () => smb2.decodeSmb2NegotiateRequest(input));
+      if (!r) return;
+      check(r.dialects.length > 0 && r.dialects.length <= smb2.MAX_DIALECTS, `${r.dialects.length} dialects accepted`);
+      check(!r.dialects.includes(0x311) || r.preauthIntegrity !== undefined, '3.1.1 accepted without preauth integrity');
+      const again = decode('decodeSmb2NegotiateRequest(encode(...))', () => smb2.decodeSmb2NegotiateRequest(smb2.encodeSmb2NegotiateRequest({
+        dialects: r.dialects, securityMode: r.securityMode, capabilities: r.capabilities, clientGuid: r.clientGuid, contexts: r.contexts,
+      })));
+      check(again && hex(Uint8Array.from(again.dialects)) === hex(Uint8Array.from(r.dialects)) && again.contexts.length === r.contexts.length, 'a NEGOTIATE request does not survive encode + decode');
+      return;
+    }
+    case 1: {
+      const r = decode('decodeSmb2NegotiateResponse', () => smb2.decodeSmb2NegotiateResponse(input));
+      if (r) check(r.securityBuffer.byteOffset >= input.byteOffset && r.securityBuffer.byteOffset + r.securityBuffer.length <= input.byteOffset + input.length, 'a security buffer outside the PDU');
+      return;
+    }
+    case 2: {
+      const t = decode('decodeSpnego', () => smb2.decodeSpnego(input));
+      if (t?.kind === 'init') check(t.mechTypes.length > 0, 'a NegTokenInit without mechTypes accepted');
+      if (t?.kind === 'resp' && t.negState !== undefined) check(t.negState <= 3, `negState ${t.negState} accepted`);
+      return;
+    }
+    default: {
+      const type = input.length >= 12 ? input.readUInt32LE(8) : 0;
+      if (type === 1) decode('decodeNtlmNegotiate', () => smb2.decodeNtlmNegotiate(input));
+      else if (type === 2) decode('decodeNtlmChallenge', () => smb2.decodeNtlmChallenge(input));
+      else decode('decodeNtlmAuthenticate', () => smb2.decodeNtlmAuthenticate(input));
+    }
+  }
+}
