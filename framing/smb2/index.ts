@@ -3,6 +3,7 @@
 // `smbdirect/framing` as the `smb2` namespace. What is built so far: docs/smb2/README.md.
 export * from './header.js';
 export * from './negotiate.js';
+export * from './session.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';
 export * from './spnego.js';

@@ -331,6 +331,15 @@ cases('SPNEGO (framing/smb2/spnego.ts)', [
   ['a raw NTLMSSP message', 'ERR_SPNEGO_BAD_TOKEN', () => f.smb2.decodeSpnego(f.smb2.encodeNtlmNegotiate(1))],
 ]);
 
+cases('SMB2 SESSION_SETUP (framing/smb2/session.ts)', [
+  ['a request flagged as a response', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeSmb2SessionSetupRequest(f.smb2.encodeSmb2SessionSetupResponse({ securityBuffer: new Uint8Array(4) }))],
+  ['StructureSize 24', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2SessionSetupRequest({ securityBuffer: new Uint8Array(4) }); b[64] = 24; return f.smb2.decodeSmb2SessionSetupRequest(b); }],
+  ['a security buffer past the PDU', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2SessionSetupRequest({ securityBuffer: new Uint8Array(4) }); b[78] = 5; return f.smb2.decodeSmb2SessionSetupRequest(b); }],
+  ['a security buffer inside the fixed part', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2SessionSetupRequest({ securityBuffer: new Uint8Array(4) }); b[76] = 70; return f.smb2.decodeSmb2SessionSetupRequest(b); }],
+  ['a NEGOTIATE where SESSION_SETUP is expected', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeSmb2SessionSetupRequest(f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x302], clientGuid: new Uint8Array(16) }))],
+  ['a response of 71 bytes', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeSmb2SessionSetupResponse(f.smb2.encodeSmb2SessionSetupResponse({ securityBuffer: new Uint8Array(0) }).subarray(0, 71))],
+]);
+
 describe('coverage of the error table', () => {
   it('every code in ERROR_CODES has a negative test above', () => {
     const missing = Object.keys(f.ERROR_CODES).filter((c) => !covered.has(c));

@@ -223,3 +223,32 @@ describe('SPNEGO (RFC 4178, [MS-SPNG]) in SMB2 security buffers', () => {
     }), { seed: 44, numRuns: 3000 });
   });
 });
+
+describe('SMB2 SESSION_SETUP, LOGOFF and the ERROR response (2.2.5-2.2.8, 2.2.2)', () => {
+  it('a request carries its security buffer right after the 24-byte fixed part; the response after 8', () => {
+    const token = smb2.encodeSpnegoInit({ mechTypes: [smb2.OID_NTLMSSP], mechToken: smb2.encodeNtlmNegotiate(1) });
+    const req = smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 1n, credits: 130 }, securityMode: 1, securityBuffer: token, previousSessionId: 9n });
+    assert.deepEqual(req.subarray(64, 88), hex(`1900 00 01 00000000 00000000 5800 ${Buffer.from([token.length, 0]).toString('hex')} 0900000000000000`));
+    const r = smb2.decodeSmb2SessionSetupRequest(req);
+    assert.deepEqual(Uint8Array.from(r.securityBuffer), token);
+    assert.equal(r.previousSessionId, 9n);
+    const resp = smb2.encodeSmb2SessionSetupResponse({
+      header: { status: smb2.STATUS_MORE_PROCESSING_REQUIRED, sessionId: 0x4000000000001n, messageId: 1n }, securityBuffer: new Uint8Array(100).fill(2),
+    });
+    const d = smb2.decodeSmb2SessionSetupResponse(resp);
+    assert.equal(d.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED);
+    assert.equal(d.header.sessionId, 0x4000000000001n);
+    assert.equal(d.securityBuffer.length, 100);
+    assert.equal(smb2.decodeSmb2SessionSetupResponse(smb2.encodeSmb2SessionSetupResponse({ securityBuffer: new Uint8Array(0), sessionFlags: smb2.SMB2_SESSION_FLAG.IS_GUEST })).sessionFlags, 1);
+  });
+
+  it('the ERROR response: StructureSize 9, ByteCount 0 and one byte of data, the status in the header', () => {
+    const e = smb2.encodeSmb2ErrorResponse({ command: smb2.SMB2_COMMAND.CREATE, status: smb2.STATUS_OBJECT_NAME_NOT_FOUND, messageId: 4n });
+    assert.equal(e.length, 73);
+    assert.deepEqual(e.subarray(64), hex('0900 0000 00000000 00'));
+    const h = smb2.decodeSmb2Header(e);
+    assert.equal(h.status, smb2.STATUS_OBJECT_NAME_NOT_FOUND);
+    assert.ok(h.flags & smb2.SMB2_FLAGS.SERVER_TO_REDIR);
+    assert.equal(smb2.encodeSmb2Logoff({ sessionId: 1n }).length, 68);
+  });
+});
