@@ -129,4 +129,29 @@ describe('a responder that sends first (iwarp-tcp)', () => {
     assert.equal(seg!.tagged, false);
     assert.deepEqual(Uint8Array.from(seg!.payload), GREETING, 'then the greeting, at once');
   });
+
+  it('peer-to-peer mode: sends held for the RTR are all flushed when the responder is destroyed first (no work request lost)', async (t) => {
+    // found by fuzz:ci (iwarp-mpa, iwarp-endpoint): finish() walked the send queue while complete()
+    // shifted it, so every second not-yet-done work request was never completed
+    const provider = createIwarpProvider({ crc: false });
+    const listener = await provider.listen({ host: HOST, port: 0 });
+    const socket = tcpConnect({ host: HOST, port: listener.port });
+    t.after(async () => { socket.destroy(); await listener.close(); });
+    const accepted = new Promise<RdmaEndpoint>((resolve) => listener.once('connection', resolve));
+    await once(socket, 'connect');
+    const params = { crc: false, revision: 2 as const, ird: 4, ord: 4, rtr: 'write' as const };
+    socket.write(encodeMpaRequest({ revision: 2, crc: false, markers: false, enhanced: true, privateData: mpaPrivateData(params, undefined, 'initiator') }));
+    socket.on('data', () => {}); // the Reply; no RTR follows
+    const ep = await accepted;
+    const seen: Completion[] = [];
+    ep.onCompletions((batch) => { for (const c of batch) seen.push(c); });
+    ep.on('error', () => {});
+    const mr = ep.registerMemory(4096, { localWrite: true });
+    await ep.accept();
+    for (let i = 1; i <= 4; i++) ep.postSend(i, [{ mr, offset: 0, length: 100 }]); // held: no RTR yet
+    const closed = once(ep, 'close');
+    ep.destroy();
+    await closed;
+    assert.deepEqual(seen.map((c) => `${c.wrId}:${c.status}`), ['1:flushed', '2:flushed', '3:flushed', '4:flushed']);
+  });
 });

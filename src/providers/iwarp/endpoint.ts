@@ -802,7 +802,7 @@ export class IwarpEndpoint extends EndpointBase implements RdmaEndpoint {
     if (this.state === 'CLOSED') return;
     debug('%s: %s -> %s%s%s', this.#name(), this.state, state, err ? `: ${(err as RdmaError).code ?? ''} ${err.message}` : '', reset ? ' (reset)' : '');
     this.state = state;
-    for (const w of this.sq) if (!w.done) this.complete(w, 'flushed');
+    for (const w of [...this.sq]) if (!w.done) this.complete(w, 'flushed'); // a copy: complete() shifts sq
     this.pendingReads.length = 0;
     this.orq.length = 0;
     this.tx.length = 0;
