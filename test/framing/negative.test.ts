@@ -340,6 +340,14 @@ cases('SMB2 SESSION_SETUP (framing/smb2/session.ts)', [
   ['a response of 71 bytes', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeSmb2SessionSetupResponse(f.smb2.encodeSmb2SessionSetupResponse({ securityBuffer: new Uint8Array(0) }).subarray(0, 71))],
 ]);
 
+cases('SMB2 TREE_CONNECT, CLOSE and the small commands (framing/smb2/tree.ts)', [
+  ['a TREE_CONNECT path of odd length', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\s\\x' }); b[70] = 5; return f.smb2.decodeSmb2TreeConnectRequest(b); }],
+  ['a TREE_CONNECT path past the PDU', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\s\\x' }); b[70] = 200; return f.smb2.decodeSmb2TreeConnectRequest(b); }],
+  ['an empty TREE_CONNECT path', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\s\\x' }); b[70] = 0; return f.smb2.decodeSmb2TreeConnectRequest(b); }],
+  ['a CLOSE of 87 bytes', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeSmb2CloseRequest(f.smb2.encodeSmb2CloseRequest({ fileId: { persistent: 0n, volatile: 0n } }).subarray(0, 87))],
+  ['an ECHO with StructureSize 5', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2Empty(0x0d, {}, false); b[64] = 5; return f.smb2.decodeSmb2Empty(b, 0x0d, false); }],
+]);
+
 describe('coverage of the error table', () => {
   it('every code in ERROR_CODES has a negative test above', () => {
     const missing = Object.keys(f.ERROR_CODES).filter((c) => !covered.has(c));

@@ -252,3 +252,34 @@ describe('SMB2 SESSION_SETUP, LOGOFF and the ERROR response (2.2.5-2.2.8, 2.2.2)
     assert.equal(smb2.encodeSmb2Logoff({ sessionId: 1n }).length, 68);
   });
 });
+
+describe('SMB2 TREE_CONNECT, TREE_DISCONNECT, ECHO, CLOSE, FLUSH (2.2.9-2.2.18, 2.2.28)', () => {
+  it('TREE_CONNECT: the UNC path after the 8-byte fixed part; the response\'s share type and maximal access', () => {
+    const req = smb2.encodeSmb2TreeConnectRequest({ header: { sessionId: 7n, messageId: 3n }, path: '\\\\10.99.0.1\\share' });
+    assert.deepEqual(req.subarray(64, 72), hex('0900 0000 4800 2200'));
+    const r = smb2.decodeSmb2TreeConnectRequest(req);
+    assert.equal(r.path, '\\\\10.99.0.1\\share');
+    assert.equal(smb2.shareNameOf(r.path), 'share');
+    assert.equal(smb2.shareNameOf('\\\\srv\\IPC$'), 'IPC$');
+    assert.equal(smb2.shareNameOf('\\\\srv\\a\\b'), undefined);
+    assert.equal(smb2.shareNameOf('share'), undefined);
+    const resp = smb2.decodeSmb2TreeConnectResponse(smb2.encodeSmb2TreeConnectResponse({ header: { treeId: 1 }, shareType: smb2.SMB2_SHARE_TYPE.DISK, maximalAccess: 0x001f01ff }));
+    assert.equal(resp.shareType, 1);
+    assert.equal(resp.maximalAccess, 0x001f01ff);
+    assert.equal(resp.header.treeId, 1);
+  });
+
+  it('the StructureSize 4 exchanges and CLOSE / FLUSH with their FileIds', () => {
+    for (const c of [smb2.SMB2_COMMAND.TREE_DISCONNECT, smb2.SMB2_COMMAND.ECHO, smb2.SMB2_COMMAND.LOGOFF]) {
+      for (const response of [false, true]) assert.equal(smb2.decodeSmb2Empty(smb2.encodeSmb2Empty(c, { messageId: 5n }, response), c, response).messageId, 5n);
+    }
+    const id = { persistent: 0x1122334455667788n, volatile: 0x99aabbccddeeff00n };
+    const close = smb2.decodeSmb2CloseRequest(smb2.encodeSmb2CloseRequest({ fileId: id, flags: smb2.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB }));
+    assert.deepEqual(close.fileId, id);
+    assert.equal(close.flags, 1);
+    const attrs = { creationTime: 1n, lastAccessTime: 2n, lastWriteTime: 3n, changeTime: 4n, allocationSize: 4096n, endOfFile: 100n, fileAttributes: 0x20 };
+    assert.deepEqual(smb2.decodeSmb2CloseResponse(smb2.encodeSmb2CloseResponse({ attributes: attrs })).attributes, attrs);
+    assert.equal(smb2.decodeSmb2CloseResponse(smb2.encodeSmb2CloseResponse({})).attributes, undefined);
+    assert.deepEqual(smb2.decodeSmb2FlushRequest(smb2.encodeSmb2FlushRequest({ fileId: smb2.SMB2_FILE_ID_RELATED })).fileId, smb2.SMB2_FILE_ID_RELATED);
+  });
+});
