@@ -12,6 +12,7 @@ PKGS=(
   gcc-12 make binutils                                             # out-of-tree siw build (= kernel's compiler)
   tshark                                                           # decodes a captured iWARP session (test/softroce)
   cppcheck                                                         # npm run lint: the addon's C++
+  smbclient                                                        # a real SMB2 peer for src/smb2 (test/smb2-server.test.ts)
 )
 
 command -v dpkg-query >/dev/null || { echo "setup-host: not a Debian system (no dpkg-query)" >&2; exit 1; }

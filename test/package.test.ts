@@ -32,3 +32,13 @@ it("'smbdirect/completion' and the verbs provider load from dist/", async () => 
   assert.equal(typeof providers.createVerbsProvider, 'function');
   assert.equal(typeof providers.defaultProvider, 'function');
 });
+
+it("'smbdirect/smb2' loads from dist/: createServer, Smb2Error with status and a Node-style code, NTSTATUS", async () => {
+  const smb2 = await import('smbdirect/smb2');
+  assert.equal(typeof smb2.createServer, 'function');
+  const e = new smb2.Smb2Error(smb2.NTSTATUS.STATUS_OBJECT_NAME_NOT_FOUND);
+  assert.equal(e.status, 0xc0000034);
+  assert.equal(e.code, 'ENOENT');
+  assert.match(e.message, /STATUS_OBJECT_NAME_NOT_FOUND/);
+  assert.equal(new smb2.Smb2Error(smb2.NTSTATUS.STATUS_CANCELLED).code, 'STATUS_CANCELLED');
+});
