@@ -12,7 +12,9 @@ import { after, before, describe, it } from 'node:test';
 
 import { smb2 } from '../framing/index.js';
 import { frameSmb2 } from '../src/providers/stream.js';
+import { connect as smbdConnect } from '../src/index.js';
 import { type Smb2Server, createServer } from '../src/smb2/index.js';
+import { MAX_SESSIONS_PER_CONNECTION } from '../src/smb2/server.js';
 
 function smbclientPath(): string {
   try {
@@ -106,3 +108,40 @@ describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient'
     assert.equal((await smbclient(['//127.0.0.1/share', '-p', String(port), '-U', 'alice%secret', '-c', 'exit'])).code, 0);
   });
 });
+
+describe('SMB2 server over SMB Direct (the software iWARP provider on loopback)', () => {
+  it('listen({ transport: "rdma" }): each SMB2 message is one SMB Direct message, no RFC 1002 prefix; NEGOTIATE and a bad SESSION_SETUP answered', async (t) => {
+    const server = createServer({ users: { alice: 'secret' } });
+    t.after(() => server.close());
+    const { port } = await server.listen({ transport: 'rdma', host: '127.0.0.1', port: 0, provider: 'iwarp-tcp' });
+    const conn = await smbdConnect({ host: '127.0.0.1', port, provider: 'iwarp-tcp' });
+    t.after(() => conn.destroy());
+    const reply = () => once(conn, 'message').then(([m]) => m as Uint8Array);
+    let r = reply();
+    await conn.send(smb2.encodeSmb2NegotiateRequest({ dialects: [0x300, 0x302], clientGuid: new Uint8Array(16), header: { credits: 10 } }));
+    const neg = smb2.decodeSmb2NegotiateResponse(await r);
+    assert.equal(neg.dialect, 0x302);
+    assert.equal(neg.header.credits, 10, 'the credits asked for');
+    const spnego = smb2.decodeSpnego(neg.securityBuffer);
+    assert.ok(spnego.kind === 'init' && spnego.mechTypes.includes(smb2.OID_NTLMSSP));
+    // a SESSION_SETUP whose token is neither SPNEGO nor NTLMSSP: its status, and the connection stays
+    r = reply();
+    await conn.send(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 1n, credits: 1 }, securityBuffer: new Uint8Array(20).fill(0x41) }));
+    const h = smb2.decodeSmb2Header(await r);
+    assert.equal(h.status, smb2.STATUS_INVALID_PARAMETER);
+    assert.equal(conn.state, 'connected');
+    // a peer cannot pile up sessions: malformed tokens leave none behind, and unfinished ones are
+    // capped per connection (MAX_SESSIONS_PER_CONNECTION)
+    const setup = async (token: Uint8Array, id: bigint) => {
+      const p = reply();
+      await conn.send(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: id, credits: 1 }, securityBuffer: token }));
+      return smb2.decodeSmb2Header(await p).status;
+    };
+    let id = 2n;
+    for (let i = 0; i < 100; i++) assert.equal(await setup(new Uint8Array(20).fill(0x41), id++), smb2.STATUS_INVALID_PARAMETER);
+    const ntlmNegotiate = smb2.encodeSpnegoInit({ mechTypes: [smb2.OID_NTLMSSP], mechToken: smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE) });
+    for (let i = 0; i < MAX_SESSIONS_PER_CONNECTION; i++) assert.equal(await setup(ntlmNegotiate, id++), smb2.STATUS_MORE_PROCESSING_REQUIRED, `session ${i}`);
+    assert.equal(await setup(ntlmNegotiate, id++), smb2.STATUS_INSUFFICIENT_RESOURCES);
+  });
+});
+

@@ -19,7 +19,7 @@ import {
   MSV_AV, NTLMSSP, decodeNtlmAuthenticate, decodeNtlmNegotiate, encodeNtlmChallenge, utf16le,
 } from '../../framing/smb2/ntlmssp.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
+  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
   STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_SESSION_FLAG, decodeSmb2SessionSetupRequest, encodeSmb2ErrorResponse, encodeSmb2SessionSetupResponse } from '../../framing/smb2/session.js';
@@ -63,6 +63,8 @@ const MAX_TRANSACT = 8 * 1024 * 1024;
 /** Credits granted per response at most (a client asks for what it wants; Windows grants up to 512). */
 const MAX_CREDITS_PER_RESPONSE = 512;
 const IPC = 'IPC$';
+/** Sessions one connection may hold (set up or in progress): a bound on what a peer makes us keep. */
+export const MAX_SESSIONS_PER_CONNECTION = 64;
 
 interface Session {
   id: bigint;
@@ -214,10 +216,20 @@ class ServerConnection {
     if (h.sessionId !== 0n && !s) return this.#error(h, STATUS_USER_SESSION_DELETED);
     if (s?.state === 'valid') return this.#error(h, STATUS_REQUEST_NOT_ACCEPTED); // re-authentication: not yet
     if (!s) {
+      if (this.#sessions.size >= MAX_SESSIONS_PER_CONNECTION) return this.#error(h, STATUS_INSUFFICIENT_RESOURCES);
       s = { id: this.#server.nextSessionId(), state: 'in-progress', guest: false, trees: new Map(), preauth: this.#preauth?.fork() };
       this.#sessions.set(s.id, s);
     }
     const session = s;
+    try {
+      return this.#authenticate(req, h, r.securityBuffer, session);
+    } catch (err) {
+      this.#sessions.delete(session.id); // a malformed token ends the exchange it belongs to
+      throw err;
+    }
+  }
+
+  #authenticate(req: Uint8Array, h: Smb2Header, buf: Uint8Array, session: Session): Uint8Array {
     session.preauth?.update(req);
     const fail = (status: number): Uint8Array => {
       this.#sessions.delete(session.id);
@@ -226,7 +238,6 @@ class ServerConnection {
     // the token: SPNEGO around NTLMSSP, or NTLMSSP as it is
     let spnego = false;
     let ntlm: Uint8Array | undefined;
-    const buf = r.securityBuffer;
     if (buf.length >= 8 && Buffer.from(buf.subarray(0, 8)).toString('latin1') === 'NTLMSSP\0') ntlm = buf;
     else if (buf.length) {
       spnego = true;
