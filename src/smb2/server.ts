@@ -149,7 +149,7 @@ class ServerConnection {
     if (this.#dialect === 0) return this.#error(h, STATUS_INVALID_PARAMETER); // nothing before NEGOTIATE
     if (h.command === SMB2_COMMAND.SESSION_SETUP) return this.#sessionSetup(req, h);
     const s = this.#sessions.get(h.sessionId);
-    if (!s || s.state !== 'valid') return this.#error(h, STATUS_USER_SESSION_DELETED);
+    if (s?.state !== 'valid') return this.#error(h, STATUS_USER_SESSION_DELETED);
     if (s.signingKey && (h.flags & SMB2_FLAGS.SIGNED) && !verifySignature(s.signingKey, this.#signingAlgorithm, req)) {
       debug('session %s: a request with a bad signature', h.sessionId);
       return this.#error(h, STATUS_ACCESS_DENIED);
