@@ -14,6 +14,9 @@ import { smb2 } from '../framing/index.js';
 import { frameSmb2 } from '../src/providers/stream.js';
 import { connect as smbdConnect } from '../src/index.js';
 import { type Smb2Server, createServer } from '../src/smb2/index.js';
+import { rc4 } from '../src/smb2/auth/legacy-crypto.js';
+import { ntHash, ntlmv2Response } from '../src/smb2/auth/ntlm.js';
+import { signMessage, signingKey, verifySignature } from '../src/smb2/signing.js';
 import { MAX_SESSIONS_PER_CONNECTION } from '../src/smb2/server.js';
 
 function smbclientPath(): string {
@@ -51,8 +54,13 @@ describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient'
   for (const dialect of ['SMB3_11', 'SMB3_02', 'SMB3_00']) {
     for (const signing of ['required', 'off']) {
       it(`${dialect}, client signing ${signing}: session set up and the share connected`, async () => {
+        const before = server.stats().requests.IOCTL?.STATUS_SUCCESS ?? 0;
         const r = await smbclient([`//127.0.0.1/share`, '-p', String(port), '-U', 'alice%secret', '-m', dialect, '--option', `client signing=${signing}`, '-c', 'exit']);
         assert.equal(r.code, 0, r.out);
+        const st = server.stats().requests;
+        assert.ok((st.TREE_CONNECT?.STATUS_SUCCESS ?? 0) > 0, JSON.stringify(st));
+        // smbclient checks FSCTL_VALIDATE_NEGOTIATE_INFO on 3.0/3.0.2 with signing, and fails on a wrong answer
+        if (dialect !== 'SMB3_11' && signing === 'required') assert.ok((st.IOCTL?.STATUS_SUCCESS ?? 0) > before, `VALIDATE_NEGOTIATE_INFO answered: ${JSON.stringify(st.IOCTL)}`);
       });
     }
   }
@@ -106,6 +114,67 @@ describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient'
     sock.write(frameSmb2(new Uint8Array(80).fill(0x41)));
     await once(sock, 'close');
     assert.equal((await smbclient(['//127.0.0.1/share', '-p', String(port), '-U', 'alice%secret', '-c', 'exit'])).code, 0);
+  });
+});
+
+describe('SMB2 server: a hand-written 3.0.2 client (raw NTLMSSP), signing both ways, VALIDATE_NEGOTIATE_INFO', () => {
+  it('a validate that matches the NEGOTIATE is answered, signed; one that does not ends the connection', async (t) => {
+    const server = createServer({ shares: [{ name: 's', path: '/x' }], users: { alice: 'secret' } });
+    t.after(() => server.close());
+    const { port } = await server.listen({ transport: 'tcp', host: '127.0.0.1', port: 0 });
+    const session = async () => {
+      const sock = tcpConnect({ host: '127.0.0.1', port });
+      await once(sock, 'connect');
+      let buf = Buffer.alloc(0);
+      const rpc = async (m: Uint8Array): Promise<Uint8Array> => {
+        sock.write(frameSmb2(m));
+        for (;;) {
+          if (buf.length >= 4 && buf.length >= 4 + buf.readUIntBE(1, 3)) {
+            const n = buf.readUIntBE(1, 3);
+            const out = buf.subarray(4, 4 + n);
+            buf = buf.subarray(4 + n);
+            return out;
+          }
+          const [d] = await once(sock, 'data') as [Buffer];
+          buf = Buffer.concat([buf, d]);
+        }
+      };
+      const guid = new Uint8Array(16).fill(9);
+      const dialects = [0x300, 0x302];
+      const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({ dialects, clientGuid: guid, securityMode: 1, capabilities: 4, header: { credits: 8 } })));
+      const nego = smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM | smb2.NTLMSSP.NEGOTIATE_KEY_EXCH);
+      const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 1n, credits: 8 }, securityBuffer: nego })));
+      assert.equal(r1.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED);
+      const ch = smb2.decodeNtlmChallenge(r1.securityBuffer);
+      const v2 = ntlmv2Response({ hash: ntHash('secret'), user: 'alice', domain: 'W', serverChallenge: ch.serverChallenge, targetInfo: ch.targetInfoBytes });
+      const random = new Uint8Array(16).fill(0x5c);
+      const auth = smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: 'alice', workstation: 'T', encryptedRandomSessionKey: rc4(v2.sessionBaseKey, random) });
+      const final = await rpc(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 2n, credits: 8, sessionId: r1.header.sessionId }, securityBuffer: auth }));
+      const key = signingKey(random, 0x302);
+      assert.equal(smb2.decodeSmb2Header(final).status, smb2.STATUS_SUCCESS);
+      assert.ok(verifySignature(key, smb2.SMB2_SIGNING.AES_CMAC, final), 'the final SESSION_SETUP response is signed with the key both sides derived');
+      const sid = r1.header.sessionId;
+      const validate = (v: { dialects: number[] }) => {
+        const m = smb2.encodeSmb2IoctlRequest({ header: { messageId: 3n, credits: 8, sessionId: sid }, ctlCode: smb2.FSCTL.VALIDATE_NEGOTIATE_INFO, fileId: smb2.SMB2_FILE_ID_RELATED,
+          input: smb2.encodeValidateNegotiateInfo({ capabilities: 4, guid, securityMode: 1, dialects: v.dialects }) });
+        signMessage(key, smb2.SMB2_SIGNING.AES_CMAC, m);
+        return m;
+      };
+      return { sock, rpc, validate, key, neg, dialects };
+    };
+    const a = await session();
+    const resp = await a.rpc(a.validate({ dialects: a.dialects }));
+    assert.ok(verifySignature(a.key, smb2.SMB2_SIGNING.AES_CMAC, resp), 'the IOCTL response is signed');
+    const io = smb2.decodeSmb2IoctlResponse(resp);
+    assert.equal(io.header.status, smb2.STATUS_SUCCESS);
+    assert.equal(io.output.length, 24);
+    assert.deepEqual(Uint8Array.from(io.output.subarray(4, 20)), Uint8Array.from(a.neg.serverGuid), 'the server GUID of the NEGOTIATE');
+    assert.equal(io.output[22]! | (io.output[23]! << 8), 0x302, 'the dialect');
+    a.sock.destroy();
+    // a man in the middle took 3.0.2 out of the NEGOTIATE: the validate says so, and the connection ends
+    const b = await session();
+    b.sock.write(frameSmb2(b.validate({ dialects: [0x300] })));
+    await once(b.sock, 'close');
   });
 });
 

@@ -5,6 +5,7 @@ export * from './header.js';
 export * from './negotiate.js';
 export * from './session.js';
 export * from './tree.js';
+export * from './ioctl.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';
 export * from './spnego.js';

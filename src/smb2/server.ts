@@ -4,7 +4,8 @@
 // against the user table (and opt-in guest), signing, TREE_CONNECT / TREE_DISCONNECT, ECHO, LOGOFF.
 // Every other command is answered STATUS_NOT_SUPPORTED for now (docs/smb2/README.md lists what
 // is built). A malformed request gets the status its decoder names; the connection keeps serving.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { EventEmitter } from 'node:events';
 import { type Server as NetServer, type Socket, createServer as createTcpServer } from 'node:net';
 import { debuglog } from 'node:util';
@@ -19,11 +20,15 @@ import {
   MSV_AV, NTLMSSP, decodeNtlmAuthenticate, decodeNtlmNegotiate, encodeNtlmChallenge, utf16le,
 } from '../../framing/smb2/ntlmssp.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
-  STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED,
+  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_FS_DRIVER_REQUIRED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
+  STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_SESSION_FLAG, decodeSmb2SessionSetupRequest, encodeSmb2ErrorResponse, encodeSmb2SessionSetupResponse } from '../../framing/smb2/session.js';
 import { NEG_STATE, OID_NTLMSSP, SPNEGO_HINT_IGNORE, decodeSpnego, encodeSpnegoInit, encodeSpnegoResp } from '../../framing/smb2/spnego.js';
+import {
+  FSCTL, NETWORK_INTERFACE_CAP, decodeSmb2IoctlRequest, decodeValidateNegotiateInfo, encodeNetworkInterfaceInfo, encodeSmb2IoctlResponse,
+  encodeValidateNegotiateResponse,
+} from '../../framing/smb2/ioctl.js';
 import { SMB2_SHARE_TYPE, decodeSmb2Empty, decodeSmb2TreeConnectRequest, encodeSmb2Empty, encodeSmb2TreeConnectResponse, shareNameOf } from '../../framing/smb2/tree.js';
 import { frameSmb2, Smb2StreamFramer } from '../providers/stream.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
@@ -33,6 +38,8 @@ import { PreauthIntegrity } from './preauth.js';
 import { signMessage, signingKey, verifySignature } from './signing.js';
 
 const debug = debuglog('smbdirect_smb2');
+
+const COMMAND_NAMES: Readonly<Record<number, string>> = Object.freeze(Object.fromEntries(Object.entries(SMB2_COMMAND).map(([k, v]) => [v, k])));
 
 export interface Smb2Share { name: string; path: string; readOnly?: boolean }
 
@@ -85,6 +92,8 @@ class ServerConnection {
   #dialect = 0;
   #signingAlgorithm: number = SMB2_SIGNING.AES_CMAC;
   #preauth?: PreauthIntegrity;
+  /** What the client's NEGOTIATE said, for FSCTL_VALIDATE_NEGOTIATE_INFO. */
+  #clientNegotiate?: { capabilities: number; guid: Uint8Array; securityMode: number; dialects: number[] };
   readonly #sessions = new Map<bigint, Session>();
   #nextTree = 1;
 
@@ -115,6 +124,7 @@ class ServerConnection {
         if (!(err instanceof SmbDirectProtocolError)) debug('internal error on command 0x%s: %s', item.header.command.toString(16), (err as Error).stack);
         resp = this.#error(item.header, status);
       }
+      if (resp.length >= 12) this.#server.count(item.header.command, new DataView(resp.buffer, resp.byteOffset).getUint32(8, true));
       responses.push(resp);
     }
     this.#send(responses.length === 1 ? responses[0]! : chain(responses));
@@ -168,11 +178,14 @@ class ServerConnection {
         return this.#signed(h, encodeSmb2Empty(SMB2_COMMAND.ECHO, this.#header(h, STATUS_SUCCESS), true));
       case SMB2_COMMAND.TREE_CONNECT:
         return this.#treeConnect(req, h, s);
+      case SMB2_COMMAND.IOCTL:
+        return this.#ioctl(req, h);
       case SMB2_COMMAND.TREE_DISCONNECT:
         decodeSmb2Empty(req, SMB2_COMMAND.TREE_DISCONNECT, false);
         if (!s.trees.delete(h.treeId)) return this.#error(h, STATUS_NETWORK_NAME_DELETED);
         return this.#signed(h, encodeSmb2Empty(SMB2_COMMAND.TREE_DISCONNECT, this.#header(h, STATUS_SUCCESS), true));
       default:
+        debug('command 0x%s: not supported yet', h.command.toString(16));
         return this.#error(h, STATUS_NOT_SUPPORTED);
     }
   }
@@ -187,6 +200,7 @@ class ServerConnection {
     const dialect = chooseSmb2Dialect(r.dialects, o.dialects ?? [SMB2_DIALECT.SMB311, SMB2_DIALECT.SMB302, SMB2_DIALECT.SMB300]);
     if (dialect === undefined) return this.#error(h, STATUS_NOT_SUPPORTED);
     this.#dialect = dialect;
+    this.#clientNegotiate = { capabilities: r.capabilities, guid: Uint8Array.from(r.clientGuid), securityMode: r.securityMode, dialects: r.dialects };
     const contexts = [];
     if (dialect === SMB2_DIALECT.SMB311) {
       if (!r.preauthIntegrity?.hashAlgorithms.includes(SMB2_PREAUTH_INTEGRITY_SHA512)) return this.#error(h, STATUS_INVALID_PARAMETER);
@@ -201,13 +215,45 @@ class ServerConnection {
     }
     const resp = encodeSmb2NegotiateResponse({
       header: this.#header(h, STATUS_SUCCESS), dialect, serverGuid: this.#server.guid,
-      securityMode: SMB2_NEGOTIATE_SIGNING_ENABLED | (o.signingRequired ? SMB2_NEGOTIATE_SIGNING_REQUIRED : 0),
-      capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, maxTransactSize: MAX_TRANSACT, maxReadSize: MAX_TRANSACT, maxWriteSize: MAX_TRANSACT,
+      securityMode: this.#securityModeOf(), capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, maxTransactSize: MAX_TRANSACT, maxReadSize: MAX_TRANSACT, maxWriteSize: MAX_TRANSACT,
       systemTime: fileTimeNow(), securityBuffer: encodeSpnegoInit({ mechTypes: [OID_NTLMSSP], hint: SPNEGO_HINT_IGNORE }), contexts,
     });
     this.#preauth?.update(resp);
     debug('NEGOTIATE: dialect 0x%s, signing %d', dialect.toString(16), this.#signingAlgorithm);
     return resp;
+  }
+
+  #securityModeOf(): number {
+    return SMB2_NEGOTIATE_SIGNING_ENABLED | (this.#server.options.signingRequired ? SMB2_NEGOTIATE_SIGNING_REQUIRED : 0);
+  }
+
+  #ioctl(req: Uint8Array, h: Smb2Header): Uint8Array {
+    const r = decodeSmb2IoctlRequest(req);
+    const ok = (output: Uint8Array) => this.#signed(h, encodeSmb2IoctlResponse({ header: this.#header(h, STATUS_SUCCESS), ctlCode: r.ctlCode, fileId: r.fileId, output }));
+    switch (r.ctlCode) {
+      case FSCTL.VALIDATE_NEGOTIATE_INFO: {
+        // 3.3.5.15.12: what the client says it negotiated must be what it sent; a mismatch (a man in
+        // the middle rewrote the NEGOTIATE) ends the connection
+        const v = decodeValidateNegotiateInfo(r.input);
+        const c = this.#clientNegotiate!;
+        const same = v.capabilities === c.capabilities && v.securityMode === c.securityMode && v.guid.length === 16 && timingSafeEqual(v.guid, c.guid) &&
+          v.dialects.length === c.dialects.length && v.dialects.every((d, i) => d === c.dialects[i]);
+        if (!same) {
+          debug('VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE: disconnecting');
+          this.#close();
+          return new Uint8Array(0);
+        }
+        return ok(encodeValidateNegotiateResponse({ capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, guid: this.#server.guid, securityMode: this.#securityModeOf(), dialect: this.#dialect }));
+      }
+      case FSCTL.QUERY_NETWORK_INTERFACE_INFO:
+        return ok(encodeNetworkInterfaceInfo(this.#server.interfaces()));
+      case FSCTL.DFS_GET_REFERRALS:
+      case FSCTL.DFS_GET_REFERRALS_EX:
+        return this.#error(h, STATUS_FS_DRIVER_REQUIRED); // as Windows and Samba answer for a server without DFS
+      default:
+        debug('FSCTL 0x%s: not supported yet', r.ctlCode.toString(16));
+        return this.#error(h, STATUS_NOT_SUPPORTED);
+    }
   }
 
   #sessionSetup(req: Uint8Array, h: Smb2Header): Uint8Array {
@@ -361,6 +407,40 @@ export class Smb2Server extends EventEmitter {
     this.options = options;
   }
 
+  readonly #counts = new Map<string, number>();
+  #rdmaListening = false;
+
+  /** @internal Counts one answered request. */
+  count(command: number, status: number): void {
+    const key = `${COMMAND_NAMES[command] ?? command}\u0000${ntstatusName(status)}`;
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+  }
+
+  /** Requests answered, by command and status, since the server was made. */
+  stats(): { requests: Record<string, Record<string, number>> } {
+    const requests: Record<string, Record<string, number>> = {};
+    for (const [k, n] of this.#counts) {
+      const [c, st] = k.split('\u0000') as [string, string];
+      (requests[c] ??= {})[st.replace(/ \(0x[0-9a-f]+\)$/, '')] = n;
+    }
+    return { requests };
+  }
+
+  /** @internal The interfaces FSCTL_QUERY_NETWORK_INTERFACE_INFO reports: every non-internal
+   * address, RDMA-capable when the server listens on SMB Direct. */
+  interfaces(): Array<{ ifIndex: number; capability: number; linkSpeed: bigint; address: string }> {
+    const out: Array<{ ifIndex: number; capability: number; linkSpeed: bigint; address: string }> = [];
+    let index = 1;
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) {
+        if (a.internal) continue;
+        out.push({ ifIndex: index, capability: this.#rdmaListening ? NETWORK_INTERFACE_CAP.RDMA : 0, linkSpeed: 10_000_000_000n, address: a.address.split('%')[0]! });
+      }
+      index++;
+    }
+    return out;
+  }
+
   /** @internal */
   nextSessionId(): bigint {
     return this.#nextSession++;
@@ -379,6 +459,7 @@ export class Smb2Server extends EventEmitter {
       return { host, port: (srv.address() as { port: number }).port };
     }
     const srv = createSmbDirectServer({ provider: o.provider }, (conn) => this.#onSmbDirect(conn));
+    this.#rdmaListening = true;
     srv.on('connectionError', (err: Error) => this.emit('connectionError', err));
     const addr = await srv.listen({ host, port: o.port });
     this.#rdma.add(srv);

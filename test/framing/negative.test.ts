@@ -345,6 +345,9 @@ cases('SMB2 TREE_CONNECT, CLOSE and the small commands (framing/smb2/tree.ts)', 
   ['a TREE_CONNECT path past the PDU', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\s\\x' }); b[70] = 200; return f.smb2.decodeSmb2TreeConnectRequest(b); }],
   ['an empty TREE_CONNECT path', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\s\\x' }); b[70] = 0; return f.smb2.decodeSmb2TreeConnectRequest(b); }],
   ['a CLOSE of 87 bytes', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeSmb2CloseRequest(f.smb2.encodeSmb2CloseRequest({ fileId: { persistent: 0n, volatile: 0n } }).subarray(0, 87))],
+  ['an IOCTL input past the PDU', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2IoctlRequest({ ctlCode: 0x140204, fileId: f.smb2.SMB2_FILE_ID_RELATED, input: new Uint8Array(8) }); b[64 + 28] = 9; return f.smb2.decodeSmb2IoctlRequest(b); }],
+  ['an IOCTL input over 64 KiB', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2IoctlRequest({ ctlCode: 0x140204, fileId: f.smb2.SMB2_FILE_ID_RELATED, input: new Uint8Array(8) }); b[64 + 30] = 2; return f.smb2.decodeSmb2IoctlRequest(b); }],
+  ['a VALIDATE_NEGOTIATE_INFO naming more dialects than it holds', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeValidateNegotiateInfo(Uint8Array.from([...new Uint8Array(22), 3, 0, 2, 3]))],
   ['an ECHO with StructureSize 5', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2Empty(0x0d, {}, false); b[64] = 5; return f.smb2.decodeSmb2Empty(b, 0x0d, false); }],
 ]);
 
