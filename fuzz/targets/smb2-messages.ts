@@ -1,6 +1,8 @@
 // The SMB2 layer's decoders (framing/smb2/): the first byte picks one, the rest is its input.
 // 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
-// 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType). What decodes
+// 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType), 4: the other
+// requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CLOSE,
+// FLUSH), each tried on the same bytes. What decodes
 // obeys the rules checked, and a NEGOTIATE request's fields survive encode + decode.
 import { smb2 } from '../../framing/index.js';
 import { check, decode } from '../lib/oracle.js';
@@ -10,7 +12,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 export function fuzz(data: Buffer): void {
   if (data.length === 0) return;
   const input = data.subarray(1);
-  switch (data[0]! & 3) {
+  switch (data[0]! % 5) {
     case 0: {
       decode('splitSmb2Compound', () => smb2.splitSmb2Compound(input));
       const r = decode('decodeSmb2NegotiateRequest', () => smb2.decodeSmb2NegotiateRequest(input));
@@ -32,6 +34,20 @@ export function fuzz(data: Buffer): void {
       const t = decode('decodeSpnego', () => smb2.decodeSpnego(input));
       if (t?.kind === 'init') check(t.mechTypes.length > 0, 'a NegTokenInit without mechTypes accepted');
       if (t?.kind === 'resp' && t.negState !== undefined) check(t.negState <= 3, `negState ${t.negState} accepted`);
+      return;
+    }
+    case 4: {
+      const ss = decode('decodeSmb2SessionSetupRequest', () => smb2.decodeSmb2SessionSetupRequest(input));
+      if (ss) check(ss.securityBuffer.length === 0 || (ss.securityBuffer.byteOffset >= input.byteOffset + 88 && ss.securityBuffer.byteOffset + ss.securityBuffer.length <= input.byteOffset + input.length), 'a security buffer outside the PDU or inside the fixed part');
+      const tc = decode('decodeSmb2TreeConnectRequest', () => smb2.decodeSmb2TreeConnectRequest(input));
+      if (tc) check(tc.path.length > 0, 'an empty tree path accepted');
+      const io = decode('decodeSmb2IoctlRequest', () => smb2.decodeSmb2IoctlRequest(input));
+      if (io) {
+        check(io.input.length <= smb2.MAX_IOCTL_BUFFER, 'an IOCTL input over the bound accepted');
+        decode('decodeValidateNegotiateInfo', () => smb2.decodeValidateNegotiateInfo(io.input));
+      }
+      decode('decodeSmb2CloseRequest', () => smb2.decodeSmb2CloseRequest(input));
+      decode('decodeSmb2FlushRequest', () => smb2.decodeSmb2FlushRequest(input));
       return;
     }
     default: {

@@ -59,6 +59,11 @@ add('smb2-messages', 'ntlm-challenge', sel(3, f.smb2.encodeNtlmChallenge({ flags
 add('smb2-messages', 'ntlm-authenticate', sel(3, f.smb2.encodeNtlmAuthenticate({
   flags: 0x628a8215, lmChallengeResponse: bytes(24, 0), ntChallengeResponse: bytes(80, 6), domain: 'D', user: 'u', workstation: 'W', encryptedRandomSessionKey: bytes(16, 7),
 })));
+add('smb2-messages', 'session-setup', sel(4, f.smb2.encodeSmb2SessionSetupRequest({ securityBuffer: f.smb2.encodeNtlmNegotiate(0x60088215) })));
+add('smb2-messages', 'tree-connect', sel(4, f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\10.99.0.1\\share' })));
+add('smb2-messages', 'ioctl-validate', sel(4, f.smb2.encodeSmb2IoctlRequest({ ctlCode: f.smb2.FSCTL.VALIDATE_NEGOTIATE_INFO, fileId: f.smb2.SMB2_FILE_ID_RELATED,
+  input: f.smb2.encodeValidateNegotiateInfo({ capabilities: 4, guid: bytes(16, 1), securityMode: 1, dialects: [0x300, 0x302] }) })));
+add('smb2-messages', 'close', sel(4, f.smb2.encodeSmb2CloseRequest({ fileId: { persistent: 1n, volatile: 2n }, flags: 1 })));
 add('smb2-channel', 'read-rdma-v1-invalidate', f.encodeSmb2ReadWriteChannel({ command: 'read', channel: f.SMB2_CHANNEL_RDMA_V1_INVALIDATE, length: 65536, descriptors: D }));
 add('smb2-channel', 'write-rdma-v1', f.encodeSmb2ReadWriteChannel({ command: 'write', channel: f.SMB2_CHANNEL_RDMA_V1, length: 0, remainingBytes: 69632, descriptors: D }));
 add('smb2-channel', 'read-none', f.encodeSmb2ReadWriteChannel({ command: 'read', channel: f.SMB2_CHANNEL_NONE, length: 10 }));
