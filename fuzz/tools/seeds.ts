@@ -64,6 +64,18 @@ add('smb2-messages', 'tree-connect', sel(4, f.smb2.encodeSmb2TreeConnectRequest(
 add('smb2-messages', 'ioctl-validate', sel(4, f.smb2.encodeSmb2IoctlRequest({ ctlCode: f.smb2.FSCTL.VALIDATE_NEGOTIATE_INFO, fileId: f.smb2.SMB2_FILE_ID_RELATED,
   input: f.smb2.encodeValidateNegotiateInfo({ capabilities: 4, guid: bytes(16, 1), securityMode: 1, dialects: [0x300, 0x302] }) })));
 add('smb2-messages', 'close', sel(4, f.smb2.encodeSmb2CloseRequest({ fileId: { persistent: 1n, volatile: 2n }, flags: 1 })));
+const msgs = (...ms: Uint8Array[]) => concat(ms.flatMap((m) => { const l = new Uint8Array(2); new DataView(l.buffer).setUint16(0, m.length, true); return [l, m]; }));
+const neg302 = f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x300, 0x302], clientGuid: bytes(16, 1), header: { credits: 8 } });
+const neg311 = f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x302, 0x311], clientGuid: bytes(16, 1), contexts: [f.smb2.preauthContext(bytes(32, 2)), f.smb2.signingContext([2, 1])] });
+const ssNeg = f.smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 1n }, securityBuffer: f.smb2.encodeSpnegoInit({ mechTypes: [f.smb2.OID_NTLMSSP], mechToken: f.smb2.encodeNtlmNegotiate(0x60088215) }) });
+const ssAnon = f.smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 2n, sessionId: 1n }, securityBuffer: f.smb2.encodeNtlmAuthenticate({
+  flags: 0x60088215, lmChallengeResponse: new Uint8Array(0), ntChallengeResponse: new Uint8Array(0), domain: '', user: '', workstation: '', encryptedRandomSessionKey: new Uint8Array(0) }) });
+add('smb2-server', 'negotiate-302', msgs(neg302));
+add('smb2-server', 'negotiate-311-session', msgs(neg311, ssNeg));
+add('smb2-server', 'guest-tree-echo', msgs(neg302, ssNeg, ssAnon,
+  f.smb2.encodeSmb2TreeConnectRequest({ header: { messageId: 3n, sessionId: 1n }, path: '\\\\s\\share' }),
+  f.smb2.encodeSmb2Empty(0x0d, { messageId: 4n, sessionId: 1n }, false),
+  f.smb2.encodeSmb2IoctlRequest({ header: { messageId: 5n, sessionId: 1n }, ctlCode: f.smb2.FSCTL.QUERY_NETWORK_INTERFACE_INFO, fileId: f.smb2.SMB2_FILE_ID_RELATED })));
 add('smb2-channel', 'read-rdma-v1-invalidate', f.encodeSmb2ReadWriteChannel({ command: 'read', channel: f.SMB2_CHANNEL_RDMA_V1_INVALIDATE, length: 65536, descriptors: D }));
 add('smb2-channel', 'write-rdma-v1', f.encodeSmb2ReadWriteChannel({ command: 'write', channel: f.SMB2_CHANNEL_RDMA_V1, length: 0, remainingBytes: 69632, descriptors: D }));
 add('smb2-channel', 'read-none', f.encodeSmb2ReadWriteChannel({ command: 'read', channel: f.SMB2_CHANNEL_NONE, length: 10 }));

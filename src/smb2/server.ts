@@ -466,6 +466,16 @@ export class Smb2Server extends EventEmitter {
     return addr;
   }
 
+  /**
+   * Serves SMB2 over any message transport: `send` carries one response message (a compound chain)
+   * to the client, `close` ends the connection. Returns the function to hand each request message
+   * to; it never throws (a malformed message is answered with its status, or the connection closed).
+   */
+  attach(transport: { send(message: Uint8Array): void; close(): void }): (message: Uint8Array) => void {
+    const conn = new ServerConnection(this, (m) => { if (m.length) transport.send(m); }, () => transport.close());
+    return (m) => conn.onMessage(m);
+  }
+
   #onSocket(socket: Socket): void {
     this.#sockets.add(socket);
     const framer = new Smb2StreamFramer();

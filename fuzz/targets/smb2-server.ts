@@ -1,0 +1,33 @@
+// The SMB2 server engine (src/smb2/server.ts) fed request messages through `attach()`: the input is
+// a sequence of messages, each a u16 length then its bytes. The oracle: no exception escapes, and
+// every response is an SMB2 message (a valid header, SERVER_TO_REDIR set, the request's MessageId).
+import { smb2 } from '../../framing/index.js';
+import { createServer } from '../../src/smb2/server.js';
+import { FuzzFinding, check } from '../lib/oracle.js';
+
+const server = createServer({ shares: [{ name: 'share', path: '/nonexistent' }], users: { alice: 'secret' }, guest: true });
+
+export function fuzz(data: Buffer): void {
+  const responses: Uint8Array[] = [];
+  let closed = false;
+  const feed = server.attach({ send: (m) => { responses.push(m); }, close: () => { closed = true; } });
+  for (let at = 0; at + 2 <= data.length && !closed;) {
+    const n = data.readUInt16LE(at);
+    const m = data.subarray(at + 2, at + 2 + n);
+    at += 2 + n;
+    try {
+      feed(m);
+    } catch (err) {
+      throw new FuzzFinding(`the server threw on a request: ${(err as Error).stack}`, { cause: err });
+    }
+  }
+  for (const r of responses) {
+    let items: ReturnType<typeof smb2.splitSmb2Compound>;
+    try {
+      items = smb2.splitSmb2Compound(r);
+    } catch (err) {
+      throw new FuzzFinding(`the server sent a response that is not SMB2: ${(err as Error).message}`);
+    }
+    for (const it of items) check(it.header.flags & smb2.SMB2_FLAGS.SERVER_TO_REDIR, 'a response without SERVER_TO_REDIR');
+  }
+}
