@@ -6,6 +6,7 @@ export * from './negotiate.js';
 export * from './session.js';
 export * from './tree.js';
 export * from './ioctl.js';
+export * from './create.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';
 export * from './spnego.js';

@@ -348,6 +348,10 @@ cases('SMB2 TREE_CONNECT, CLOSE and the small commands (framing/smb2/tree.ts)', 
   ['an IOCTL input past the PDU', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2IoctlRequest({ ctlCode: 0x140204, fileId: f.smb2.SMB2_FILE_ID_RELATED, input: new Uint8Array(8) }); b[64 + 28] = 9; return f.smb2.decodeSmb2IoctlRequest(b); }],
   ['an IOCTL input over 64 KiB', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2IoctlRequest({ ctlCode: 0x140204, fileId: f.smb2.SMB2_FILE_ID_RELATED, input: new Uint8Array(8) }); b[64 + 30] = 2; return f.smb2.decodeSmb2IoctlRequest(b); }],
   ['a VALIDATE_NEGOTIATE_INFO naming more dialects than it holds', 'ERR_SMB2_BAD_REQUEST', () => f.smb2.decodeValidateNegotiateInfo(Uint8Array.from([...new Uint8Array(22), 3, 0, 2, 3]))],
+  ['a CREATE name of odd length', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2CreateRequest({ name: 'ab', desiredAccess: 1, createDisposition: 1 }); b[64 + 46] = 3; return f.smb2.decodeSmb2CreateRequest(b); }],
+  ['CREATE contexts not 8-aligned', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2CreateRequest({ name: 'ab', desiredAccess: 1, createDisposition: 1, contexts: [{ name: 'MxAc', data: new Uint8Array(0) }] }); b[64 + 48] += 4; return f.smb2.decodeSmb2CreateRequest(b); }],
+  ['a create context name outside its context', 'ERR_SMB2_BAD_REQUEST', () => { const a = f.smb2.encodeCreateContexts([{ name: 'MxAc', data: new Uint8Array(0) }]); a[6] = 40; return f.smb2.decodeCreateContexts(a); }],
+  ['a create context Next past the area', 'ERR_SMB2_BAD_REQUEST', () => { const a = f.smb2.encodeCreateContexts([{ name: 'MxAc', data: new Uint8Array(0) }, { name: 'QFid', data: new Uint8Array(0) }]); a[0] = 200; return f.smb2.decodeCreateContexts(a); }],
   ['an ECHO with StructureSize 5', 'ERR_SMB2_BAD_REQUEST', () => { const b = f.smb2.encodeSmb2Empty(0x0d, {}, false); b[64] = 5; return f.smb2.decodeSmb2Empty(b, 0x0d, false); }],
 ]);
 
