@@ -1,7 +1,7 @@
 // The SMB2 layer's decoders (framing/smb2/): the first byte picks one, the rest is its input.
 // 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
 // 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType), 4: the other
-// requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CLOSE,
+// requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CREATE, CLOSE,
 // FLUSH), each tried on the same bytes. What decodes
 // obeys the rules checked, and a NEGOTIATE request's fields survive encode + decode.
 import { smb2 } from '../../framing/index.js';
@@ -46,6 +46,8 @@ export function fuzz(data: Buffer): void {
         check(io.input.length <= smb2.MAX_IOCTL_BUFFER, 'an IOCTL input over the bound accepted');
         decode('decodeValidateNegotiateInfo', () => smb2.decodeValidateNegotiateInfo(io.input));
       }
+      const cr = decode('decodeSmb2CreateRequest', () => smb2.decodeSmb2CreateRequest(input));
+      if (cr) check(cr.contexts.length <= smb2.MAX_CREATE_CONTEXTS, `${cr.contexts.length} create contexts accepted`);
       decode('decodeSmb2CloseRequest', () => smb2.decodeSmb2CloseRequest(input));
       decode('decodeSmb2FlushRequest', () => smb2.decodeSmb2FlushRequest(input));
       return;

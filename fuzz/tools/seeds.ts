@@ -63,6 +63,8 @@ add('smb2-messages', 'session-setup', sel(4, f.smb2.encodeSmb2SessionSetupReques
 add('smb2-messages', 'tree-connect', sel(4, f.smb2.encodeSmb2TreeConnectRequest({ path: '\\\\10.99.0.1\\share' })));
 add('smb2-messages', 'ioctl-validate', sel(4, f.smb2.encodeSmb2IoctlRequest({ ctlCode: f.smb2.FSCTL.VALIDATE_NEGOTIATE_INFO, fileId: f.smb2.SMB2_FILE_ID_RELATED,
   input: f.smb2.encodeValidateNegotiateInfo({ capabilities: 4, guid: bytes(16, 1), securityMode: 1, dialects: [0x300, 0x302] }) })));
+add('smb2-messages', 'create', sel(4, f.smb2.encodeSmb2CreateRequest({ name: 'dir\\f.bin', desiredAccess: 0x12019f, createDisposition: 3,
+  contexts: [{ name: 'MxAc', data: new Uint8Array(0) }, { name: 'RqLs', data: bytes(32, 3) }] })));
 add('smb2-messages', 'close', sel(4, f.smb2.encodeSmb2CloseRequest({ fileId: { persistent: 1n, volatile: 2n }, flags: 1 })));
 const msgs = (...ms: Uint8Array[]) => concat(ms.flatMap((m) => { const l = new Uint8Array(2); new DataView(l.buffer).setUint16(0, m.length, true); return [l, m]; }));
 const neg302 = f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x300, 0x302], clientGuid: bytes(16, 1), header: { credits: 8 } });
