@@ -17,6 +17,7 @@ import { type Smb2Server, createServer } from '../src/smb2/index.js';
 import { rc4 } from '../src/smb2/auth/legacy-crypto.js';
 import { ntHash, ntlmv2Response } from '../src/smb2/auth/ntlm.js';
 import { signMessage, signingKey, verifySignature } from '../src/smb2/signing.js';
+import { tcpMessages } from './support.js';
 import { MAX_SESSIONS_PER_CONNECTION } from '../src/smb2/server.js';
 
 function smbclientPath(): string {
@@ -89,19 +90,7 @@ describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient'
   it('crafted bytes: a NEGOTIATE with no dialect gets STATUS_INVALID_PARAMETER and the same connection then negotiates; garbage ends only that connection', async () => {
     const sock = tcpConnect({ host: '127.0.0.1', port });
     await once(sock, 'connect');
-    let buf = Buffer.alloc(0);
-    const next = async (): Promise<Uint8Array> => {
-      for (;;) {
-        if (buf.length >= 4 && buf.length >= 4 + buf.readUIntBE(1, 3)) {
-          const n = buf.readUIntBE(1, 3);
-          const m = buf.subarray(4, 4 + n);
-          buf = buf.subarray(4 + n);
-          return m;
-        }
-        const [d] = await once(sock, 'data') as [Buffer];
-        buf = Buffer.concat([buf, d]);
-      }
-    };
+    const next = tcpMessages(sock);
     const good = smb2.encodeSmb2NegotiateRequest({ dialects: [0x302], clientGuid: new Uint8Array(16), header: { credits: 1 } });
     const bad = Uint8Array.from(good);
     bad[66] = 0; // DialectCount 0
@@ -125,19 +114,10 @@ describe('SMB2 server: a hand-written 3.0.2 client (raw NTLMSSP), signing both w
     const session = async () => {
       const sock = tcpConnect({ host: '127.0.0.1', port });
       await once(sock, 'connect');
-      let buf = Buffer.alloc(0);
-      const rpc = async (m: Uint8Array): Promise<Uint8Array> => {
+      const next = tcpMessages(sock);
+      const rpc = (m: Uint8Array): Promise<Uint8Array> => {
         sock.write(frameSmb2(m));
-        for (;;) {
-          if (buf.length >= 4 && buf.length >= 4 + buf.readUIntBE(1, 3)) {
-            const n = buf.readUIntBE(1, 3);
-            const out = buf.subarray(4, 4 + n);
-            buf = buf.subarray(4 + n);
-            return out;
-          }
-          const [d] = await once(sock, 'data') as [Buffer];
-          buf = Buffer.concat([buf, d]);
-        }
+        return next();
       };
       const guid = new Uint8Array(16).fill(9);
       const dialects = [0x300, 0x302];

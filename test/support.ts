@@ -5,6 +5,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
+import fc from 'fast-check';
+
 import type { Completion, RdmaEndpoint } from '../src/providers/index.js';
 
 /** Deterministic bytes for content checks (xorshift32 from a seed). */
@@ -84,3 +86,39 @@ export async function startServe(args: string[], provider: string): Promise<{ ch
   child.kill('SIGKILL');
   throw new Error(`serve did not print its address: ${out}`);
 }
+
+/**
+ * Property: every one-byte mutation of `base`, and every truncation of it, either decodes or fails
+ * with an error `accept` approves (a decoder's typed error); anything else fails the test.
+ */
+export function mutationsDecodeOrFail(base: Uint8Array, decode: (b: Uint8Array) => unknown, accept: (err: unknown) => void, seed: number, numRuns = 3000): void {
+  fc.assert(fc.property(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: base.length }), (at, v, cut) => {
+    const m = Uint8Array.from(base);
+    m[at] = v;
+    for (const b of [m, m.subarray(0, cut)]) {
+      try {
+        decode(b);
+      } catch (err) {
+        accept(err);
+      }
+    }
+  }), { seed, numRuns });
+}
+
+/** Reads RFC 1002-framed SMB2 messages from a socket: each call resolves with the next one. */
+export function tcpMessages(sock: import('node:net').Socket): () => Promise<Uint8Array> {
+  let buf = Buffer.alloc(0);
+  return async () => {
+    for (;;) {
+      if (buf.length >= 4 && buf.length >= 4 + buf.readUIntBE(1, 3)) {
+        const n = buf.readUIntBE(1, 3);
+        const m = buf.subarray(4, 4 + n);
+        buf = buf.subarray(4 + n);
+        return m;
+      }
+      const [d] = (await once(sock, 'data')) as [Buffer];
+      buf = Buffer.concat([buf, d]);
+    }
+  };
+}
+
