@@ -80,11 +80,11 @@ describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient'
     assert.equal((await smbclient(['//127.0.0.1/share', '-p', String(port), '-U', 'alice%secret', '-c', 'exit'])).code, 0);
   });
 
-  it('an unknown share is NT_STATUS_BAD_NETWORK_NAME; commands not built yet are NT_STATUS_NOT_SUPPORTED, not a hang', async () => {
+  it('an unknown share is NT_STATUS_BAD_NETWORK_NAME; a share whose directory is missing cannot be listed', async () => {
     const r = await smbclient(['//127.0.0.1/nosuch', '-p', String(port), '-U', 'alice%secret', '-c', 'exit']);
     assert.match(r.out, /NT_STATUS_BAD_NETWORK_NAME/, r.out);
     const ls = await smbclient(['//127.0.0.1/share', '-p', String(port), '-U', 'alice%secret', '-c', 'ls']);
-    assert.match(ls.out, /NT_STATUS_NOT_SUPPORTED/, ls.out);
+    assert.match(ls.out, /NT_STATUS_BAD_NETWORK_NAME/, ls.out);
   });
 
   it('crafted bytes: a NEGOTIATE with no dialect gets STATUS_INVALID_PARAMETER and the same connection then negotiates; garbage ends only that connection', async () => {

@@ -7,6 +7,8 @@ export * from './session.js';
 export * from './tree.js';
 export * from './ioctl.js';
 export * from './create.js';
+export * from './file.js';
+export * from './fscc.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';
 export * from './spnego.js';

@@ -21,7 +21,7 @@ import {
 } from '../../framing/smb2/ntlmssp.js';
 import {
   STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_FS_DRIVER_REQUIRED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
-  STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
+  STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_SESSION_FLAG, decodeSmb2SessionSetupRequest, encodeSmb2ErrorResponse, encodeSmb2SessionSetupResponse } from '../../framing/smb2/session.js';
 import { NEG_STATE, OID_NTLMSSP, SPNEGO_HINT_IGNORE, decodeSpnego, encodeSpnegoInit, encodeSpnegoResp } from '../../framing/smb2/spnego.js';
@@ -29,8 +29,14 @@ import {
   FSCTL, NETWORK_INTERFACE_CAP, decodeSmb2IoctlRequest, decodeValidateNegotiateInfo, encodeNetworkInterfaceInfo, encodeSmb2IoctlResponse,
   encodeValidateNegotiateResponse,
 } from '../../framing/smb2/ioctl.js';
-import { SMB2_SHARE_TYPE, decodeSmb2Empty, decodeSmb2TreeConnectRequest, encodeSmb2Empty, encodeSmb2TreeConnectResponse, shareNameOf } from '../../framing/smb2/tree.js';
+import { SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB, SMB2_SHARE_TYPE, decodeSmb2CloseRequest, decodeSmb2FlushRequest, decodeSmb2Empty, encodeSmb2CloseResponse, decodeSmb2TreeConnectRequest, encodeSmb2Empty, encodeSmb2TreeConnectResponse, shareNameOf } from '../../framing/smb2/tree.js';
+import { encodeSmb2CreateResponse } from '../../framing/smb2/create.js';
+import {
+  encodeSmb2OutputResponse, encodeSmb2ReadResponse, encodeSmb2SetInfoResponse, encodeSmb2WriteResponse,
+} from '../../framing/smb2/file.js';
 import { frameSmb2, Smb2StreamFramer } from '../providers/stream.js';
+import { Smb2Error } from './errors.js';
+import { type FileCounters, FileOps, type Placement, type ShareRef, shareRef } from './file-ops.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { exportedSessionKey, fileTimeNow, ntHash, verifyNtlmv2 } from './auth/ntlm.js';
@@ -38,6 +44,16 @@ import { PreauthIntegrity } from './preauth.js';
 import { signMessage, signingKey, verifySignature } from './signing.js';
 
 const debug = debuglog('smbdirect_smb2');
+
+/** The commands on a file of a share (file-ops.ts). */
+const FILE_COMMANDS = new Set<number>([
+  SMB2_COMMAND.CREATE, SMB2_COMMAND.CLOSE, SMB2_COMMAND.READ, SMB2_COMMAND.WRITE, SMB2_COMMAND.FLUSH, SMB2_COMMAND.QUERY_DIRECTORY,
+  SMB2_COMMAND.QUERY_INFO, SMB2_COMMAND.SET_INFO,
+]);
+
+interface ChainCtx { sessionId: bigint; treeId: number; failed: number | undefined }
+
+const isError = (status: number) => (status >>> 30) === 3;
 
 const COMMAND_NAMES: Readonly<Record<number, string>> = Object.freeze(Object.fromEntries(Object.entries(SMB2_COMMAND).map(([k, v]) => [v, k])));
 
@@ -81,14 +97,16 @@ interface Session {
   user?: string;
   guest: boolean;
   signingKey?: Uint8Array;
-  trees: Map<number, { share: string; type: number }>;
+  trees: Map<number, { share: string; type: number; def?: Smb2Share }>;
 }
 
 /** One client connection, over whatever carries its messages. */
 class ServerConnection {
   readonly #server: Smb2Server;
-  readonly #send: (message: Uint8Array) => void;
+  readonly #send: (message: Uint8Array, invalidate?: number) => void;
   readonly #close: () => void;
+  readonly #placement?: Placement;
+  readonly #files: FileOps;
   #dialect = 0;
   #signingAlgorithm: number = SMB2_SIGNING.AES_CMAC;
   #preauth?: PreauthIntegrity;
@@ -97,14 +115,28 @@ class ServerConnection {
   readonly #sessions = new Map<bigint, Session>();
   #nextTree = 1;
 
-  constructor(server: Smb2Server, send: (m: Uint8Array) => void, close: () => void) {
+  constructor(server: Smb2Server, send: (m: Uint8Array, invalidate?: number) => void, close: () => void, placement?: Placement) {
     this.#server = server;
     this.#send = send;
     this.#close = close;
+    this.#placement = placement;
+    this.#files = new FileOps(server.fileCounters);
   }
 
-  /** One message (a compound chain). Nothing a peer sends escapes this call. */
+
+
+  /** One message (a compound chain). Nothing a peer sends escapes this call. Messages of a
+   * connection are handled in order, one at a time. */
   onMessage(pdu: Uint8Array): void {
+    this.#queue = this.#queue.then(() => this.#process(pdu)).catch((err: unknown) => {
+      debug('internal error: %s', (err as Error).stack);
+      this.#close();
+    });
+  }
+
+  #queue: Promise<void> = Promise.resolve();
+
+  async #process(pdu: Uint8Array): Promise<void> {
     let items: ReturnType<typeof splitSmb2Compound>;
     try {
       items = splitSmb2Compound(pdu);
@@ -114,20 +146,46 @@ class ServerConnection {
       return;
     }
     const responses: Uint8Array[] = [];
+    let invalidate: number | undefined;
+    // a related chain (cifs: CREATE + QUERY_INFO + CLOSE) carries on the previous request's
+    // session, tree and file, and a failure ends the rest of it with the same status
+    const chainCtx: ChainCtx = { sessionId: 0n, treeId: 0, failed: undefined };
+    this.#files.relatedFileId = undefined;
     for (const item of items) {
       const req = pdu.subarray(item.offset, item.offset + item.length);
+      let h = item.header;
+      const related = (h.flags & SMB2_FLAGS.RELATED_OPERATIONS) !== 0 && responses.length > 0;
+      if (related) h = { ...h, sessionId: chainCtx.sessionId, treeId: chainCtx.treeId };
+      else this.#files.relatedFileId = undefined;
       let resp: Uint8Array;
-      try {
-        resp = this.#handle(req, item.header);
-      } catch (err) {
-        const status = err instanceof SmbDirectProtocolError && err.status !== undefined ? err.status : STATUS_INVALID_PARAMETER;
-        if (!(err instanceof SmbDirectProtocolError)) debug('internal error on command 0x%s: %s', item.header.command.toString(16), (err as Error).stack);
-        resp = this.#error(item.header, status);
+      if (related && chainCtx.failed !== undefined) resp = this.#error(h, chainCtx.failed);
+      else {
+        try {
+          const r = await this.#handle(req, h, chainCtx);
+          resp = r.resp;
+          if (r.invalidate !== undefined) invalidate = r.invalidate;
+        } catch (err) {
+          const status = err instanceof Smb2Error ? err.status
+            : err instanceof SmbDirectProtocolError && err.status !== undefined ? err.status : STATUS_INVALID_PARAMETER;
+          if (!(err instanceof SmbDirectProtocolError) && !(err instanceof Smb2Error)) debug('internal error on command 0x%s: %s', h.command.toString(16), (err as Error).stack);
+          else if (err instanceof Smb2Error && err.message) debug('command 0x%s: %s', h.command.toString(16), err.message);
+          resp = this.#error(h, status);
+        }
       }
-      if (resp.length >= 12) this.#server.count(item.header.command, new DataView(resp.buffer, resp.byteOffset).getUint32(8, true));
+      if (resp.length === 0) return; // the connection is being closed
+      const status = new DataView(resp.buffer, resp.byteOffset).getUint32(8, true);
+      this.#server.count(h.command, status);
+      if (isError(status)) chainCtx.failed = status;
+      chainCtx.sessionId = h.sessionId;
+      chainCtx.treeId = h.treeId;
       responses.push(resp);
     }
-    this.#send(responses.length === 1 ? responses[0]! : chain(responses));
+    this.#send(responses.length === 1 ? responses[0]! : chain(responses), invalidate);
+  }
+
+  /** Ends the connection's opens (its end). */
+  async end(): Promise<void> {
+    await this.#files.closeAll(() => true);
   }
 
   #credits(h: Smb2Header): number {
@@ -154,23 +212,30 @@ class ServerConnection {
     return resp;
   }
 
-  #handle(req: Uint8Array, h: Smb2Header): Uint8Array {
-    if (h.command === SMB2_COMMAND.NEGOTIATE) return this.#negotiate(req, h);
-    if (this.#dialect === 0) return this.#error(h, STATUS_INVALID_PARAMETER); // nothing before NEGOTIATE
-    if (h.command === SMB2_COMMAND.SESSION_SETUP) return this.#sessionSetup(req, h);
+  async #handle(req: Uint8Array, h: Smb2Header, chainCtx: ChainCtx): Promise<{ resp: Uint8Array; invalidate?: number }> {
+    const plain = (resp: Uint8Array) => ({ resp });
+    if (h.command === SMB2_COMMAND.NEGOTIATE) return plain(this.#negotiate(req, h));
+    if (this.#dialect === 0) return plain(this.#error(h, STATUS_INVALID_PARAMETER)); // nothing before NEGOTIATE
+    if (h.command === SMB2_COMMAND.SESSION_SETUP) return plain(this.#sessionSetup(req, h));
     const s = this.#sessions.get(h.sessionId);
-    if (s?.state !== 'valid') return this.#error(h, STATUS_USER_SESSION_DELETED);
+    if (s?.state !== 'valid') return plain(this.#error(h, STATUS_USER_SESSION_DELETED));
     if (s.signingKey && (h.flags & SMB2_FLAGS.SIGNED) && !verifySignature(s.signingKey, this.#signingAlgorithm, req)) {
       debug('session %s: a request with a bad signature', h.sessionId);
-      return this.#error(h, STATUS_ACCESS_DENIED);
+      return plain(this.#error(h, STATUS_ACCESS_DENIED));
     }
-    if (this.#server.options.signingRequired && s.signingKey && !(h.flags & SMB2_FLAGS.SIGNED)) return this.#error(h, STATUS_ACCESS_DENIED);
+    if (this.#server.options.signingRequired && s.signingKey && !(h.flags & SMB2_FLAGS.SIGNED)) return plain(this.#error(h, STATUS_ACCESS_DENIED));
+    if (FILE_COMMANDS.has(h.command)) return this.#fileCommand(req, h, s, chainCtx);
+    return plain(this.#sessionCommand(req, h, s));
+  }
+
+  #sessionCommand(req: Uint8Array, h: Smb2Header, s: Session): Uint8Array {
     switch (h.command) {
       case SMB2_COMMAND.LOGOFF:
         decodeSmb2Empty(req, SMB2_COMMAND.LOGOFF, false);
         {
           const resp = this.#signed(h, encodeSmb2Empty(SMB2_COMMAND.LOGOFF, this.#header(h, STATUS_SUCCESS), true));
           this.#sessions.delete(h.sessionId);
+          void this.#files.closeAll((sid) => sid === s.id);
           return resp;
         }
       case SMB2_COMMAND.ECHO:
@@ -183,10 +248,69 @@ class ServerConnection {
       case SMB2_COMMAND.TREE_DISCONNECT:
         decodeSmb2Empty(req, SMB2_COMMAND.TREE_DISCONNECT, false);
         if (!s.trees.delete(h.treeId)) return this.#error(h, STATUS_NETWORK_NAME_DELETED);
+        void this.#files.closeAll((sid, tid) => sid === s.id && tid === h.treeId);
         return this.#signed(h, encodeSmb2Empty(SMB2_COMMAND.TREE_DISCONNECT, this.#header(h, STATUS_SUCCESS), true));
       default:
         debug('command 0x%s: not supported yet', h.command.toString(16));
         return this.#error(h, STATUS_NOT_SUPPORTED);
+    }
+  }
+
+  async #fileCommand(req: Uint8Array, h: Smb2Header, s: Session, chainCtx: ChainCtx): Promise<{ resp: Uint8Array; invalidate?: number }> {
+    const tree = s.trees.get(h.treeId);
+    if (!tree) return { resp: this.#error(h, STATUS_NETWORK_NAME_DELETED) };
+    if (!tree.def) {
+      // IPC$: no named pipes yet (srvsvc, lsarpc): the pipe is not there
+      return { resp: this.#error(h, h.command === SMB2_COMMAND.CREATE ? STATUS_OBJECT_NAME_NOT_FOUND : STATUS_NOT_SUPPORTED) };
+    }
+    const ref = await this.#server.shareRef(tree.def);
+    const f = this.#files;
+    const hdr = (status = STATUS_SUCCESS) => this.#header(h, status);
+    const ok = (resp: Uint8Array) => ({ resp: this.#signed(h, resp) });
+    switch (h.command) {
+      case SMB2_COMMAND.CREATE: {
+        const c = await f.create(req, s.id, h.treeId, ref);
+        f.relatedFileId = c.fileId;
+        void chainCtx;
+        const st = c.st;
+        return ok(encodeSmb2CreateResponse({
+          header: hdr(), oplockLevel: 0, createAction: c.action, creationTime: st.creationTime, lastAccessTime: st.lastAccessTime,
+          lastWriteTime: st.lastWriteTime, changeTime: st.changeTime, allocationSize: st.allocationSize, endOfFile: st.endOfFile,
+          fileAttributes: st.attributes, fileId: c.fileId, contexts: c.contexts,
+        }));
+      }
+      case SMB2_COMMAND.CLOSE: {
+        const r = decodeSmb2CloseRequest(req);
+        const st = await f.close(r.fileId, s.id, h.treeId, (r.flags & SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB) !== 0);
+        return ok(encodeSmb2CloseResponse({
+          header: hdr(), attributes: st && { creationTime: st.creationTime, lastAccessTime: st.lastAccessTime, lastWriteTime: st.lastWriteTime,
+            changeTime: st.changeTime, allocationSize: st.allocationSize, endOfFile: st.endOfFile, fileAttributes: st.attributes },
+        }));
+      }
+      case SMB2_COMMAND.READ: {
+        const r = await f.read(req, s.id, h.treeId, MAX_TRANSACT, this.#placement);
+        return { ...ok(encodeSmb2ReadResponse({ header: hdr(), data: r.data, dataRemaining: r.placed ?? 0 })), invalidate: r.invalidate };
+      }
+      case SMB2_COMMAND.WRITE: {
+        const r = await f.write(req, s.id, h.treeId, MAX_TRANSACT, this.#placement);
+        return { ...ok(encodeSmb2WriteResponse({ header: hdr(), count: r.count })), invalidate: r.invalidate };
+      }
+      case SMB2_COMMAND.FLUSH: {
+        const r = decodeSmb2FlushRequest(req);
+        await f.flush(r.fileId, s.id, h.treeId);
+        return ok(encodeSmb2Empty(SMB2_COMMAND.FLUSH, hdr(), true));
+      }
+      case SMB2_COMMAND.QUERY_DIRECTORY:
+        return ok(encodeSmb2OutputResponse(SMB2_COMMAND.QUERY_DIRECTORY, { header: hdr(), output: await f.queryDirectory(req, s.id, h.treeId) }));
+      case SMB2_COMMAND.QUERY_INFO: {
+        const r = await f.queryInfo(req, s.id, h.treeId);
+        return ok(encodeSmb2OutputResponse(SMB2_COMMAND.QUERY_INFO, { header: hdr(r.status), output: r.output }));
+      }
+      case SMB2_COMMAND.SET_INFO:
+        await f.setInfo(req, s.id, h.treeId);
+        return ok(encodeSmb2SetInfoResponse(hdr()));
+      default:
+        return { resp: this.#error(h, STATUS_NOT_SUPPORTED) };
     }
   }
 
@@ -358,7 +482,7 @@ class ServerConnection {
     if (name.toUpperCase() !== IPC && !share) return this.#error(h, STATUS_BAD_NETWORK_NAME);
     const treeId = this.#nextTree++;
     const type = share ? SMB2_SHARE_TYPE.DISK : SMB2_SHARE_TYPE.PIPE;
-    s.trees.set(treeId, { share: share?.name ?? IPC, type });
+    s.trees.set(treeId, { share: share?.name ?? IPC, type, def: share });
     debug('TREE_CONNECT %s: tree %d%s', r.path, treeId, h.flags & SMB2_FLAGS.SIGNED ? ' (signed request, verified)' : '');
     return this.#signed(h, encodeSmb2TreeConnectResponse({
       header: this.#header(h, STATUS_SUCCESS, { treeId }), shareType: type,
@@ -408,6 +532,20 @@ export class Smb2Server extends EventEmitter {
   }
 
   readonly #counts = new Map<string, number>();
+  readonly #shareRefs = new Map<string, Promise<ShareRef>>();
+
+  /** @internal A share's resolved root (symlinks followed), made once. */
+  shareRef(def: Smb2Share): Promise<ShareRef> {
+    let p = this.#shareRefs.get(def.name);
+    if (!p) {
+      p = shareRef(def).catch((err: unknown) => {
+        this.#shareRefs.delete(def.name);
+        throw new Smb2Error(STATUS_BAD_NETWORK_NAME, `share ${def.name}: ${(err as Error).message}`);
+      });
+      this.#shareRefs.set(def.name, p);
+    }
+    return p;
+  }
   #rdmaListening = false;
 
   /** @internal Counts one answered request. */
@@ -416,14 +554,18 @@ export class Smb2Server extends EventEmitter {
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
   }
 
-  /** Requests answered, by command and status, since the server was made. */
-  stats(): { requests: Record<string, Record<string, number>> } {
+  /** @internal READ/WRITE bytes of every connection. */
+  readonly fileCounters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 };
+
+  /** Requests answered, by command and status, and the READ/WRITE bytes moved by RDMA and inline,
+   * since the server was made. */
+  stats(): { requests: Record<string, Record<string, number>>; bytes: FileCounters } {
     const requests: Record<string, Record<string, number>> = {};
     for (const [k, n] of this.#counts) {
       const [c, st] = k.split('\u0000') as [string, string];
       (requests[c] ??= {})[st.replace(/ \(0x[0-9a-f]+\)$/, '')] = n;
     }
-    return { requests };
+    return { requests, bytes: { ...this.fileCounters } };
   }
 
   /** @internal The interfaces FSCTL_QUERY_NETWORK_INTERFACE_INFO reports: every non-internal
@@ -480,6 +622,7 @@ export class Smb2Server extends EventEmitter {
     this.#sockets.add(socket);
     const framer = new Smb2StreamFramer();
     const conn = new ServerConnection(this, (m) => { if (m.length && !socket.destroyed) socket.write(frameSmb2(m)); }, () => socket.destroy());
+    socket.once('close', () => { void conn.end(); });
     framer.on('message', (m: Uint8Array) => conn.onMessage(m));
     framer.on('error', () => socket.destroy());
     framer.on('mpa', () => socket.destroy()); // RDMA on a TCP listener: not offered here
@@ -489,7 +632,12 @@ export class Smb2Server extends EventEmitter {
   }
 
   #onSmbDirect(c: SmbDirectConnection): void {
-    const conn = new ServerConnection(this, (m) => { if (m.length) c.send(m).catch(() => {}); }, () => c.destroy());
+    // direct placement: READ data by RDMA Write into the client's buffers, WRITE data by RDMA Read
+    // from them; a V1_INVALIDATE response is a Send with Invalidate of the first descriptor's token
+    const placement: Placement = { write: (d, data) => c.rdmaWrite(d, data), read: (d, into) => c.rdmaRead(d, into) };
+    const conn = new ServerConnection(this, (m, invalidate) => { if (m.length) c.send(m, invalidate === undefined ? {} : { invalidate }).catch(() => {}); },
+      () => c.destroy(), placement);
+    c.once('close', () => { void conn.end(); });
     c.on('message', (m: Uint8Array) => conn.onMessage(m));
     c.on('error', () => {});
   }

@@ -1,0 +1,376 @@
+// The file commands of the SMB2 server on a share that is a directory: CREATE, CLOSE, READ, WRITE,
+// FLUSH, QUERY_DIRECTORY, QUERY_INFO, SET_INFO ([MS-SMB2] 3.3.5.9-3.3.5.21). One instance per
+// connection holds its opens. Paths stay inside the share (fs-backend.ts); a failure is an
+// Smb2Error whose status the connection answers with.
+import type { FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
+import {
+  CREATE_CONTEXT, type CreateContext, FILE_ACTION, FILE_DISPOSITION, FILE_OPTION, decodeSmb2CreateRequest,
+} from '../../framing/smb2/create.js';
+import {
+  SMB2_CHANNEL, SMB2_INFO, SMB2_QUERY_DIRECTORY_FLAG, decodeSmb2QueryDirectoryRequest, decodeSmb2QueryInfoRequest, decodeSmb2ReadRequest,
+  decodeSmb2SetInfoRequest, decodeSmb2WriteRequest,
+} from '../../framing/smb2/file.js';
+import {
+  FILE_INFO, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
+  encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
+} from '../../framing/smb2/fscc.js';
+import {
+  STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY,
+  STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
+  STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS,
+} from '../../framing/smb2/ntstatus.js';
+import type { Smb2FileId } from '../../framing/smb2/tree.js';
+import { Smb2Error } from './errors.js';
+import { checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
+
+/** Access rights that change something ([MS-SMB2] 2.2.13.1.1): refused on a read-only share. */
+const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
+const FULL_ACCESS = 0x001f01ff;
+const READ_ACCESS = 0x001200a9;
+/** Opens one connection may hold: a bound on the handles a peer makes us keep. */
+export const MAX_OPENS_PER_CONNECTION = 4096;
+
+export interface ShareRef { name: string; path: string; readOnly: boolean; realRoot: string }
+
+interface Open {
+  id: Smb2FileId;
+  sessionId: bigint;
+  treeId: number;
+  share: ShareRef;
+  path: string;
+  /** The name as the client opened it (for FileNameInformation). */
+  name: string;
+  isDir: boolean;
+  fh?: FileHandle;
+  access: number;
+  deletePending: boolean;
+  position: bigint;
+  dir?: { entries: Array<{ name: string; st: FileStat }>; pos: number; pattern: string };
+}
+
+/** What a command answers: a status and, for success, the response body's encoder input. */
+export type Reply<T> = { status: number; value?: T };
+
+/** READ/WRITE bytes: `rdmaBytesWritten` went to clients by RDMA Write (their READs), `rdmaBytesRead`
+ * came from them by RDMA Read (their WRITEs); the inline ones in SMB2 messages. */
+export interface FileCounters { rdmaBytesRead: number; rdmaBytesWritten: number; inlineBytesRead: number; inlineBytesWritten: number }
+
+/** Direct placement for READ/WRITE over an RDMA channel (SMB Direct connections only). */
+export interface Placement {
+  write(descriptors: readonly BufferDescriptor[], data: Uint8Array): Promise<number>;
+  read(descriptors: readonly BufferDescriptor[], into: Uint8Array): Promise<number>;
+}
+
+const fail = (status: number, message?: string): never => { throw new Smb2Error(status, message); };
+
+export class FileOps {
+  readonly #opens = new Map<bigint, Open>();
+  #next = 1n;
+  /** Bytes moved by RDMA and inline (the server's, shared by its connections). */
+  readonly counters: FileCounters;
+
+  constructor(counters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 }) {
+    this.counters = counters;
+  }
+
+  /** The FileId a related compound request's all-ones FileId stands for (3.3.5.2.7.2). */
+  relatedFileId?: Smb2FileId;
+
+  #get(id: Smb2FileId, sessionId: bigint, treeId: number): Open {
+    if (id.persistent === 0xffffffffffffffffn && id.volatile === 0xffffffffffffffffn && this.relatedFileId) id = this.relatedFileId;
+    const o = this.#opens.get(id.volatile);
+    if (!o || o.id.persistent !== id.persistent || o.sessionId !== sessionId || o.treeId !== treeId) fail(STATUS_FILE_CLOSED);
+    return o!;
+  }
+
+  async create(req: Uint8Array, sessionId: bigint, treeId: number, share: ShareRef): Promise<{
+    fileId: Smb2FileId; action: number; st: FileStat; contexts: CreateContext[];
+  }> {
+    const r = decodeSmb2CreateRequest(req);
+    if (this.#opens.size >= MAX_OPENS_PER_CONNECTION) fail(STATUS_INVALID_PARAMETER, 'too many opens on this connection');
+    const path = resolveInShare(share.path, r.name);
+    await checkInside(share.realRoot, path);
+    const wantsWrite = (r.desiredAccess & WRITE_ACCESS) !== 0 || r.createDisposition !== FILE_DISPOSITION.OPEN || (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0;
+    if (share.readOnly && wantsWrite && r.createDisposition !== FILE_DISPOSITION.OPEN_IF) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+    const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0;
+    let existing: Awaited<ReturnType<typeof stat>> | undefined;
+    try {
+      existing = await stat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(statusOfFsError(err));
+    }
+    if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
+    if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
+    const d = r.createDisposition;
+    let action: number = FILE_ACTION.OPENED;
+    let fh: FileHandle | undefined;
+    const writable = !share.readOnly && ((r.desiredAccess & WRITE_ACCESS) !== 0 || d !== FILE_DISPOSITION.OPEN);
+    try {
+      if (existing) {
+        if (d === FILE_DISPOSITION.CREATE) fail(STATUS_OBJECT_NAME_COLLISION);
+        const truncate = d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF;
+        if (truncate && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+        action = truncate ? (d === FILE_DISPOSITION.SUPERSEDE ? FILE_ACTION.SUPERSEDED : FILE_ACTION.OVERWRITTEN) : FILE_ACTION.OPENED;
+        if (!existing.isDirectory()) {
+          fh = await open(path, writable ? 'r+' : 'r');
+          if (truncate) await fh.truncate(0);
+        }
+      } else {
+        if (d === FILE_DISPOSITION.OPEN || d === FILE_DISPOSITION.OVERWRITE) {
+          try {
+            await stat(dirname(path));
+          } catch {
+            fail(statusOfFsError({ code: 'ENOENT' }, true));
+          }
+          fail(STATUS_OBJECT_NAME_NOT_FOUND);
+        }
+        if (share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+        action = FILE_ACTION.CREATED;
+        if (dirWanted) await mkdir(path);
+        else fh = await open(path, 'wx+');
+      }
+    } catch (err) {
+      if (err instanceof Smb2Error) throw err;
+      fail(statusOfFsError(err, (err as NodeJS.ErrnoException).code === 'ENOENT'));
+    }
+    const st = fileStatOf(fh ? await fh.stat() : await stat(path), share.readOnly);
+    const id = this.#next++;
+    const o: Open = {
+      id: { persistent: id, volatile: id }, sessionId, treeId, share, path, name: r.name, isDir: st.isDirectory, fh,
+      access: share.readOnly ? READ_ACCESS : FULL_ACCESS, deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
+    };
+    this.#opens.set(id, o);
+    const contexts: CreateContext[] = [];
+    for (const c of r.contexts) {
+      if (c.name === CREATE_CONTEXT.QUERY_MAXIMAL_ACCESS) {
+        const data = new Uint8Array(8);
+        new DataView(data.buffer).setUint32(4, o.access, true);
+        contexts.push({ name: c.name, data });
+      } else if (c.name === CREATE_CONTEXT.QUERY_ON_DISK_ID) {
+        const data = new Uint8Array(32);
+        new DataView(data.buffer).setBigUint64(0, st.fileId, true);
+        contexts.push({ name: c.name, data });
+      }
+    }
+    return { fileId: o.id, action, st, contexts };
+  }
+
+  async close(id: Smb2FileId, sessionId: bigint, treeId: number, postQuery: boolean): Promise<FileStat | undefined> {
+    const o = this.#get(id, sessionId, treeId);
+    this.#opens.delete(id.volatile);
+    let st: FileStat | undefined;
+    if (postQuery) st = await this.#stat(o).catch(() => undefined);
+    await o.fh?.close().catch(() => {});
+    if (o.deletePending) {
+      try {
+        if (o.isDir) await rmdir(o.path);
+        else await rm(o.path);
+      } catch (err) {
+        fail(statusOfFsError(err));
+      }
+    }
+    return st;
+  }
+
+  /** Closes everything a session or tree held (LOGOFF, TREE_DISCONNECT, the connection's end). */
+  async closeAll(match: (sessionId: bigint, treeId: number) => boolean): Promise<void> {
+    for (const [k, o] of [...this.#opens]) {
+      if (!match(o.sessionId, o.treeId)) continue;
+      this.#opens.delete(k);
+      await o.fh?.close().catch(() => {});
+    }
+  }
+
+  async #stat(o: Open): Promise<FileStat> {
+    try {
+      return fileStatOf(o.fh ? await o.fh.stat() : await stat(o.path), o.share.readOnly);
+    } catch (err) {
+      return fail(statusOfFsError(err));
+    }
+  }
+
+  async read(req: Uint8Array, sessionId: bigint, treeId: number, maxRead: number, placement?: Placement): Promise<{ data?: Uint8Array; placed?: number; invalidate?: number }> {
+    const r = decodeSmb2ReadRequest(req);
+    const o = this.#get(r.fileId, sessionId, treeId);
+    if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
+    if (r.length > maxRead) fail(STATUS_INVALID_PARAMETER, `a READ of ${r.length} bytes (MaxReadSize ${maxRead})`);
+    if (r.descriptors.length && !placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
+    const buf = Buffer.allocUnsafe(r.length);
+    let n: number;
+    try {
+      n = (await o.fh!.read(buf, 0, r.length, Number(r.offset))).bytesRead;
+    } catch (err) {
+      return fail(statusOfFsError(err));
+    }
+    if (n === 0 && r.length > 0) fail(STATUS_END_OF_FILE);
+    if (n < r.minimumCount) fail(STATUS_END_OF_FILE);
+    if (r.descriptors.length) {
+      // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's buffers
+      await placement!.write(r.descriptors, buf.subarray(0, n));
+      this.counters.rdmaBytesWritten += n;
+      return { placed: n, invalidate: r.channel === SMB2_CHANNEL.RDMA_V1_INVALIDATE ? r.descriptors[0]!.token : undefined };
+    }
+    this.counters.inlineBytesRead += n;
+    return { data: buf.subarray(0, n) };
+  }
+
+  async write(req: Uint8Array, sessionId: bigint, treeId: number, maxWrite: number, placement?: Placement): Promise<{ count: number; invalidate?: number }> {
+    const r = decodeSmb2WriteRequest(req);
+    const o = this.#get(r.fileId, sessionId, treeId);
+    if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+    if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
+    let data = r.data;
+    if (r.descriptors.length) {
+      if (!placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
+      if (r.remainingBytes > maxWrite) fail(STATUS_INVALID_PARAMETER, `a WRITE of ${r.remainingBytes} bytes (MaxWriteSize ${maxWrite})`);
+      // direct placement ([MS-SMBD] 3.1.4.6): the bytes come by RDMA Read from the client's buffers
+      data = new Uint8Array(r.remainingBytes);
+      await placement!.read(r.descriptors, data);
+      this.counters.rdmaBytesRead += data.length;
+    } else {
+      if (data.length > maxWrite) fail(STATUS_INVALID_PARAMETER, `a WRITE of ${data.length} bytes (MaxWriteSize ${maxWrite})`);
+      this.counters.inlineBytesWritten += data.length;
+    }
+    try {
+      const { bytesWritten } = await o.fh!.write(data, 0, data.length, Number(r.offset));
+      return { count: bytesWritten, invalidate: r.channel === SMB2_CHANNEL.RDMA_V1_INVALIDATE ? r.descriptors[0]?.token : undefined };
+    } catch (err) {
+      return fail(statusOfFsError(err));
+    }
+  }
+
+  async flush(id: Smb2FileId, sessionId: bigint, treeId: number): Promise<void> {
+    const o = this.#get(id, sessionId, treeId);
+    await o.fh?.datasync().catch((err: unknown) => fail(statusOfFsError(err)));
+  }
+
+  async queryDirectory(req: Uint8Array, sessionId: bigint, treeId: number): Promise<Uint8Array> {
+    const r = decodeSmb2QueryDirectoryRequest(req);
+    const o = this.#get(r.fileId, sessionId, treeId);
+    if (!o.isDir) fail(STATUS_INVALID_PARAMETER, 'QUERY_DIRECTORY on a file');
+    if (!isDirectoryInfoClass(r.infoClass)) fail(STATUS_INVALID_INFO_CLASS);
+    const restart = (r.flags & (SMB2_QUERY_DIRECTORY_FLAG.RESTART_SCANS | SMB2_QUERY_DIRECTORY_FLAG.REOPEN)) !== 0;
+    const first = !o.dir || restart;
+    if (first) {
+      const entries: Array<{ name: string; st: FileStat }> = [];
+      const self = await this.#stat(o);
+      const all = await readdir(o.path).catch((err: unknown) => fail(statusOfFsError(err)));
+      for (const [name, st] of [['.', self], ['..', self]] as const) if (matchPattern(r.pattern, name)) entries.push({ name, st });
+      for (const name of all.sort()) {
+        if (!matchPattern(r.pattern, name)) continue;
+        try {
+          const full = `${o.path}/${name}`;
+          const ls = await lstat(full);
+          // a symlink is listed only when it stays inside the share
+          if (ls.isSymbolicLink()) await checkInside(o.share.realRoot, full);
+          entries.push({ name, st: fileStatOf(ls.isSymbolicLink() ? await stat(full) : ls, o.share.readOnly) });
+        } catch {
+          // gone meanwhile, or a link that leads out: not listed
+        }
+      }
+      o.dir = { entries, pos: 0, pattern: r.pattern };
+    }
+    const d = o.dir!;
+    if (d.pos >= d.entries.length) fail(first ? STATUS_NO_SUCH_FILE : STATUS_NO_MORE_FILES);
+    const take = (r.flags & SMB2_QUERY_DIRECTORY_FLAG.RETURN_SINGLE_ENTRY) ? 1 : d.entries.length - d.pos;
+    const encoded = d.entries.slice(d.pos, d.pos + take).map((e) => encodeDirectoryEntry(r.infoClass, e.name, e.st));
+    const { buffer, count } = chainDirectoryEntries(encoded, r.outputBufferLength);
+    if (count === 0) fail(STATUS_INFO_LENGTH_MISMATCH, 'the output buffer cannot hold one entry');
+    d.pos += count;
+    return buffer;
+  }
+
+  async queryInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<{ status: number; output: Uint8Array }> {
+    const r = decodeSmb2QueryInfoRequest(req);
+    const o = this.#get(r.fileId, sessionId, treeId);
+    let out: Uint8Array | undefined;
+    let variable = false;
+    if (r.infoType === SMB2_INFO.FILE) {
+      const st = await this.#stat(o);
+      out = encodeFileInfo(r.infoClass, { st, deletePending: o.deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}` });
+      variable = r.infoClass === FILE_INFO.ALL || r.infoClass === FILE_INFO.NAME || r.infoClass === FILE_INFO.STREAM;
+    } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
+      const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));
+      out = encodeFsInfo(r.infoClass, {
+        totalUnits: BigInt(fs.blocks), freeUnits: BigInt(fs.bavail), sectorsPerUnit: Math.max(1, Math.floor(fs.bsize / 512)), bytesPerSector: 512,
+        label: o.share.name, serial: 0x5342d1ec, created: 0n,
+      });
+      variable = true;
+    } else if (r.infoType === SMB2_INFO.SECURITY) {
+      fail(STATUS_NOT_SUPPORTED, 'security descriptors are not stored yet');
+    } else {
+      fail(STATUS_INVALID_PARAMETER, `info type ${r.infoType}`);
+    }
+    if (!out) fail(STATUS_INVALID_INFO_CLASS, `information class ${r.infoClass} of type ${r.infoType}`);
+    if (out!.length > r.outputBufferLength) {
+      if (!variable) fail(STATUS_INFO_LENGTH_MISMATCH);
+      return { status: STATUS_BUFFER_OVERFLOW, output: out!.subarray(0, r.outputBufferLength) };
+    }
+    return { status: STATUS_SUCCESS, output: out! };
+  }
+
+  async setInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<void> {
+    const r = decodeSmb2SetInfoRequest(req);
+    const o = this.#get(r.fileId, sessionId, treeId);
+    if (r.infoType !== SMB2_INFO.FILE) fail(r.infoType === SMB2_INFO.SECURITY ? STATUS_NOT_SUPPORTED : STATUS_INVALID_PARAMETER);
+    if (o.share.readOnly && r.infoClass !== FILE_INFO.POSITION) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+    try {
+      switch (r.infoClass) {
+        case FILE_INFO.BASIC: {
+          const { times } = decodeFileBasicInfo(r.buffer);
+          const [, atime, mtime] = times as [bigint, bigint, bigint, bigint];
+          const keep = (t: bigint) => t === 0n || t === 0xffffffffffffffffn || t === 0xfffffffffffffffen;
+          if (!keep(atime) || !keep(mtime)) {
+            const st = await stat(o.path);
+            await utimes(o.path, keep(atime) ? st.atime : new Date(msOfFileTime(atime)), keep(mtime) ? st.mtime : new Date(msOfFileTime(mtime)));
+          }
+          return;
+        }
+        case FILE_INFO.END_OF_FILE: {
+          if (!o.fh) fail(STATUS_INVALID_PARAMETER);
+          await o.fh!.truncate(Number(decodeU64Info(r.buffer, 'FileEndOfFileInformation')));
+          return;
+        }
+        case FILE_INFO.ALLOCATION:
+          decodeU64Info(r.buffer, 'FileAllocationInformation'); // accepted; space is allocated as written
+          return;
+        case FILE_INFO.POSITION:
+          o.position = decodeU64Info(r.buffer, 'FilePositionInformation');
+          return;
+        case FILE_INFO.DISPOSITION:
+        case FILE_INFO.DISPOSITION_EX: {
+          if (r.buffer.length < 1) fail(STATUS_INFO_LENGTH_MISMATCH);
+          const del = (r.buffer[0]! & 1) !== 0;
+          if (del && o.isDir && (await readdir(o.path)).length > 0) fail(STATUS_DIRECTORY_NOT_EMPTY);
+          o.deletePending = del;
+          return;
+        }
+        case FILE_INFO.RENAME: {
+          const rn = decodeFileRenameInfo(r.buffer);
+          const target = resolveInShare(o.share.path, rn.name);
+          await checkInside(o.share.realRoot, target);
+          const exists = await lstat(target).then(() => true, () => false);
+          if (exists && !rn.replaceIfExists) fail(STATUS_OBJECT_NAME_COLLISION);
+          await rename(o.path, target);
+          o.path = target;
+          o.name = rn.name.replace(/^\\+/, '');
+          return;
+        }
+        default:
+          fail(STATUS_INVALID_INFO_CLASS, `SET_INFO class ${r.infoClass}`);
+      }
+    } catch (err) {
+      if (err instanceof Smb2Error) throw err;
+      fail(statusOfFsError(err));
+    }
+  }
+}
+
+/** The real path of a share's root (symlinks resolved), for the inside-the-share checks. */
+export async function shareRef(s: { name: string; path: string; readOnly?: boolean }): Promise<ShareRef> {
+  return { name: s.name, path: s.path, readOnly: s.readOnly ?? false, realRoot: await realpath(s.path) };
+}

@@ -1,0 +1,93 @@
+// A share is a directory: SMB paths resolved inside its root and never outside it, and what the
+// file system says turned into SMB's shapes (FileStat, NTSTATUS). The one place that touches the
+// disk for the server.
+import type { Stats } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, join, relative, sep } from 'node:path';
+
+import { FILE_ATTRIBUTE, type FileStat, fileTimeOf } from '../../framing/smb2/fscc.js';
+import {
+  STATUS_ACCESS_DENIED, STATUS_DIRECTORY_NOT_EMPTY, STATUS_DISK_FULL, STATUS_FILE_IS_A_DIRECTORY, STATUS_NOT_A_DIRECTORY, STATUS_OBJECT_NAME_COLLISION,
+  STATUS_OBJECT_NAME_INVALID, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND, STATUS_SHARING_VIOLATION, STATUS_UNSUCCESSFUL,
+} from '../../framing/smb2/ntstatus.js';
+import { Smb2Error } from './errors.js';
+
+/** Names Windows reserves for devices, with or without an extension: refused as names. */
+const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
+/** Characters NTFS refuses in a name (and the stream separator, not supported yet), and control
+ * characters. */
+const BAD_CHARS = /[<>:"|?*]/;
+const hasBadChar = (p: string) => BAD_CHARS.test(p) || [...p].some((c) => c.charCodeAt(0) < 0x20);
+
+/**
+ * The absolute path of SMB path `name` (backslash-separated, relative to the share) inside `root`.
+ * Refused with the status Windows gives: `..` and `.` components, empty components, reserved device
+ * names, characters NTFS refuses (STATUS_OBJECT_NAME_INVALID). Symlinks are checked at open time by
+ * `checkInside`.
+ */
+export function resolveInShare(root: string, name: string): string {
+  const trimmed = name.replace(/^\\+/, '');
+  if (trimmed === '') return root;
+  const parts = trimmed.split('\\');
+  for (const p of parts) {
+    if (p === '' || p === '.' || p === '..' || hasBadChar(p) || RESERVED.test(p) || p.endsWith(' ') || p.endsWith('.')) {
+      throw new Smb2Error(STATUS_OBJECT_NAME_INVALID, `the name ${JSON.stringify(name)} is not valid`);
+    }
+  }
+  return join(root, ...parts);
+}
+
+/** Throws STATUS_ACCESS_DENIED when `path`'s real location (symlinks followed) is outside the real
+ * `root`: a link inside the share may not lead out of it. A path that does not exist yet is checked
+ * by its parent. */
+export async function checkInside(realRoot: string, path: string): Promise<void> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    try {
+      real = join(await realpath(join(path, '..')), path.slice(path.lastIndexOf(sep) + 1));
+    } catch {
+      return; // the parent is missing too: the open fails with OBJECT_PATH_NOT_FOUND
+    }
+  }
+  const rel = relative(realRoot, real);
+  if (rel.startsWith('..') || isAbsolute(rel)) throw new Smb2Error(STATUS_ACCESS_DENIED, 'the path leads outside the share');
+}
+
+/** An fs error as the NTSTATUS Windows gives for it. */
+export function statusOfFsError(err: unknown, missingParent = false): number {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT': return missingParent ? STATUS_OBJECT_PATH_NOT_FOUND : STATUS_OBJECT_NAME_NOT_FOUND;
+    case 'EEXIST': return STATUS_OBJECT_NAME_COLLISION;
+    case 'EACCES': case 'EPERM': case 'EROFS': return STATUS_ACCESS_DENIED;
+    case 'EISDIR': return STATUS_FILE_IS_A_DIRECTORY;
+    case 'ENOTDIR': return STATUS_NOT_A_DIRECTORY;
+    case 'ENOTEMPTY': return STATUS_DIRECTORY_NOT_EMPTY;
+    case 'ENOSPC': case 'EDQUOT': return STATUS_DISK_FULL;
+    case 'EBUSY': return STATUS_SHARING_VIOLATION;
+    case 'ENAMETOOLONG': return STATUS_OBJECT_NAME_INVALID;
+    default: return STATUS_UNSUCCESSFUL;
+  }
+}
+
+/** fs.Stats (bigint: true not needed) as the fields SMB reports. */
+export function fileStatOf(st: Stats, readOnly: boolean): FileStat {
+  const isDirectory = st.isDirectory();
+  let attributes = isDirectory ? FILE_ATTRIBUTE.DIRECTORY : FILE_ATTRIBUTE.ARCHIVE;
+  if (readOnly || !(st.mode & 0o200)) attributes |= FILE_ATTRIBUTE.READONLY;
+  return {
+    creationTime: fileTimeOf(st.birthtimeMs || st.ctimeMs), lastAccessTime: fileTimeOf(st.atimeMs), lastWriteTime: fileTimeOf(st.mtimeMs),
+    changeTime: fileTimeOf(st.ctimeMs), endOfFile: isDirectory ? 0n : BigInt(st.size),
+    allocationSize: isDirectory ? 0n : BigInt(st.blocks) * 512n, attributes, fileId: BigInt(st.ino), nlink: st.nlink, isDirectory,
+  };
+}
+
+/** Windows-style wildcard match of `name` against `pattern` ('*' and '?', case-insensitive; '*'
+ * alone and '' match everything; the DOS wildcards '<' '>' '"' as '*', '?', '.'). */
+export function matchPattern(pattern: string, name: string): boolean {
+  if (pattern === '' || pattern === '*' || pattern === '*.*') return true;
+  const p = pattern.replace(/</g, '*').replace(/>/g, '?').replace(/"/g, '.');
+  const re = new RegExp(`^${p.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('')}$`, 'is');
+  return re.test(name);
+}

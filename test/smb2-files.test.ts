@@ -1,0 +1,132 @@
+// The SMB2 server's file commands on a share that is a temporary directory, driven by Samba's
+// smbclient over direct TCP on loopback: ls, get/put of a 64 MiB file byte-identical, mkdir,
+// rename, del, rmdir, a read-only share; and what must never work: paths out of the share (`..`,
+// a symlink that leads out, reserved names), writes on a read-only share. The files are checked
+// on disk, not only through the protocol.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { type Smb2Server, createServer } from '../src/smb2/index.js';
+import { matchPattern, resolveInShare } from '../src/smb2/fs-backend.js';
+
+function smbclient(args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('smbclient', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+    p.on('error', (err) => { out += String(err); });
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
+  });
+}
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('SMB2 server file commands against smbclient', () => {
+  let server: Smb2Server;
+  let port = 0;
+  let base: string, share: string, ro: string, local: string, outside: string;
+  const run = (sh: string, cmds: string) => smbclient([`//127.0.0.1/${sh}`, '-p', String(port), '-U', 'alice%secret', '-c', cmds], local);
+
+  before(async () => {
+    base = mkdtempSync(join(tmpdir(), 'smb2-files-'));
+    share = join(base, 'share');
+    ro = join(base, 'ro');
+    local = join(base, 'local');
+    outside = join(base, 'outside');
+    for (const d of [share, ro, local, outside]) mkdirSync(d);
+    writeFileSync(join(outside, 'secret.txt'), 'not for the client');
+    writeFileSync(join(ro, 'readme.txt'), 'read only');
+    symlinkSync(outside, join(share, 'escape')); // a link out of the share
+    symlinkSync(join(outside, 'secret.txt'), join(share, 'secret-link'));
+    server = createServer({ shares: [{ name: 'share', path: share }, { name: 'ro', path: ro, readOnly: true }], users: { alice: 'secret' } });
+    ({ port } = await server.listen({ transport: 'tcp', host: '127.0.0.1', port: 0 }));
+  });
+  after(async () => {
+    await server?.close();
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  it('put and get 64 MiB byte-identical; the file on disk is the one sent; bytes counted as inline', async () => {
+    const data = randomBytes(64 * 1024 * 1024);
+    writeFileSync(join(local, 'big.bin'), data);
+    const put = await run('share', 'put big.bin big.bin');
+    assert.equal(put.code, 0, put.out);
+    assert.equal(sha(readFileSync(join(share, 'big.bin'))), sha(data), 'on the server\'s disk');
+    const get = await run('share', 'get big.bin back.bin');
+    assert.equal(get.code, 0, get.out);
+    assert.equal(sha(readFileSync(join(local, 'back.bin'))), sha(data), 'back at the client');
+    const b = server.stats().bytes;
+    assert.ok(b.inlineBytesWritten >= data.length && b.inlineBytesRead >= data.length, JSON.stringify(b));
+  });
+
+  it('mkdir, rename into it, ls, del, rmdir: each visible on disk', async () => {
+    writeFileSync(join(local, 'small.txt'), 'small');
+    const r = await run('share', 'put small.txt small.txt; mkdir d1; rename small.txt d1\\moved.txt; ls d1\\*');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /moved\.txt\s+A\s+5/);
+    assert.equal(readFileSync(join(share, 'd1', 'moved.txt'), 'utf8'), 'small');
+    assert.equal(existsSync(join(share, 'small.txt')), false);
+    const d = await run('share', 'del d1\\moved.txt; rmdir d1');
+    assert.equal(d.code, 0, d.out);
+    assert.equal(existsSync(join(share, 'd1')), false);
+  });
+
+  it('a read-only share lists and reads, and refuses put, mkdir and del with NT_STATUS_ACCESS_DENIED', async () => {
+    const r = await run('ro', 'ls; get readme.txt ro-copy.txt');
+    assert.equal(r.code, 0, r.out);
+    assert.equal(readFileSync(join(local, 'ro-copy.txt'), 'utf8'), 'read only');
+    for (const cmd of ['put small.txt x.txt', 'mkdir nope', 'del readme.txt']) {
+      const w = await run('ro', cmd);
+      assert.match(w.out, /NT_STATUS_ACCESS_DENIED/, `${cmd}: ${w.out}`);
+    }
+    assert.equal(readFileSync(join(ro, 'readme.txt'), 'utf8'), 'read only');
+    assert.equal(existsSync(join(ro, 'x.txt')), false);
+  });
+
+  it('nothing outside the share: .., a symlink that leads out, reserved names', async () => {
+    // (smbclient folds '..' itself, so the server sees \outside\secret.txt: not in the share; the
+    // server's own refusal of '..' is checked below with resolveInShare)
+    const dotdot = await run('share', 'get ..\\outside\\secret.txt s1.txt');
+    assert.match(dotdot.out, /NT_STATUS_OBJECT_NAME_INVALID|NT_STATUS_OBJECT_PATH_NOT_FOUND|NT_STATUS_OBJECT_NAME_NOT_FOUND/, dotdot.out);
+    const link = await run('share', 'get secret-link s2.txt');
+    assert.match(link.out, /NT_STATUS_ACCESS_DENIED/, link.out);
+    const dirLink = await run('share', 'get escape\\secret.txt s3.txt');
+    assert.match(dirLink.out, /NT_STATUS_ACCESS_DENIED/, dirLink.out);
+    const reserved = await run('share', 'put small.txt CON');
+    assert.match(reserved.out, /NT_STATUS_OBJECT_NAME_INVALID/, reserved.out);
+    for (const f of ['s1.txt', 's2.txt', 's3.txt']) assert.equal(existsSync(join(local, f)) && statSync(join(local, f)).size > 0, false, `${f} got bytes`);
+    // a listing does not show the links that lead out
+    const ls = await run('share', 'ls');
+    assert.doesNotMatch(ls.out, /secret-link|escape/, ls.out);
+    assert.equal(readFileSync(join(outside, 'secret.txt'), 'utf8'), 'not for the client');
+  });
+});
+
+describe('share path resolution (src/smb2/fs-backend.ts)', () => {
+  it('.., ., empty components, reserved device names and characters NTFS refuses are STATUS_OBJECT_NAME_INVALID; a plain path joins the root', () => {
+    for (const bad of ['..', 'a\\..\\..\\etc', '.\\x', 'a\\\\b', 'CON', 'nul.txt', 'com1', 'a:b', 'a*b', 'x<y', 'trailing.', 'trailing ', 'ctl\u0001']) {
+      assert.throws(() => resolveInShare('/srv/s', bad), (e: Error & { status?: number }) => e.status === 0xc0000033, JSON.stringify(bad));
+    }
+    assert.equal(resolveInShare('/srv/s', ''), '/srv/s');
+    assert.equal(resolveInShare('/srv/s', '\\dir\\f.txt'), '/srv/s/dir/f.txt');
+    assert.equal(resolveInShare('/srv/s', 'console.txt'), '/srv/s/console.txt', 'only the exact device names are reserved');
+  });
+
+  it('search patterns: * and ? case-insensitive, DOS wildcards', () => {
+    assert.ok(matchPattern('*', 'anything'));
+    assert.ok(matchPattern('*.TXT', 'a.txt'));
+    assert.ok(matchPattern('a?c', 'abc'));
+    assert.ok(!matchPattern('a?c', 'abbc'));
+    assert.ok(matchPattern('<.txt', 'x.txt'));
+    assert.ok(matchPattern('exact', 'EXACT'));
+    assert.ok(!matchPattern('a.b', 'axb'), 'a dot is a dot, not a regex wildcard');
+  });
+});
+
