@@ -13,6 +13,10 @@ import { after, before, describe, it } from 'node:test';
 
 import { type Smb2Server, createServer } from '../src/smb2/index.js';
 import { matchPattern, resolveInShare } from '../src/smb2/fs-backend.js';
+import { once } from 'node:events';
+import { encodeSmb2ReadWriteChannel as smb2ChannelRequest, smb2 } from '../framing/index.js';
+import { connect as smbdConnect } from '../src/index.js';
+import { createFile, fileIdBytes, testSession } from './support/smb2-client.js';
 
 function smbclient(args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -130,3 +134,48 @@ describe('share path resolution (src/smb2/fs-backend.ts)', () => {
   });
 });
 
+
+describe('SMB2 READ/WRITE by RDMA channel over SMB Direct (the software iWARP provider on loopback)', () => {
+  it('WRITE by RDMA Read from the client\'s buffer, READ by RDMA Write into it with Send-with-Invalidate: byte-identical, counted as RDMA bytes', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'smb2-rdma-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
+    t.after(() => server.close());
+    const { port } = await server.listen({ transport: 'rdma', host: '127.0.0.1', port: 0, provider: 'iwarp-tcp' });
+    const conn = await smbdConnect({ host: '127.0.0.1', port, provider: 'iwarp-tcp' });
+    t.after(() => conn.destroy());
+    const rpc = async (m: Uint8Array) => {
+      const reply = once(conn, 'message').then(([x]) => x as Uint8Array);
+      await conn.send(m);
+      return reply;
+    };
+    const s = await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' });
+    assert.equal(s.maxRead, conn.negotiated!.maxReadWriteSize, 'MaxReadSize is the SMB Direct MaxReadWriteSize');
+    const fileId = await createFile(s, 'placed.bin');
+    const data = randomBytes(1 << 20);
+    // WRITE: the server RDMA-reads the bytes from our registration ([MS-SMBD] 3.1.4.6)
+    const src = conn.registerBuffer(data, 'read');
+    const w = await rpc(smb2ChannelRequest({ command: 'write', channel: 1, length: 0, remainingBytes: data.length, fileOffset: 0n, descriptors: src.descriptors,
+      messageId: s.nextId(), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
+    src.release();
+    assert.equal(smb2.decodeSmb2Header(w).status, smb2.STATUS_SUCCESS);
+    assert.equal(sha(readFileSync(join(dir, 'placed.bin'))), sha(data), 'on disk');
+    // READ with V1_INVALIDATE: the server RDMA-writes into our buffer and answers with a Send with
+    // Invalidate of its token (3.1.4.5): DataLength 0, DataRemaining the bytes placed
+    const into = new Uint8Array(data.length);
+    const dst = conn.registerBuffer(into, 'write');
+    const rr = await rpc(smb2ChannelRequest({ command: 'read', channel: 2, length: data.length, fileOffset: 0n, descriptors: dst.descriptors,
+      messageId: s.nextId(), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
+    const read = smb2.decodeSmb2ReadResponse(rr);
+    assert.equal(read.header.status, smb2.STATUS_SUCCESS);
+    assert.equal(read.data.length, 0);
+    assert.equal(read.dataRemaining, data.length);
+    assert.equal(sha(into), sha(data), 'placed byte-identical');
+    assert.equal(dst.invalidated, true, 'the response invalidated the token');
+    dst.release();
+    const b = server.stats().bytes;
+    assert.equal(b.rdmaBytesRead, data.length);
+    assert.equal(b.rdmaBytesWritten, data.length);
+    assert.equal(b.inlineBytesRead + b.inlineBytesWritten, 0, 'no bulk byte went inline');
+  });
+});

@@ -115,8 +115,12 @@ class ServerConnection {
   readonly #sessions = new Map<bigint, Session>();
   #nextTree = 1;
 
-  constructor(server: Smb2Server, send: (m: Uint8Array, invalidate?: number) => void, close: () => void, placement?: Placement) {
+  /** MaxReadSize / MaxWriteSize: 8 MiB, or less over SMB Direct (its negotiated MaxReadWriteSize). */
+  readonly #maxIo: number;
+
+  constructor(server: Smb2Server, send: (m: Uint8Array, invalidate?: number) => void, close: () => void, placement?: Placement, maxIo = MAX_TRANSACT) {
     this.#server = server;
+    this.#maxIo = Math.min(MAX_TRANSACT, maxIo);
     this.#send = send;
     this.#close = close;
     this.#placement = placement;
@@ -288,11 +292,11 @@ class ServerConnection {
         }));
       }
       case SMB2_COMMAND.READ: {
-        const r = await f.read(req, s.id, h.treeId, MAX_TRANSACT, this.#placement);
+        const r = await f.read(req, s.id, h.treeId, this.#maxIo, this.#placement);
         return { ...ok(encodeSmb2ReadResponse({ header: hdr(), data: r.data, dataRemaining: r.placed ?? 0 })), invalidate: r.invalidate };
       }
       case SMB2_COMMAND.WRITE: {
-        const r = await f.write(req, s.id, h.treeId, MAX_TRANSACT, this.#placement);
+        const r = await f.write(req, s.id, h.treeId, this.#maxIo, this.#placement);
         return { ...ok(encodeSmb2WriteResponse({ header: hdr(), count: r.count })), invalidate: r.invalidate };
       }
       case SMB2_COMMAND.FLUSH: {
@@ -339,7 +343,7 @@ class ServerConnection {
     }
     const resp = encodeSmb2NegotiateResponse({
       header: this.#header(h, STATUS_SUCCESS), dialect, serverGuid: this.#server.guid,
-      securityMode: this.#securityModeOf(), capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, maxTransactSize: MAX_TRANSACT, maxReadSize: MAX_TRANSACT, maxWriteSize: MAX_TRANSACT,
+      securityMode: this.#securityModeOf(), capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, maxTransactSize: MAX_TRANSACT, maxReadSize: this.#maxIo, maxWriteSize: this.#maxIo,
       systemTime: fileTimeNow(), securityBuffer: encodeSpnegoInit({ mechTypes: [OID_NTLMSSP], hint: SPNEGO_HINT_IGNORE }), contexts,
     });
     this.#preauth?.update(resp);
@@ -636,7 +640,7 @@ export class Smb2Server extends EventEmitter {
     // from them; a V1_INVALIDATE response is a Send with Invalidate of the first descriptor's token
     const placement: Placement = { write: (d, data) => c.rdmaWrite(d, data), read: (d, into) => c.rdmaRead(d, into) };
     const conn = new ServerConnection(this, (m, invalidate) => { if (m.length) c.send(m, invalidate === undefined ? {} : { invalidate }).catch(() => {}); },
-      () => c.destroy(), placement);
+      () => c.destroy(), placement, c.negotiated?.maxReadWriteSize);
     c.once('close', () => { void conn.end(); });
     c.on('message', (m: Uint8Array) => conn.onMessage(m));
     c.on('error', () => {});

@@ -1,0 +1,58 @@
+// A minimal SMB2 3.0.2 client for tests (the real client is issue #21): NEGOTIATE, SESSION_SETUP
+// with raw NTLMSSP (NTLMv2), TREE_CONNECT, then whatever the test sends, over any request/response
+// function (`rpc`: one message out, its response back). Requests are not signed.
+import assert from 'node:assert/strict';
+
+import { smb2 } from '../../framing/index.js';
+import { ntHash, ntlmv2Response } from '../../src/smb2/auth/ntlm.js';
+
+export type Rpc = (message: Uint8Array) => Promise<Uint8Array>;
+
+export interface TestSession {
+  rpc: Rpc;
+  sessionId: bigint;
+  treeId: number;
+  maxRead: number;
+  /** The next MessageId (each request takes one). */
+  nextId(): bigint;
+}
+
+export async function testSession(rpc: Rpc, o: { user: string; password: string; share: string }): Promise<TestSession> {
+  let id = 0n;
+  const nextId = () => id++;
+  const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({ dialects: [0x302], clientGuid: new Uint8Array(16).fill(3), header: { messageId: nextId(), credits: 64 } })));
+  const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({
+    header: { messageId: nextId(), credits: 64 }, securityBuffer: smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM),
+  })));
+  assert.equal(r1.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED);
+  const ch = smb2.decodeNtlmChallenge(r1.securityBuffer);
+  const v2 = ntlmv2Response({ hash: ntHash(o.password), user: o.user, domain: 'W', serverChallenge: ch.serverChallenge, targetInfo: ch.targetInfoBytes });
+  const sessionId = r1.header.sessionId;
+  const r2 = smb2.decodeSmb2Header(await rpc(smb2.encodeSmb2SessionSetupRequest({
+    header: { messageId: nextId(), credits: 64, sessionId },
+    securityBuffer: smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: o.user, workstation: 'T', encryptedRandomSessionKey: new Uint8Array(0) }),
+  })));
+  assert.equal(r2.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(r2.status));
+  const tc = smb2.decodeSmb2TreeConnectResponse(await rpc(smb2.encodeSmb2TreeConnectRequest({ header: { messageId: nextId(), credits: 64, sessionId }, path: `\\\\h\\${o.share}` })));
+  assert.equal(tc.header.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(tc.header.status));
+  return { rpc, sessionId, treeId: tc.header.treeId, maxRead: neg.maxReadSize, nextId };
+}
+
+/** CREATE (OVERWRITE_IF a file, read/write): its FileId. */
+export async function createFile(s: TestSession, name: string, disposition: number = smb2.FILE_DISPOSITION.OVERWRITE_IF): Promise<smb2.Smb2FileId> {
+  const r = smb2.decodeSmb2CreateResponse(await s.rpc(smb2.encodeSmb2CreateRequest({
+    header: { messageId: s.nextId(), credits: 64, sessionId: s.sessionId, treeId: s.treeId }, name, desiredAccess: 0x0012019f, createDisposition: disposition,
+    createOptions: smb2.FILE_OPTION.NON_DIRECTORY_FILE,
+  })));
+  assert.equal(r.header.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(r.header.status));
+  return r.fileId;
+}
+
+/** A FileId as the 16 bytes framing/smb2-channel.ts wants. */
+export function fileIdBytes(id: smb2.Smb2FileId): Uint8Array {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(0, id.persistent, true);
+  v.setBigUint64(8, id.volatile, true);
+  return b;
+}
