@@ -4,7 +4,7 @@
 // a symlink that leads out, reserved names), writes on a read-only share. The files are checked
 // on disk, not only through the protocol.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { once } from 'node:events';
 import { encodeSmb2ReadWriteChannel as smb2ChannelRequest, smb2 } from '../framing/index.js';
 import { connect as smbdConnect } from '../src/index.js';
 import { createFile, fileIdBytes, testSession } from './support/smb2-client.js';
+import { CLI } from './support.js';
 
 function smbclient(args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -177,5 +178,35 @@ describe('SMB2 READ/WRITE by RDMA channel over SMB Direct (the software iWARP pr
     assert.equal(b.rdmaBytesRead, data.length);
     assert.equal(b.rdmaBytesWritten, data.length);
     assert.equal(b.inlineBytesRead + b.inlineBytesWritten, 0, 'no bulk byte went inline');
+  });
+});
+
+describe('smbdirect share (the command)', () => {
+  it('serves a directory: prints its addresses and the smbclient line; smbclient lists through it; Ctrl-C stops it with exit 0; usage errors exit 2', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'smb2-share-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'listed.txt'), 'x');
+    const child = spawn(process.execPath, [CLI, 'share', dir, '--name', 'data', '--user', 'alice:secret', '--port', '0', '--no-rdma'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    let port = 0;
+    for (let i = 0; i < 300 && !port; i++) {
+      port = Number(/listening on tcp [^ ]+:(\d+)/.exec(out)?.[1] ?? 0);
+      if (!port) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(port, out);
+    assert.match(out, /smbclient: smbclient \/\/127\.0\.0\.1\/data -p \d+ -U alice/);
+    const ls = await smbclient(['//127.0.0.1/data', '-p', String(port), '-U', 'alice%secret', '-c', 'ls'], dir);
+    assert.match(ls.out, /listed\.txt/, ls.out);
+    const exited = once(child, 'exit');
+    child.kill('SIGINT');
+    const [code] = await exited;
+    assert.equal(code, 0, out);
+    for (const args of [['share'], ['share', dir], ['share', join(dir, 'listed.txt'), '--guest'], ['share', dir, '--user', 'nocolon']]) {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    }
   });
 });

@@ -17,7 +17,7 @@ export const EXIT = Object.freeze({
 /** A mistake on the command line: printed with a hint, exit code 2. */
 export class UsageError extends Error {}
 
-export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean }>;
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean; multiple?: boolean }>;
 
 /** node:util parseArgs, strict, with its errors turned into UsageErrors. */
 export function parse<T extends OptionSpec>(argv: string[], options: T): Record<keyof T, string | boolean | undefined> & { help?: boolean } {

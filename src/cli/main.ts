@@ -7,6 +7,7 @@ import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { devicesCommand } from './devices.js';
 import { serveCommand } from './serve.js';
+import { shareCommand } from './share.js';
 
 export const HELP = `Usage: smbdirect <command> [options]
 
@@ -18,6 +19,7 @@ Commands:
   serve     an SMB Direct server for benchmarking (echo, sink, RDMA read/write)
   bench     measure a server: message rate, throughput, RDMA placement, latency
   demo      server and client in this process on loopback: a short run of each (npm start)
+  share     serve a directory as an SMB3 share (TCP and SMB Direct)
 
 Run \`smbdirect <command> --help\` for its options.
 Exit codes: 0 ok, 1 the work failed (no connection, a transfer error), 2 usage error,
@@ -35,7 +37,7 @@ function packageVersion(): string {
 }
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
-  devices: devicesCommand, serve: serveCommand, bench: benchCommand, demo: demoCommand,
+  devices: devicesCommand, serve: serveCommand, bench: benchCommand, demo: demoCommand, share: shareCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
