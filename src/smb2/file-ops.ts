@@ -25,12 +25,26 @@ import {
 } from '../../framing/smb2/ntstatus.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { Smb2Error } from './errors.js';
-import { checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
+import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
 
 /** Access rights that change something ([MS-SMB2] 2.2.13.1.1): refused on a read-only share. */
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
 const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
+const FILE_READ_DATA = 0x1, FILE_WRITE_DATA = 0x2, FILE_APPEND_DATA = 0x4, FILE_EXECUTE = 0x20;
+const GENERIC_ALL = 0x10000000, GENERIC_EXECUTE = 0x20000000, GENERIC_WRITE = 0x40000000, GENERIC_READ = 0x80000000, MAXIMUM_ALLOWED = 0x02000000;
+
+/** The access an open is granted: what it asked for, generic rights mapped to file rights
+ * ([MS-SMB2] 2.2.13.1.1), MAXIMUM_ALLOWED as everything the share allows. */
+function grantedAccess(desired: number, readOnly: boolean): number {
+  const all = readOnly ? READ_ACCESS : FULL_ACCESS;
+  let g = desired & 0x001f01ff;
+  if (desired & (GENERIC_ALL | MAXIMUM_ALLOWED)) g |= all;
+  if (desired & GENERIC_READ) g |= READ_ACCESS;
+  if (desired & GENERIC_WRITE) g |= 0x00120116;
+  if (desired & GENERIC_EXECUTE) g |= 0x001200a0;
+  return (g & all) >>> 0;
+}
 /** Opens one connection may hold: a bound on the handles a peer makes us keep. */
 export const MAX_OPENS_PER_CONNECTION = 4096;
 
@@ -73,8 +87,12 @@ export class FileOps {
   /** Bytes moved by RDMA and inline (the server's, shared by its connections). */
   readonly counters: FileCounters;
 
-  constructor(counters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 }) {
+  /** Times and attributes clients set that the file system cannot hold (the server's). */
+  readonly #meta: MetaStore;
+
+  constructor(counters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 }, meta = new MetaStore()) {
     this.counters = counters;
+    this.#meta = meta;
   }
 
   /** The FileId a related compound request's all-ones FileId stands for (3.3.5.2.7.2). */
@@ -137,18 +155,20 @@ export class FileOps {
       if (err instanceof Smb2Error) throw err;
       fail(statusOfFsError(err, (err as NodeJS.ErrnoException).code === 'ENOENT'));
     }
-    const st = fileStatOf(fh ? await fh.stat() : await stat(path), share.readOnly);
+    if (action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) this.#meta.delete(path);
+    if (action === FILE_ACTION.CREATED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
+    const st = fileStatOf(fh ? await fh.stat() : await stat(path), share.readOnly, this.#meta.get(path));
     const id = this.#next++;
     const o: Open = {
       id: { persistent: id, volatile: id }, sessionId, treeId, share, path, name: r.name, isDir: st.isDirectory, fh,
-      access: share.readOnly ? READ_ACCESS : FULL_ACCESS, deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
+      access: grantedAccess(r.desiredAccess, share.readOnly), deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
     };
     this.#opens.set(id, o);
     const contexts: CreateContext[] = [];
     for (const c of r.contexts) {
       if (c.name === CREATE_CONTEXT.QUERY_MAXIMAL_ACCESS) {
         const data = new Uint8Array(8);
-        new DataView(data.buffer).setUint32(4, o.access, true);
+        new DataView(data.buffer).setUint32(4, share.readOnly ? READ_ACCESS : FULL_ACCESS, true); // the most this user may get
         contexts.push({ name: c.name, data });
       } else if (c.name === CREATE_CONTEXT.QUERY_ON_DISK_ID) {
         const data = new Uint8Array(32);
@@ -169,6 +189,7 @@ export class FileOps {
       try {
         if (o.isDir) await rmdir(o.path);
         else await rm(o.path);
+        this.#meta.delete(o.path);
       } catch (err) {
         fail(statusOfFsError(err));
       }
@@ -187,7 +208,7 @@ export class FileOps {
 
   async #stat(o: Open): Promise<FileStat> {
     try {
-      return fileStatOf(o.fh ? await o.fh.stat() : await stat(o.path), o.share.readOnly);
+      return fileStatOf(o.fh ? await o.fh.stat() : await stat(o.path), o.share.readOnly, this.#meta.get(o.path));
     } catch (err) {
       return fail(statusOfFsError(err));
     }
@@ -197,6 +218,7 @@ export class FileOps {
     const r = decodeSmb2ReadRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
     if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
+    if (!(o.access & (FILE_READ_DATA | FILE_EXECUTE))) fail(STATUS_ACCESS_DENIED, 'the open has no read access'); // 3.3.5.12: either grants READ
     if (r.length > maxRead) fail(STATUS_INVALID_PARAMETER, `a READ of ${r.length} bytes (MaxReadSize ${maxRead})`);
     if (r.descriptors.length && !placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
     const buf = Buffer.allocUnsafe(r.length);
@@ -208,6 +230,7 @@ export class FileOps {
     }
     if (n === 0 && r.length > 0) fail(STATUS_END_OF_FILE);
     if (n < r.minimumCount) fail(STATUS_END_OF_FILE);
+    o.position = r.offset + BigInt(n);
     if (r.descriptors.length) {
       // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's buffers
       await placement!.write(r.descriptors, buf.subarray(0, n));
@@ -223,6 +246,7 @@ export class FileOps {
     const o = this.#get(r.fileId, sessionId, treeId);
     if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
     if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
+    if (!(o.access & (FILE_WRITE_DATA | FILE_APPEND_DATA))) fail(STATUS_ACCESS_DENIED, 'the open has no write access');
     let data = r.data;
     if (r.descriptors.length) {
       if (!placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
@@ -237,6 +261,7 @@ export class FileOps {
     }
     try {
       const { bytesWritten } = await o.fh!.write(data, 0, data.length, Number(r.offset));
+      o.position = r.offset + BigInt(bytesWritten);
       return { count: bytesWritten, invalidate: r.channel === SMB2_CHANNEL.RDMA_V1_INVALIDATE ? r.descriptors[0]?.token : undefined };
     } catch (err) {
       return fail(statusOfFsError(err));
@@ -267,7 +292,7 @@ export class FileOps {
           const ls = await lstat(full);
           // a symlink is listed only when it stays inside the share
           if (ls.isSymbolicLink()) await checkInside(o.share.realRoot, full);
-          entries.push({ name, st: fileStatOf(ls.isSymbolicLink() ? await stat(full) : ls, o.share.readOnly) });
+          entries.push({ name, st: fileStatOf(ls.isSymbolicLink() ? await stat(full) : ls, o.share.readOnly, this.#meta.get(full)) });
         } catch {
           // gone meanwhile, or a link that leads out: not listed
         }
@@ -321,9 +346,12 @@ export class FileOps {
     try {
       switch (r.infoClass) {
         case FILE_INFO.BASIC: {
-          const { times } = decodeFileBasicInfo(r.buffer);
-          const [, atime, mtime] = times as [bigint, bigint, bigint, bigint];
+          const { times, attributes } = decodeFileBasicInfo(r.buffer);
+          const [ctimeBirth, atime, mtime, change] = times as [bigint, bigint, bigint, bigint];
           const keep = (t: bigint) => t === 0n || t === 0xffffffffffffffffn || t === 0xfffffffffffffffen;
+          if (!keep(ctimeBirth)) this.#meta.set(o.path, { creationTime: ctimeBirth });
+          if (!keep(change)) this.#meta.set(o.path, { changeTime: change });
+          if (attributes !== 0) this.#meta.set(o.path, { attributes });
           if (!keep(atime) || !keep(mtime)) {
             const st = await stat(o.path);
             await utimes(o.path, keep(atime) ? st.atime : new Date(msOfFileTime(atime)), keep(mtime) ? st.mtime : new Date(msOfFileTime(mtime)));
@@ -356,6 +384,7 @@ export class FileOps {
           const exists = await lstat(target).then(() => true, () => false);
           if (exists && !rn.replaceIfExists) fail(STATUS_OBJECT_NAME_COLLISION);
           await rename(o.path, target);
+          this.#meta.move(o.path, target);
           o.path = target;
           o.name = rn.name.replace(/^\\+/, '');
           return;

@@ -71,14 +71,36 @@ export function statusOfFsError(err: unknown, missingParent = false): number {
   }
 }
 
-/** fs.Stats (bigint: true not needed) as the fields SMB reports. */
-export function fileStatOf(st: Stats, readOnly: boolean): FileStat {
+/**
+ * What a client set that the file system cannot hold: a creation time (Linux has no settable
+ * birth time), a change time, the DOS attributes it sets (HIDDEN, SYSTEM, ARCHIVE, READONLY).
+ * Kept by real path for the server's life (a sidecar store on disk is a later step), moved on
+ * rename, dropped on delete.
+ */
+export class MetaStore {
+  readonly #m = new Map<string, { creationTime?: bigint; changeTime?: bigint; attributes?: number }>();
+  get(path: string) { return this.#m.get(path); }
+  set(path: string, v: { creationTime?: bigint; changeTime?: bigint; attributes?: number }): void {
+    this.#m.set(path, { ...this.#m.get(path), ...v });
+  }
+  move(from: string, to: string): void {
+    const v = this.#m.get(from);
+    this.#m.delete(from);
+    if (v) this.#m.set(to, v);
+  }
+  delete(path: string): void { this.#m.delete(path); }
+}
+
+/** fs.Stats (bigint: true not needed) as the fields SMB reports, with what `meta` holds for it. */
+export function fileStatOf(st: Stats, readOnly: boolean, meta?: { creationTime?: bigint; changeTime?: bigint; attributes?: number }): FileStat {
   const isDirectory = st.isDirectory();
-  let attributes = isDirectory ? FILE_ATTRIBUTE.DIRECTORY : FILE_ATTRIBUTE.ARCHIVE;
+  let attributes: number = isDirectory ? FILE_ATTRIBUTE.DIRECTORY : FILE_ATTRIBUTE.ARCHIVE;
   if (readOnly || !(st.mode & 0o200)) attributes |= FILE_ATTRIBUTE.READONLY;
+  if (meta?.attributes !== undefined) attributes = (meta.attributes & 0x27) | (isDirectory ? FILE_ATTRIBUTE.DIRECTORY : 0) | (readOnly ? FILE_ATTRIBUTE.READONLY : 0);
+  if (attributes === 0) attributes = FILE_ATTRIBUTE.NORMAL;
   return {
-    creationTime: fileTimeOf(st.birthtimeMs || st.ctimeMs), lastAccessTime: fileTimeOf(st.atimeMs), lastWriteTime: fileTimeOf(st.mtimeMs),
-    changeTime: fileTimeOf(st.ctimeMs), endOfFile: isDirectory ? 0n : BigInt(st.size),
+    creationTime: meta?.creationTime ?? fileTimeOf(st.birthtimeMs || st.ctimeMs), lastAccessTime: fileTimeOf(st.atimeMs), lastWriteTime: fileTimeOf(st.mtimeMs),
+    changeTime: meta?.changeTime ?? fileTimeOf(st.ctimeMs), endOfFile: isDirectory ? 0n : BigInt(st.size),
     allocationSize: isDirectory ? 0n : BigInt(st.blocks) * 512n, attributes, fileId: BigInt(st.ino), nlink: st.nlink, isDirectory,
   };
 }

@@ -37,6 +37,7 @@ import {
 import { frameSmb2, Smb2StreamFramer } from '../providers/stream.js';
 import { Smb2Error } from './errors.js';
 import { type FileCounters, FileOps, type Placement, type ShareRef, shareRef } from './file-ops.js';
+import { MetaStore } from './fs-backend.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { exportedSessionKey, fileTimeNow, ntHash, verifyNtlmv2 } from './auth/ntlm.js';
@@ -124,7 +125,7 @@ class ServerConnection {
     this.#send = send;
     this.#close = close;
     this.#placement = placement;
-    this.#files = new FileOps(server.fileCounters);
+    this.#files = new FileOps(server.fileCounters, server.meta);
   }
 
 
@@ -172,7 +173,7 @@ class ServerConnection {
           const status = err instanceof Smb2Error ? err.status
             : err instanceof SmbDirectProtocolError && err.status !== undefined ? err.status : STATUS_INVALID_PARAMETER;
           if (!(err instanceof SmbDirectProtocolError) && !(err instanceof Smb2Error)) debug('internal error on command 0x%s: %s', h.command.toString(16), (err as Error).stack);
-          else if (err instanceof Smb2Error && err.message) debug('command 0x%s: %s', h.command.toString(16), err.message);
+          else debug('command 0x%s: %s', h.command.toString(16), (err as Error).message);
           resp = this.#error(h, status);
         }
       }
@@ -221,6 +222,11 @@ class ServerConnection {
     if (h.command === SMB2_COMMAND.NEGOTIATE) return plain(this.#negotiate(req, h));
     if (this.#dialect === 0) return plain(this.#error(h, STATUS_INVALID_PARAMETER)); // nothing before NEGOTIATE
     if (h.command === SMB2_COMMAND.SESSION_SETUP) return plain(this.#sessionSetup(req, h));
+    if (h.command === SMB2_COMMAND.ECHO) {
+      // ECHO needs no session (3.3.5.2.9): a client's keepalive
+      decodeSmb2Empty(req, SMB2_COMMAND.ECHO, false);
+      return plain(this.#signed(h, encodeSmb2Empty(SMB2_COMMAND.ECHO, this.#header(h, STATUS_SUCCESS), true)));
+    }
     const s = this.#sessions.get(h.sessionId);
     if (s?.state !== 'valid') return plain(this.#error(h, STATUS_USER_SESSION_DELETED));
     if (s.signingKey && (h.flags & SMB2_FLAGS.SIGNED) && !verifySignature(s.signingKey, this.#signingAlgorithm, req)) {
@@ -557,6 +563,9 @@ export class Smb2Server extends EventEmitter {
     const key = `${COMMAND_NAMES[command] ?? command}\u0000${ntstatusName(status)}`;
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
   }
+
+  /** @internal Times and attributes set by clients that the file system cannot hold. */
+  readonly meta = new MetaStore();
 
   /** @internal READ/WRITE bytes of every connection. */
   readonly fileCounters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 };
