@@ -35,7 +35,7 @@ export const TARGETS = {
   'buffer-descriptors': { sync: true, ci: 8, maxLen: 512, what: 'decodeBufferDescriptors' },
   'smb2-channel': { sync: true, ci: 12, maxLen: 1024, what: 'decodeSmb2ReadWriteChannel' },
   'smb2-messages': { sync: true, ci: 12, maxLen: 2048, what: 'SMB2 NEGOTIATE (+ compound chains), SPNEGO, NTLMSSP' },
-  'smb2-server': { sync: true, ci: 15, maxLen: 4096, what: 'the SMB2 server engine fed request messages (attach())' },
+  'smb2-server': { sync: false, ci: 15, maxLen: 4096, what: 'the SMB2 server engine fed request messages (attach())' },
   mpa: { sync: true, ci: 12, maxLen: 1024, what: 'decodeMpaFrame, mpaFrameLength, decodeIrdOrd' },
   fpdu: { sync: true, ci: 14, maxLen: 2048, what: 'decodeFpdu (CRC off/on/fixed), decodeReadRequest, decodeTerminate' },
   rdmap: { sync: true, ci: 8, maxLen: 256, what: 'decodeReadRequest, decodeTerminate' },

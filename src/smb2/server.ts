@@ -132,11 +132,12 @@ class ServerConnection {
 
   /** One message (a compound chain). Nothing a peer sends escapes this call. Messages of a
    * connection are handled in order, one at a time. */
-  onMessage(pdu: Uint8Array): void {
+  onMessage(pdu: Uint8Array): Promise<void> {
     this.#queue = this.#queue.then(() => this.#process(pdu)).catch((err: unknown) => {
       debug('internal error: %s', (err as Error).stack);
       this.#close();
     });
+    return this.#queue;
   }
 
   #queue: Promise<void> = Promise.resolve();
@@ -624,11 +625,12 @@ export class Smb2Server extends EventEmitter {
   /**
    * Serves SMB2 over any message transport: `send` carries one response message (a compound chain)
    * to the client, `close` ends the connection. Returns the function to hand each request message
-   * to; it never throws (a malformed message is answered with its status, or the connection closed).
+   * to; its promise settles once that message is answered and never rejects (a malformed message is
+   * answered with its status, or the connection closed). `end()` releases the connection's opens.
    */
-  attach(transport: { send(message: Uint8Array): void; close(): void }): (message: Uint8Array) => void {
+  attach(transport: { send(message: Uint8Array): void; close(): void }): { message(m: Uint8Array): Promise<void>; end(): Promise<void> } {
     const conn = new ServerConnection(this, (m) => { if (m.length) transport.send(m); }, () => transport.close());
-    return (m) => conn.onMessage(m);
+    return { message: (m) => conn.onMessage(m), end: () => conn.end() };
   }
 
   #onSocket(socket: Socket): void {
@@ -636,7 +638,7 @@ export class Smb2Server extends EventEmitter {
     const framer = new Smb2StreamFramer();
     const conn = new ServerConnection(this, (m) => { if (m.length && !socket.destroyed) socket.write(frameSmb2(m)); }, () => socket.destroy());
     socket.once('close', () => { void conn.end(); });
-    framer.on('message', (m: Uint8Array) => conn.onMessage(m));
+    framer.on('message', (m: Uint8Array) => { void conn.onMessage(m); });
     framer.on('error', () => socket.destroy());
     framer.on('mpa', () => socket.destroy()); // RDMA on a TCP listener: not offered here
     socket.on('data', (d) => framer.push(d));
@@ -651,7 +653,7 @@ export class Smb2Server extends EventEmitter {
     const conn = new ServerConnection(this, (m, invalidate) => { if (m.length) c.send(m, invalidate === undefined ? {} : { invalidate }).catch(() => {}); },
       () => c.destroy(), placement, c.negotiated?.maxReadWriteSize);
     c.once('close', () => { void conn.end(); });
-    c.on('message', (m: Uint8Array) => conn.onMessage(m));
+    c.on('message', (m: Uint8Array) => { void conn.onMessage(m); });
     c.on('error', () => {});
   }
 
