@@ -63,12 +63,18 @@ export function encodeSmb2ReadRequest(r: { header?: Omit<Smb2HeaderInit, 'comman
   return out;
 }
 
-/** READ's response: inline `data` at offset 80, or (RDMA) no data and `dataRemaining` bytes placed. */
+/**
+ * READ's response: inline `data` at offset 80, or (RDMA) no data and `dataRemaining` bytes placed.
+ * Without data the PDU ends at the Buffer field (80 bytes, DataOffset 80), as Windows and ksmbd send
+ * it: the Linux cifs client reads exactly 80 bytes of a READ response whose data went by RDMA and
+ * leaves any byte after them in its SMB Direct reassembly queue, where it corrupts the next
+ * response's length (a kernel oops in smbd_recv_buf, seen on 6.1).
+ */
 export function encodeSmb2ReadResponse(r: { header?: Omit<Smb2HeaderInit, 'command'>; data?: Uint8Array; dataRemaining?: number }): Uint8Array {
   const data = r.data ?? new Uint8Array(0);
-  const out = smb2Pdu(SMB2_COMMAND.READ, r.header, true, 17, 16 + Math.max(1, data.length));
+  const out = smb2Pdu(SMB2_COMMAND.READ, r.header, true, 17, 16 + data.length);
   const b = SMB2_HEADER_SIZE;
-  out[b + 2] = data.length ? b + 16 : 0;
+  out[b + 2] = b + 16;
   putU32le(out, b + 4, data.length);
   putU32le(out, b + 8, checkUint('dataRemaining', r.dataRemaining ?? 0, 32));
   out.set(data, b + 16);

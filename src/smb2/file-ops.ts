@@ -23,6 +23,7 @@ import {
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
   STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
+import { SMB2_COMMAND } from '../../framing/smb2/header.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { Smb2Error } from './errors.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
@@ -80,6 +81,23 @@ export interface Placement {
 }
 
 const fail = (status: number, message?: string): never => { throw new Smb2Error(status, message); };
+
+/**
+ * The token a READ or WRITE with SMB2_CHANNEL_RDMA_V1_INVALIDATE asks the server to invalidate with
+ * its response, whatever that response's status ([MS-SMB2] 3.3.5.12, 3.3.5.13; ksmbd does the
+ * same): the Linux cifs client on 3.0.2 and 3.1.1 leaves the invalidation to the server and
+ * re-registers the memory region for its next I/O, which fails on a region still valid (rxe:
+ * "mr->lkey not free") and costs a reconnect. Undefined for any other request or channel.
+ */
+export function channelInvalidateToken(req: Uint8Array, command: number): number | undefined {
+  if (command !== SMB2_COMMAND.READ && command !== SMB2_COMMAND.WRITE) return undefined;
+  try {
+    const r = command === SMB2_COMMAND.READ ? decodeSmb2ReadRequest(req) : decodeSmb2WriteRequest(req);
+    return r.channel === SMB2_CHANNEL.RDMA_V1_INVALIDATE ? r.descriptors[0]?.token : undefined;
+  } catch {
+    return undefined; // malformed: answered with its status, and nothing to invalidate
+  }
+}
 
 export class FileOps {
   readonly #opens = new Map<bigint, Open>();
@@ -214,7 +232,7 @@ export class FileOps {
     }
   }
 
-  async read(req: Uint8Array, sessionId: bigint, treeId: number, maxRead: number, placement?: Placement): Promise<{ data?: Uint8Array; placed?: number; invalidate?: number }> {
+  async read(req: Uint8Array, sessionId: bigint, treeId: number, maxRead: number, placement?: Placement): Promise<{ data?: Uint8Array; placed?: number }> {
     const r = decodeSmb2ReadRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
     if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
@@ -235,13 +253,13 @@ export class FileOps {
       // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's buffers
       await placement!.write(r.descriptors, buf.subarray(0, n));
       this.counters.rdmaBytesWritten += n;
-      return { placed: n, invalidate: r.channel === SMB2_CHANNEL.RDMA_V1_INVALIDATE ? r.descriptors[0]!.token : undefined };
+      return { placed: n };
     }
     this.counters.inlineBytesRead += n;
     return { data: buf.subarray(0, n) };
   }
 
-  async write(req: Uint8Array, sessionId: bigint, treeId: number, maxWrite: number, placement?: Placement): Promise<{ count: number; invalidate?: number }> {
+  async write(req: Uint8Array, sessionId: bigint, treeId: number, maxWrite: number, placement?: Placement): Promise<{ count: number }> {
     const r = decodeSmb2WriteRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
     if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
@@ -262,7 +280,7 @@ export class FileOps {
     try {
       const { bytesWritten } = await o.fh!.write(data, 0, data.length, Number(r.offset));
       o.position = r.offset + BigInt(bytesWritten);
-      return { count: bytesWritten, invalidate: r.channel === SMB2_CHANNEL.RDMA_V1_INVALIDATE ? r.descriptors[0]?.token : undefined };
+      return { count: bytesWritten };
     } catch (err) {
       return fail(statusOfFsError(err));
     }

@@ -36,7 +36,7 @@ import {
 } from '../../framing/smb2/file.js';
 import { frameSmb2, Smb2StreamFramer } from '../providers/stream.js';
 import { Smb2Error } from './errors.js';
-import { type FileCounters, FileOps, type Placement, type ShareRef, shareRef } from './file-ops.js';
+import { type FileCounters, FileOps, type Placement, type ShareRef, channelInvalidateToken, shareRef } from './file-ops.js';
 import { MetaStore } from './fs-backend.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
@@ -164,12 +164,12 @@ class ServerConnection {
       if (related) h = { ...h, sessionId: chainCtx.sessionId, treeId: chainCtx.treeId };
       else this.#files.relatedFileId = undefined;
       let resp: Uint8Array;
+      // a V1_INVALIDATE READ/WRITE gets its token invalidated by whatever response it gets
+      if (this.#placement) invalidate = channelInvalidateToken(req, h.command) ?? invalidate;
       if (related && chainCtx.failed !== undefined) resp = this.#error(h, chainCtx.failed);
       else {
         try {
-          const r = await this.#handle(req, h, chainCtx);
-          resp = r.resp;
-          if (r.invalidate !== undefined) invalidate = r.invalidate;
+          resp = (await this.#handle(req, h, chainCtx)).resp;
         } catch (err) {
           const status = err instanceof Smb2Error ? err.status
             : err instanceof SmbDirectProtocolError && err.status !== undefined ? err.status : STATUS_INVALID_PARAMETER;
@@ -218,7 +218,7 @@ class ServerConnection {
     return resp;
   }
 
-  async #handle(req: Uint8Array, h: Smb2Header, chainCtx: ChainCtx): Promise<{ resp: Uint8Array; invalidate?: number }> {
+  async #handle(req: Uint8Array, h: Smb2Header, chainCtx: ChainCtx): Promise<{ resp: Uint8Array }> {
     const plain = (resp: Uint8Array) => ({ resp });
     if (h.command === SMB2_COMMAND.NEGOTIATE) return plain(this.#negotiate(req, h));
     if (this.#dialect === 0) return plain(this.#error(h, STATUS_INVALID_PARAMETER)); // nothing before NEGOTIATE
@@ -267,7 +267,7 @@ class ServerConnection {
     }
   }
 
-  async #fileCommand(req: Uint8Array, h: Smb2Header, s: Session, chainCtx: ChainCtx): Promise<{ resp: Uint8Array; invalidate?: number }> {
+  async #fileCommand(req: Uint8Array, h: Smb2Header, s: Session, chainCtx: ChainCtx): Promise<{ resp: Uint8Array }> {
     const tree = s.trees.get(h.treeId);
     if (!tree) return { resp: this.#error(h, STATUS_NETWORK_NAME_DELETED) };
     if (!tree.def) {
@@ -300,11 +300,11 @@ class ServerConnection {
       }
       case SMB2_COMMAND.READ: {
         const r = await f.read(req, s.id, h.treeId, this.#maxIo, this.#placement);
-        return { ...ok(encodeSmb2ReadResponse({ header: hdr(), data: r.data, dataRemaining: r.placed ?? 0 })), invalidate: r.invalidate };
+        return ok(encodeSmb2ReadResponse({ header: hdr(), data: r.data, dataRemaining: r.placed ?? 0 }));
       }
       case SMB2_COMMAND.WRITE: {
         const r = await f.write(req, s.id, h.treeId, this.#maxIo, this.#placement);
-        return { ...ok(encodeSmb2WriteResponse({ header: hdr(), count: r.count })), invalidate: r.invalidate };
+        return ok(encodeSmb2WriteResponse({ header: hdr(), count: r.count }));
       }
       case SMB2_COMMAND.FLUSH: {
         const r = decodeSmb2FlushRequest(req);
