@@ -5,7 +5,10 @@
 # 1. downloads Debian's current 6.1 kernel package (apt-get download, never installed),
 # 2. builds soft-iWARP (siw.ko) out of tree, because Debian ships CONFIG_RDMA_SIW unset, from
 #    Debian's linux-source/linux-headers/linux-kbuild packages of exactly the same version,
-# 3. builds the initramfs.
+# 3. builds the kernel's SMB3 client (cifs.ko) and server (ksmbd.ko) out of tree WITH SMB Direct,
+#    which Debian leaves out (# CONFIG_CIFS_SMB_DIRECT / CONFIG_SMB_SERVER_SMBDIRECT is not set),
+#    from the same source, with ci/patches/*.patch applied (installed as extra/, depmod override),
+# 4. builds the initramfs.
 # Idempotent: each step is skipped when its output exists, so a warm run costs ~0.3 s.
 # Writes the kernel directory to ci/cache/current.  Env: SOFTROCE_KPKG (pin e.g.
 # linux-image-6.1.0-56-amd64), SOFTROCE_CACHE (default ci/cache), SOFTROCE_BUILD_TIMEOUT (s/step).
@@ -69,8 +72,18 @@ mkdir -p "$K/debs"
 
 # initramfs inputs: rebuild it when ci/init, this script or the kernel tree changes
 stamp_now() { cat "$CI/init" "$CI/build-vm.sh" | sha256sum | cut -c1-16; }
+# cifs/ksmbd inputs: the patches applied to Debian's source
+smb_stamp() { cat "$CI"/patches/*.patch 2>/dev/null | sha256sum | cut -c1-16; }
+# depmod reads only this directory (-C): cifs and ksmbd resolve to our extra/ builds, not the stock
+# kernel/fs/smb/ copies (which stay in the tree)
+DEPMOD_D=$K/depmod.d
+mkdir -p "$DEPMOD_D"
+printf 'override cifs %s extra\noverride ksmbd %s extra\n' "$KVER" "$KVER" > "$DEPMOD_D/smbdirect.conf"
+run_depmod() { bounded depmod -C "$DEPMOD_D" -b "$ROOT" "$KVER"; }
 
 if [ -f "$K/initramfs.cpio.gz" ] && [ -f "$MODDIR/extra/siw.ko" ] && [ -f "$K/vmlinux" ] \
+   && [ -f "$MODDIR/extra/cifs.ko" ] && [ -f "$MODDIR/extra/ksmbd.ko" ] \
+   && [ "$(cat "$MODDIR/extra/smb.stamp" 2>/dev/null)" = "$(smb_stamp)" ] \
    && [ "$(cat "$K/initramfs.stamp" 2>/dev/null)" = "$(stamp_now)" ]; then
   echo "$K" > "$CACHE/current"
   log "cached: kernel $KVER, siw, initramfs ($K)"
@@ -112,9 +125,12 @@ fi
 siw_ok() {  # built for exactly this kernel?
   [ -f "$1" ] && [ "$(modinfo -F vermagic "$1" 2>/dev/null | cut -d' ' -f1)" = "$KVER" ]
 }
-if ! siw_ok "$MODDIR/extra/siw.ko"; then
-  W=$K/siw-build
+# Debian's headers + kbuild of exactly this version, unpacked (never installed) into $W/hdr
+W=$K/siw-build
+H=$W/hdr/usr/src/linux-headers-$KVER
+prepare_headers() {
   mkdir -p "$W"
+  local need get p
   need=("linux-headers-$KVER" "linux-headers-$ABI-common" "linux-kbuild-$SER" "linux-source-$SER")
   get=()
   for p in "${need[@]}"; do ls "$K/debs/${p}_${VER}_"*.deb >/dev/null 2>&1 || get+=("$p=$VER"); done
@@ -123,7 +139,6 @@ if ! siw_ok "$MODDIR/extra/siw.ko"; then
     (cd "$K/debs" && apt_download "${get[@]}") \
       || die "apt-get download ${get[*]} failed: source/headers must match the image version $VER exactly"
   fi
-  H=$W/hdr/usr/src/linux-headers-$KVER
   if [ ! -f "$W/hdr/.done" ]; then
     rm -rf "$W/hdr"
     for p in linux-headers-$KVER linux-headers-$ABI-common linux-kbuild-$SER; do
@@ -134,6 +149,9 @@ if ! siw_ok "$MODDIR/extra/siw.ko"; then
     echo "include $W/hdr/usr/src/linux-headers-$ABI-common/Makefile" > "$H/Makefile"
     touch "$W/hdr/.done"
   fi
+}
+if ! siw_ok "$MODDIR/extra/siw.ko"; then
+  prepare_headers
   if [ ! -f "$W/siw/Makefile" ]; then
     log "extracting drivers/infiniband/sw/siw from linux-source-$SER (scans the whole tarball, ~20 s)"
     rm -rf "$W/src" "$W/siw"
@@ -155,9 +173,66 @@ if ! siw_ok "$MODDIR/extra/siw.ko"; then
   strip --strip-debug -o "$MODDIR/extra/siw.ko.tmp" "$W/siw/siw.ko"
   mv "$MODDIR/extra/siw.ko.tmp" "$MODDIR/extra/siw.ko"
   siw_ok "$MODDIR/extra/siw.ko" || die "siw.ko vermagic '$(modinfo -F vermagic "$MODDIR/extra/siw.ko")' does not match $KVER"
-  bounded depmod -b "$ROOT" "$KVER"
+  run_depmod
   grep -q '^extra/siw.ko:' "$MODDIR/modules.dep" || die "depmod did not register extra/siw.ko"
   log "siw.ko built ($(modinfo -F vermagic "$MODDIR/extra/siw.ko"))"
+fi
+
+# --- 3b. cifs.ko + ksmbd.ko with SMB Direct. Sources: fs/smb/{client,server,common} and
+# fs/internal.h (ksmbd's vfs.c includes it) from the same linux-source, plus
+# scripts/asn1_compiler.c (linux-kbuild does not ship the host tool both Makefiles need).
+# Kconfig symbols are switched on twice: as make variables (the Makefiles'
+# "cifs-$(CONFIG_CIFS_SMB_DIRECT) += smbdirect.o") and as C defines through KCFLAGS (the C code
+# tests "#ifdef CONFIG_..." and the stock autoconf.h leaves them undefined). The other CONFIG_CIFS_*
+# come unchanged from the stock config through the headers' auto.conf. Recipe and the gotchas
+# it took: docs/smb2/kernel-peers.md.
+if ! siw_ok "$MODDIR/extra/cifs.ko" || ! siw_ok "$MODDIR/extra/ksmbd.ko" \
+   || [ "$(cat "$MODDIR/extra/smb.stamp" 2>/dev/null)" != "$(smb_stamp)" ]; then
+  prepare_headers
+  S=$K/smb-build
+  if [ ! -f "$S/src/fs/smb/server/Makefile" ] || [ "$(cat "$S/src/.patches" 2>/dev/null)" != "$(smb_stamp)" ]; then
+    log "extracting fs/smb from linux-source-$SER (scans the whole tarball, ~20 s)"
+    rm -rf "$S"
+    mkdir -p "$S/src"
+    bounded bash -o pipefail -c 'dpkg-deb --fsys-tarfile "$1" | tar -xO "./usr/src/linux-source-$2.tar.xz" \
+        | tar -xJ -C "$3" --strip-components=1 "linux-source-$2/fs/smb" "linux-source-$2/fs/internal.h" \
+          "linux-source-$2/scripts/asn1_compiler.c"' _ \
+      "$(ls "$K/debs/linux-source-${SER}_${VER}_"*.deb | head -1)" "$SER" "$S/src"
+    for p in "$CI"/patches/*.patch; do
+      [ -f "$p" ] || continue
+      log "applying ${p##*/}"
+      patch -s -p1 -d "$S/src" < "$p" || die "patch ${p##*/} does not apply to $VER"
+    done
+    smb_stamp > "$S/src/.patches"
+  fi
+  KS=$W/hdr/usr/lib/linux-kbuild-$SER/scripts
+  if [ ! -x "$KS/asn1_compiler" ]; then   # the kernel's own hostprogs rule: -I$(srctree)/include
+    gcc -O2 -I"$W/hdr/usr/src/linux-headers-$ABI-common/include" -o "$KS/asn1_compiler" \
+      "$S/src/scripts/asn1_compiler.c" || die "building asn1_compiler failed"
+  fi
+  log "building ksmbd.ko and cifs.ko with SMB Direct for $KVER with gcc-12"
+  bounded make -s -C "$H" M="$S/src/fs/smb/server" -j"$(nproc)" \
+    CONFIG_SMB_SERVER=m CONFIG_SMB_SERVER_SMBDIRECT=y KCFLAGS="-DCONFIG_SMB_SERVER_SMBDIRECT=1" modules \
+    || die "ksmbd build failed (see the compiler output above)"
+  bounded make -s -C "$H" M="$S/src/fs/smb/client" -j"$(nproc)" \
+    CONFIG_CIFS=m CONFIG_CIFS_SMB_DIRECT=y KCFLAGS="-DCONFIG_CIFS_SMB_DIRECT=1" modules \
+    || die "cifs build failed (see the compiler output above)"
+  mkdir -p "$MODDIR/extra"
+  strip --strip-debug -o "$MODDIR/extra/ksmbd.ko" "$S/src/fs/smb/server/ksmbd.ko"
+  strip --strip-debug -o "$MODDIR/extra/cifs.ko" "$S/src/fs/smb/client/cifs.ko"
+  for m in cifs ksmbd; do
+    siw_ok "$MODDIR/extra/$m.ko" || die "$m.ko vermagic '$(modinfo -F vermagic "$MODDIR/extra/$m.ko")' does not match $KVER"
+  done
+  # proof that the RDMA code is in
+  # (grep -c, not -q: -q would close the pipe early and pipefail would see nm's SIGPIPE)
+  [ "$(nm "$S/src/fs/smb/server/ksmbd.ko" | grep -c " t smb_direct_")" -gt 0 ] || die "ksmbd.ko was built without SMB Direct"
+  [ "$(nm "$S/src/fs/smb/client/cifs.ko" | grep -cE " [tT] smbd_")" -gt 0 ] || die "cifs.ko was built without SMB Direct"
+  run_depmod
+  for m in cifs ksmbd; do
+    grep -q "^extra/$m.ko:" "$MODDIR/modules.dep" || die "depmod does not resolve $m to extra/$m.ko"
+  done
+  smb_stamp > "$MODDIR/extra/smb.stamp"
+  log "cifs.ko and ksmbd.ko built with SMB Direct"
 fi
 
 # --- 4. initramfs: busybox, ci/init, modules in dependency order

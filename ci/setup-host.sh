@@ -13,7 +13,37 @@ PKGS=(
   tshark                                                           # decodes a captured iWARP session (test/softroce)
   cppcheck                                                         # npm run lint: the addon's C++
   smbclient                                                        # a real SMB2 peer for src/smb2 (test/smb2-server.test.ts)
+  samba-testsuite                                                  # smbtorture (docs/smb2/README.md, by hand)
+  patch cifs-utils                                                 # the kernel SMB3 client in the VM: ci/patches, mount.cifs
+  libglib2.0-0 libnl-3-200 libnl-genl-3-200                        # ksmbd-tools' libraries (installed below)
 )
+# ksmbd-tools >= 3.5.2 (the kernel SMB3 server's userspace, for the ksmbd reference runs in the VM):
+# bookworm's 3.4.7 no longer works with its kernel >= 6.1.191 (share-config IPC replies lack
+# payload_sz: every tree connect fails with STATUS_BAD_NETWORK_NAME); 3.5.2 is in
+# bookworm-backports, fetched through a private apt list (the host's sources stay untouched)
+KSMBD_TOOLS_MIN=3.5.2
+ksmbd_tools_ok() {
+  local have
+  have=$(dpkg-query -W -f='${Version}' ksmbd-tools 2>/dev/null || true)
+  [ -n "$have" ] && dpkg --compare-versions "$have" ge "$KSMBD_TOOLS_MIN"
+}
+install_ksmbd_tools() {
+  local dir mirror
+  dir=$(mktemp -d)
+  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$mirror" ] || { echo "setup-host: no Debian mirror in the apt sources for bookworm-backports" >&2; return 1; }
+  mkdir -p "$dir/lists/partial" "$dir/debs"
+  echo "deb $mirror bookworm-backports main" > "$dir/bpo.list"
+  local bpo=(-o Dir::Etc::SourceList="$dir/bpo.list" -o Dir::Etc::SourceParts=/dev/null
+             -o Dir::State::Lists="$dir/lists" -o APT::Sandbox::User=root)
+  timeout 600 apt-get -q "${bpo[@]}" update >/dev/null &&
+    (cd "$dir/debs" && timeout 600 apt-get -q "${bpo[@]}" download ksmbd-tools) &&
+    dpkg -i "$(ls "$dir"/debs/ksmbd-tools_*_amd64.deb | sort -V | tail -1)"
+  local rc=$?
+  rm -rf "$dir"
+  return $rc
+}
 
 command -v dpkg-query >/dev/null || { echo "setup-host: not a Debian system (no dpkg-query)" >&2; exit 1; }
 
@@ -24,8 +54,10 @@ for p in "${PKGS[@]}"; do
   [ "$st" = "install ok installed" ] || missing+=("$p")
 done
 
+ksmbd_tools_ok || missing+=("ksmbd-tools>=$KSMBD_TOOLS_MIN(bookworm-backports)")
+
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup-host: all ${#PKGS[@]} host packages present"
+  echo "setup-host: all $((${#PKGS[@]} + 1)) host packages present"
   exit 0
 fi
 
@@ -37,7 +69,14 @@ fi
 
 echo "setup-host: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# bounded: a hung mirror must not stall CI forever
-timeout 600 apt-get update -q
-timeout 1200 apt-get install -y -q --no-install-recommends "${missing[@]}"
+apt_pkgs=()
+for p in "${missing[@]}"; do [[ $p == ksmbd-tools* ]] || apt_pkgs+=("$p"); done
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  # bounded: a hung mirror must not stall CI forever
+  timeout 600 apt-get update -q
+  timeout 1200 apt-get install -y -q --no-install-recommends "${apt_pkgs[@]}"
+fi
+if ! ksmbd_tools_ok; then
+  install_ksmbd_tools || { echo "setup-host: installing ksmbd-tools >= $KSMBD_TOOLS_MIN from bookworm-backports failed" >&2; exit 1; }
+fi
 echo "setup-host: done"
