@@ -84,6 +84,33 @@ export interface Smb2ListenOptions {
 }
 
 const MAX_TRANSACT = 8 * 1024 * 1024;
+/** READ/WRITE requests one connection has in progress at once (more wait their turn, within the
+ * credits the client holds). */
+export const MAX_IO_IN_FLIGHT = 16;
+
+/** A message that is a lone READ or WRITE (not a compound): the requests that may run side by side. */
+function isSingleIo(pdu: Uint8Array): boolean {
+  if (pdu.length < 64) return false;
+  const command = pdu[12]! | (pdu[13]! << 8);
+  const next = pdu[20]! | (pdu[21]! << 8) | (pdu[22]! << 16) | (pdu[23]! << 24);
+  return (command === SMB2_COMMAND.READ || command === SMB2_COMMAND.WRITE) && next === 0;
+}
+
+/** A counting semaphore: take() waits for a free slot, give() frees one (to the longest waiter). */
+class Slots {
+  #free: number;
+  readonly #waiters: Array<() => void> = [];
+  constructor(n: number) { this.#free = n; }
+  async take(): Promise<void> {
+    if (this.#free > 0) { this.#free--; return; }
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+  give(): void {
+    const next = this.#waiters.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
 /** Credits granted per response at most (a client asks for what it wants; Windows grants up to 512). */
 const MAX_CREDITS_PER_RESPONSE = 512;
 const IPC = 'IPC$';
@@ -130,17 +157,42 @@ class ServerConnection {
 
 
 
-  /** One message (a compound chain). Nothing a peer sends escapes this call. Messages of a
-   * connection are handled in order, one at a time. */
+  /**
+   * One message (a compound chain). Nothing a peer sends escapes this call. A message that is one
+   * READ or WRITE runs once every earlier other message is done, next to other such I/O (at most
+   * MAX_IO_IN_FLIGHT per connection: a client pipelines its reads and writes, and their RDMA
+   * transfers and file I/O overlap); any other message runs alone, after everything before it,
+   * I/O included. So state that only other commands change (sessions, trees, opens, a chain's
+   * related file) never changes under a running request, and responses to I/O may leave in any
+   * order, as [MS-SMB2] allows (3.3.4.1: a client matches them by MessageId).
+   */
   onMessage(pdu: Uint8Array): Promise<void> {
-    this.#queue = this.#queue.then(() => this.#process(pdu)).catch((err: unknown) => {
+    const single = isSingleIo(pdu);
+    const done = (single ? this.#othersDone : this.#allDone).then(async () => {
+      if (!single) return this.#process(pdu);
+      await this.#ioSlots.take();
+      const io = this.#server.io;
+      io.peakInFlight = Math.max(io.peakInFlight, ++io.inFlight);
+      try {
+        await this.#process(pdu);
+      } finally {
+        io.inFlight--;
+        this.#ioSlots.give();
+      }
+    }).catch((err: unknown) => {
       debug('internal error: %s', (err as Error).stack);
       this.#close();
     });
-    return this.#queue;
+    this.#allDone = Promise.all([this.#allDone, done]).then(() => {});
+    if (!single) this.#othersDone = done;
+    return done;
   }
 
-  #queue: Promise<void> = Promise.resolve();
+  /** Settles once every message received so far is answered. */
+  #allDone: Promise<void> = Promise.resolve();
+  /** Settles once every message received so far that is not a lone READ/WRITE is answered. */
+  #othersDone: Promise<void> = Promise.resolve();
+  readonly #ioSlots = new Slots(MAX_IO_IN_FLIGHT);
 
   async #process(pdu: Uint8Array): Promise<void> {
     let items: ReturnType<typeof splitSmb2Compound>;
@@ -571,15 +623,19 @@ export class Smb2Server extends EventEmitter {
   /** @internal READ/WRITE bytes of every connection. */
   readonly fileCounters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 };
 
-  /** Requests answered, by command and status, and the READ/WRITE bytes moved by RDMA and inline,
-   * since the server was made. */
-  stats(): { requests: Record<string, Record<string, number>>; bytes: FileCounters } {
+  /** @internal READ/WRITE requests in progress on all connections, and the most there were at once. */
+  readonly io = { inFlight: 0, peakInFlight: 0 };
+
+  /** Requests answered, by command and status; the READ/WRITE bytes moved by RDMA and inline; and
+   * READ/WRITE requests in progress now and at most at once (how deep clients pipeline), since the
+   * server was made. */
+  stats(): { requests: Record<string, Record<string, number>>; bytes: FileCounters; io: { inFlight: number; peakInFlight: number } } {
     const requests: Record<string, Record<string, number>> = {};
     for (const [k, n] of this.#counts) {
       const [c, st] = k.split('\u0000') as [string, string];
       (requests[c] ??= {})[st.replace(/ \(0x[0-9a-f]+\)$/, '')] = n;
     }
-    return { requests, bytes: { ...this.fileCounters } };
+    return { requests, bytes: { ...this.fileCounters }, io: { ...this.io } };
   }
 
   /** @internal The interfaces FSCTL_QUERY_NETWORK_INTERFACE_INFO reports: every non-internal
