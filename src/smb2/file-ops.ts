@@ -99,7 +99,39 @@ export function channelInvalidateToken(req: Uint8Array, command: number): number
   }
 }
 
+/**
+ * Transfer buffers of a connection's RDMA READs and WRITEs, reused so that their memory
+ * registrations are too (the transport keeps a registration per ArrayBuffer: a fresh buffer per
+ * I/O costs a registration and a deregistration each time, the larger part of a 1 MiB I/O on
+ * soft-RoCE). Sizes are powers of two from 64 KiB; at most IO_POOL_IDLE_BYTES are kept idle.
+ */
+class IoBuffers {
+  readonly #idle = new Map<number, Uint8Array[]>();
+  #idleBytes = 0;
+
+  take(length: number): Uint8Array {
+    const size = Math.max(IO_POOL_MIN, 2 ** Math.ceil(Math.log2(length)));
+    const b = this.#idle.get(size)?.pop();
+    if (b) this.#idleBytes -= size;
+    return (b ?? new Uint8Array(size)).subarray(0, length);
+  }
+
+  give(view: Uint8Array): void {
+    const b = new Uint8Array(view.buffer, 0, view.buffer.byteLength);
+    if (this.#idleBytes + b.length > IO_POOL_IDLE_BYTES) return;
+    const list = this.#idle.get(b.length) ?? [];
+    list.push(b);
+    this.#idle.set(b.length, list);
+    this.#idleBytes += b.length;
+  }
+}
+const IO_POOL_MIN = 64 * 1024;
+const IO_POOL_IDLE_BYTES = 32 * 1024 * 1024;
+
 export class FileOps {
+  /** RDMA READ/WRITE transfer buffers, kept for reuse. */
+  readonly #ioBuffers = new IoBuffers();
+
   readonly #opens = new Map<bigint, Open>();
   #next = 1n;
   /** Bytes moved by RDMA and inline (the server's, shared by its connections). */
@@ -239,24 +271,29 @@ export class FileOps {
     if (!(o.access & (FILE_READ_DATA | FILE_EXECUTE))) fail(STATUS_ACCESS_DENIED, 'the open has no read access'); // 3.3.5.12: either grants READ
     if (r.length > maxRead) fail(STATUS_INVALID_PARAMETER, `a READ of ${r.length} bytes (MaxReadSize ${maxRead})`);
     if (r.descriptors.length && !placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
-    const buf = Buffer.allocUnsafe(r.length);
-    let n: number;
+    const placed = r.descriptors.length > 0 && r.length > 0;
+    const buf = placed ? this.#ioBuffers.take(r.length) : Buffer.allocUnsafe(r.length);
     try {
-      n = (await o.fh!.read(buf, 0, r.length, Number(r.offset))).bytesRead;
-    } catch (err) {
-      return fail(statusOfFsError(err));
+      let n: number;
+      try {
+        n = (await o.fh!.read(buf, 0, r.length, Number(r.offset))).bytesRead;
+      } catch (err) {
+        return fail(statusOfFsError(err));
+      }
+      if (n === 0 && r.length > 0) fail(STATUS_END_OF_FILE);
+      if (n < r.minimumCount) fail(STATUS_END_OF_FILE);
+      o.position = r.offset + BigInt(n);
+      if (placed) {
+        // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's buffers
+        await placement!.write(r.descriptors, buf.subarray(0, n));
+        this.counters.rdmaBytesWritten += n;
+        return { placed: n };
+      }
+      this.counters.inlineBytesRead += n;
+      return { data: buf.subarray(0, n) };
+    } finally {
+      if (placed) this.#ioBuffers.give(buf);
     }
-    if (n === 0 && r.length > 0) fail(STATUS_END_OF_FILE);
-    if (n < r.minimumCount) fail(STATUS_END_OF_FILE);
-    o.position = r.offset + BigInt(n);
-    if (r.descriptors.length) {
-      // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's buffers
-      await placement!.write(r.descriptors, buf.subarray(0, n));
-      this.counters.rdmaBytesWritten += n;
-      return { placed: n };
-    }
-    this.counters.inlineBytesRead += n;
-    return { data: buf.subarray(0, n) };
   }
 
   async write(req: Uint8Array, sessionId: bigint, treeId: number, maxWrite: number, placement?: Placement): Promise<{ count: number }> {
@@ -266,23 +303,29 @@ export class FileOps {
     if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
     if (!(o.access & (FILE_WRITE_DATA | FILE_APPEND_DATA))) fail(STATUS_ACCESS_DENIED, 'the open has no write access');
     let data = r.data;
-    if (r.descriptors.length) {
-      if (!placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
-      if (r.remainingBytes > maxWrite) fail(STATUS_INVALID_PARAMETER, `a WRITE of ${r.remainingBytes} bytes (MaxWriteSize ${maxWrite})`);
-      // direct placement ([MS-SMBD] 3.1.4.6): the bytes come by RDMA Read from the client's buffers
-      data = new Uint8Array(r.remainingBytes);
-      await placement!.read(r.descriptors, data);
-      this.counters.rdmaBytesRead += data.length;
-    } else {
-      if (data.length > maxWrite) fail(STATUS_INVALID_PARAMETER, `a WRITE of ${data.length} bytes (MaxWriteSize ${maxWrite})`);
-      this.counters.inlineBytesWritten += data.length;
-    }
+    let pooled: Uint8Array | undefined;
     try {
-      const { bytesWritten } = await o.fh!.write(data, 0, data.length, Number(r.offset));
-      o.position = r.offset + BigInt(bytesWritten);
-      return { count: bytesWritten };
-    } catch (err) {
-      return fail(statusOfFsError(err));
+      if (r.descriptors.length) {
+        if (!placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
+        if (r.remainingBytes > maxWrite) fail(STATUS_INVALID_PARAMETER, `a WRITE of ${r.remainingBytes} bytes (MaxWriteSize ${maxWrite})`);
+        // direct placement ([MS-SMBD] 3.1.4.6): the bytes come by RDMA Read from the client's buffers
+        if (r.remainingBytes > 0) data = pooled = this.#ioBuffers.take(r.remainingBytes);
+        else data = new Uint8Array(0);
+        if (data.length) await placement!.read(r.descriptors, data);
+        this.counters.rdmaBytesRead += data.length;
+      } else {
+        if (data.length > maxWrite) fail(STATUS_INVALID_PARAMETER, `a WRITE of ${data.length} bytes (MaxWriteSize ${maxWrite})`);
+        this.counters.inlineBytesWritten += data.length;
+      }
+      try {
+        const { bytesWritten } = await o.fh!.write(data, 0, data.length, Number(r.offset));
+        o.position = r.offset + BigInt(bytesWritten);
+        return { count: bytesWritten };
+      } catch (err) {
+        return fail(statusOfFsError(err));
+      }
+    } finally {
+      if (pooled) this.#ioBuffers.give(pooled);
     }
   }
 
