@@ -5,4 +5,4 @@
 set -uo pipefail
 mkdir -p "$VMOUT/bench-results"
 BENCH_RESULTS_DIR=$VMOUT/bench-results timeout -k 10 900 "${SOFTROCE_NODE:-node}" dist/bench/smb2.js \
-  --size-mib "${SOFTROCE_SMB2_MIB:-64}" --files "${SOFTROCE_SMB2_FILES:-200}" --reps "${SOFTROCE_SMB2_REPS:-2}"
+  --size-mib "${SOFTROCE_BENCH_SMB2_MIB:-64}" --files "${SOFTROCE_BENCH_SMB2_FILES:-200}" --reps "${SOFTROCE_BENCH_SMB2_REPS:-2}"
