@@ -63,6 +63,29 @@ export class Fragmenter {
 
 type Received = Pick<DataTransfer, 'remainingDataLength' | 'dataLength' | 'data'>;
 
+/**
+ * The [MS-SMBD] 3.1.5.8 fragment-sequence rules alone, with no buffer: `due` is what the message in
+ * progress still announces (0: none in progress). Returns what is due after this fragment; throws
+ * the typed error on a violation. A receiver that holds fragments before reassembling them (a
+ * paused connection) checks each where it enters with this; Reassembler.push applies the same.
+ */
+export function nextFragmentDue(due: number, dataLength: number, remainingDataLength: number, maxFragmentedSize: number): number {
+  if (dataLength + remainingDataLength > maxFragmentedSize) {
+    fail('ERR_SMBD_FRAGMENT_OVERRUN', `DataLength ${dataLength} + RemainingDataLength ${remainingDataLength} exceeds MaxFragmentedSize ${maxFragmentedSize} ([MS-SMBD] 3.1.5.8)`);
+  }
+  if (due === 0) {
+    if (dataLength === 0 && remainingDataLength !== 0) {
+      fail('ERR_SMBD_FRAGMENT_MISMATCH', `a message cannot start with an empty fragment announcing ${remainingDataLength} more bytes`);
+    }
+    return remainingDataLength;
+  }
+  if (dataLength === 0 && remainingDataLength === 0) return due; // a credit grant in between
+  if (due - dataLength !== remainingDataLength) {
+    fail('ERR_SMBD_FRAGMENT_MISMATCH', `${due} bytes were still due; a fragment of ${dataLength} leaves ${due - dataLength}, not ${remainingDataLength} ([MS-SMBD] 3.1.5.8)`);
+  }
+  return remainingDataLength;
+}
+
 /** The first allocation of a message being reassembled: the whole of it only once this much has
  * arrived, so a peer announcing a large message in a small fragment does not make us reserve it. */
 export const REASSEMBLY_FIRST_ALLOCATION = 64 * 1024;
@@ -111,18 +134,15 @@ export class Reassembler {
     if (m.data.length !== dataLength) {
       fail('ERR_FRAMING_INVALID_ARGUMENT', `data holds ${m.data.length} bytes but dataLength says ${dataLength}`);
     }
-    if (dataLength + remainingDataLength > this.maxFragmentedSize) {
+    try {
+      nextFragmentDue(this.#remaining, dataLength, remainingDataLength, this.maxFragmentedSize);
+    } catch (err) {
       this.reset();
-      fail('ERR_SMBD_FRAGMENT_OVERRUN', `DataLength ${dataLength} + RemainingDataLength ${remainingDataLength} exceeds MaxFragmentedSize ${this.maxFragmentedSize} ([MS-SMBD] 3.1.5.8)`);
+      throw err;
     }
     const buffer = this.#buffer;
     if (buffer === undefined) {
-      if (dataLength === 0) {
-        if (remainingDataLength !== 0) {
-          fail('ERR_SMBD_FRAGMENT_MISMATCH', `a message cannot start with an empty fragment announcing ${remainingDataLength} more bytes`);
-        }
-        return undefined;
-      }
+      if (dataLength === 0) return undefined; // a credit grant or keepalive
       if (remainingDataLength === 0) return m.data;
       const total = dataLength + remainingDataLength;
       const first = Buffer.allocUnsafeSlow(total <= REASSEMBLY_FIRST_ALLOCATION ? total : Math.max(REASSEMBLY_FIRST_ALLOCATION, dataLength));
@@ -133,11 +153,6 @@ export class Reassembler {
       return undefined;
     }
     if (dataLength === 0 && remainingDataLength === 0) return undefined; // a credit grant in between
-    if (this.#remaining - dataLength !== remainingDataLength) {
-      const expected = this.#remaining;
-      this.reset();
-      fail('ERR_SMBD_FRAGMENT_MISMATCH', `${expected} bytes were still due; a fragment of ${dataLength} leaves ${expected - dataLength}, not ${remainingDataLength} ([MS-SMBD] 3.1.5.8)`);
-    }
     let target = buffer;
     if (this.#filled + dataLength > buffer.length) {
       // the peer has sent 64 KiB of it: now the whole message

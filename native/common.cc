@@ -18,7 +18,9 @@ const char* ErrnoName(int err) {
     E(ENOSPC) E(EPIPE) E(ERANGE) E(ENOSYS) E(ENODATA) E(ETIME) E(EPROTO) E(EOVERFLOW)
     E(EOPNOTSUPP) E(EADDRINUSE) E(EADDRNOTAVAIL) E(ENETDOWN) E(ENETUNREACH) E(ECONNABORTED)
     E(ECONNRESET) E(ENOBUFS) E(EISCONN) E(ENOTCONN) E(ETIMEDOUT) E(ECONNREFUSED) E(EHOSTUNREACH)
-    E(EALREADY) E(EINPROGRESS) E(EPROTONOSUPPORT) E(EAFNOSUPPORT)
+    E(EALREADY) E(EINPROGRESS) E(EPROTONOSUPPORT) E(EAFNOSUPPORT) E(ESHUTDOWN) E(ECANCELED)
+    E(EHOSTDOWN) E(ENOLINK) E(EREMOTEIO) E(ENOMSG) E(EBADMSG) E(EMSGSIZE) E(ENOTSOCK) E(ENOTTY)
+    E(EROFS) E(EDEADLK) E(ESTALE) E(EFBIG) E(ENOPROTOOPT) E(EBADFD) E(ENOMEDIUM) E(EL2HLT)
 #undef E
     default:
       return "EUNKNOWN";
@@ -40,6 +42,9 @@ static Napi::Error CodedError(Napi::Env env, const char* code, const std::string
 }
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
+  // rdma-core's providers are not of one mind: some post calls return -errno (siw's user-space
+  // provider: -EINVAL for a Local Invalidate, -errno from its doorbell on a device being removed)
+  if (err < 0) err = -err;
   std::string msg = std::string(syscall) + " failed: " + ErrnoName(err) + " (" + strerror(err) + ")";
   Napi::Error e = CodedError<Napi::Error>(env, ErrnoName(err), msg);
   e.Set("errno", Napi::Number::New(env, -err));  // negative, as node's system errors

@@ -12,7 +12,7 @@ import {
   DT_REMAINING_DATA_LENGTH, RESPONSE_REQUESTED, dataTransferValid, decodeDataTransfer, putDataTransferHeader,
 } from '../../framing/data-transfer.js';
 import type { SmbDirectProtocolError } from '../../framing/errors.js';
-import { type Fragment as OutFragment, Fragmenter, Reassembler } from '../../framing/fragment.js';
+import { type Fragment as OutFragment, Fragmenter, Reassembler, nextFragmentDue } from '../../framing/fragment.js';
 import {
   MIN_RECEIVE_SIZE, type NegotiateRequest, SMBD_VERSION_1, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, decodeNegotiateRequest,
   decodeNegotiateResponse, encodeNegotiateRequest, encodeNegotiateResponse,
@@ -76,8 +76,10 @@ export interface ConnectionStats {
   keepalivesSent: number;
   reassemblyDepth: number;
   reassemblyBytes: number;
-  /** Receives held back while paused (their credits are not returned to the peer). */
+  /** Receives held back while paused or while no one listens for 'message' (their credits are not returned to the peer). */
   pausedReceives: number;
+  /** Fragments that arrived while no one listened for 'message' (held, delivered once someone did). */
+  heldForListener: number;
   registrationsInUse: number;
   /** Our own transfer buffers kept registered for reuse (rdmaRead/rdmaWrite's `into`/`from`). */
   cachedRegistrations: number;
@@ -237,6 +239,9 @@ export class SmbDirectConnection extends EventEmitter {
   #paused = false;
   #backlog: Array<{ slot: number; fragment: Fragment }> = [];
   #pendingFragments = 0;
+  /** Bytes the message in progress still announces, as the fragments arrive (framing's
+   * nextFragmentDue): fragments held for a listener are checked where they enter, not when delivered. */
+  #fragmentDue = 0;
 
   // send side: one registered slab, one slot per send work request
   readonly #sendMr: MemoryRegion;
@@ -310,7 +315,7 @@ export class SmbDirectConnection extends EventEmitter {
   #s = {
     messagesSent: 0, messagesReceived: 0, fragmentsSent: 0, fragmentsReceived: 0, bytesSent: 0, bytesReceived: 0,
     emptySends: 0, keepalivesSent: 0, remoteInvalidations: 0, rdmaReads: 0, rdmaWrites: 0, rdmaBytesRead: 0,
-    rdmaBytesWritten: 0,
+    rdmaBytesWritten: 0, heldForListener: 0,
   };
   #creditWait = new Histogram();
   #rdmaLatency = new Histogram();
@@ -354,6 +359,10 @@ export class SmbDirectConnection extends EventEmitter {
     endpoint.on('error', (err: Error) => this.#finish(err));
     endpoint.on('disconnected', () => this.#onDisconnected());
     endpoint.on('close', () => this.#onDisconnected());
+    // the first 'message' listener takes what arrived before it (after it is in place)
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'message' && this.#backlog.length) queueMicrotask(() => this.#deliverBacklog());
+    });
   }
 
   // ---- public surface ----------------------------------------------------------------
@@ -413,7 +422,20 @@ export class SmbDirectConnection extends EventEmitter {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    while (this.#backlog.length && !this.#paused && this.#state !== 'closed') {
+    this.#deliverBacklog();
+  }
+
+  /** Messages wait, with their receive buffers (so their credits), while paused and while no one
+   * listens for them: a server hands out a connection once rdma_cm's ESTABLISHED is read, which on
+   * verbs can come after the peer's first messages, and a client's first message can come with
+   * the negotiate response, before connect()'s caller has attached a listener. Emitted to no
+   * listener they were lost, and the peer waited for answers forever. */
+  get #holding(): boolean {
+    return this.#paused || this.listenerCount('message') === 0;
+  }
+
+  #deliverBacklog(): void {
+    while (this.#backlog.length && !this.#holding && this.#state !== 'closed') {
       const { slot, fragment } = this.#backlog.shift()!;
       this.#deliver(slot, fragment);
     }
@@ -771,12 +793,16 @@ export class SmbDirectConnection extends EventEmitter {
     this.#credits.peerGranted(v.getUint16(base + DT_CREDITS_GRANTED, true));
     if (v.getUint16(base + DT_FLAGS, true) & RESPONSE_REQUESTED) this.#responseOwed = true;
     const remainingDataLength = v.getUint32(base + DT_REMAINING_DATA_LENGTH, true);
+    this.#fragmentDue = nextFragmentDue(this.#fragmentDue, dataLength, remainingDataLength, this.#negotiated!.maxFragmentedReceiveSize);
     if (dataLength === 0 && remainingDataLength === 0) {
       this.#postReceive(slot);
     } else {
       const fragment: Fragment = { remainingDataLength, dataLength, data: this.#recvMr.buffer.subarray(base + dataOffset, base + dataOffset + dataLength) };
-      // paused: the buffer stays ours, so its credit is not returned until resume()
-      if (this.#paused || this.#backlog.length) this.#backlog.push({ slot, fragment });
+      // held (paused, or no listener yet): the buffer stays ours, so its credit is not returned
+      if (this.#holding || this.#backlog.length) {
+        if (!this.listenerCount('message')) this.#s.heldForListener++;
+        this.#backlog.push({ slot, fragment });
+      }
       else this.#deliver(slot, fragment);
     }
     this.#scheduleEmpty();
@@ -1151,8 +1177,9 @@ export class SmbDirectConnection extends EventEmitter {
 
   #armKeepaliveDeadline(): void {
     this.#keepaliveDeadline = setTimeout(() => {
-      // paused, we hold the peer's credits ourselves: its silence is ours, wait for resume()
-      if (this.#paused) return this.#armKeepaliveDeadline();
+      // paused, or holding messages no one listens for yet, we hold the peer's credits ourselves:
+      // its silence is ours
+      if (this.#paused || this.#backlog.length) return this.#armKeepaliveDeadline();
       const sent = this.#keepalive === 'sent';
       this.#finish(new SmbDirectError('ERR_SMBD_KEEPALIVE_TIMEOUT', sent
         ? `no message within ${this.#o.keepaliveTimeoutMs} ms of a keepalive request`

@@ -203,6 +203,21 @@ describe('fragment + reassemble', () => {
     }), { seed: SEED, numRuns: 150 });
   });
 
+  it('nextFragmentDue (held fragments, checked where they enter) accepts and refuses exactly what Reassembler does, at the same fragment', () => {
+    const step = fc.record({ dataLength: fc.integer({ min: 0, max: 3000 }), remainingDataLength: fc.oneof(fc.integer({ min: 0, max: 6000 }), fc.constant(0)) });
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1000, max: 8000 }), (steps, max) => {
+      const r = new f.Reassembler(max);
+      let due = 0;
+      for (const st of steps) {
+        const code = (fn: () => unknown) => { try { fn(); return 'ok'; } catch (e) { return (e as { code: string }).code; } };
+        const byFunction = code(() => { due = f.nextFragmentDue(due, st.dataLength, st.remainingDataLength, max); });
+        const byReassembler = code(() => r.push({ ...st, data: new Uint8Array(st.dataLength) }));
+        assert.equal(byFunction, byReassembler, JSON.stringify({ steps, max, st }));
+        if (byFunction !== 'ok') return;
+      }
+    }), { seed: SEED, numRuns: 500 });
+  });
+
   it('a message of exactly MaxFragmentedSize passes; one byte more is refused on both sides', () => {
     const max = 131072;
     const frags = new f.Fragmenter(1364, max).split(new Uint8Array(max));

@@ -88,7 +88,8 @@ if (requireVm()) {
           const serverErr = (r['server connection close'] as PromiseFulfilledResult<Error | undefined>).value;
           const summary = `rdma link delete: ${d.timedOut ? 'still running' : `exit ${d.code}`} after ${d.ms} ms; ${writes} writes of 8 MiB; ` +
             `client ${code(clientErr)}, server connection ${code(serverErr)}, loop ${outcome(r['rdmaWrite loop'])}, ` +
-            `sends ${outcome(r['client send'])}/${outcome(r['server send'])}; ${Date.now() - t0} ms`;
+            `sends ${outcome(r['client send'])}/${outcome(r['server send'])}; ${Date.now() - t0} ms` +
+            `${clientErr ? `; client: ${clientErr.message}` : ''}${serverErr ? `; server connection: ${serverErr.message}` : ''}`;
           console.log(`# ${dev.name}: ${summary}`);
           trace(summary);
           assert.ok(!d.timedOut, `rdma link delete ${dev.name} did not return within ${DELETE_MS} ms: it waits in ${d.stack}\n` +

@@ -62,6 +62,9 @@ interface Totals {
   hashMismatches: number;
   orderErrors: number;
   serverErrors: string[];
+  /** Server-side fragments that arrived before answer() listened (the server hands a connection
+   * out once rdma_cm's ESTABLISHED is read, which can come after the client's first messages). */
+  heldForListener: number;
 }
 
 /** The server side of every connection: answers the protocol, counts and checks (into the
@@ -116,6 +119,7 @@ function answer(conn: SmbDirectConnection, live: { t: Totals }): void {
   // (on rxe0 it once ended with ERR_SMBD_DISCONNECTED when the client's DISCONNECTED was read
   // before the completions of its last messages, whose receives could then not be reposted)
   conn.on('close', (err?: Error) => {
+    live.t.heldForListener += conn.stats().heldForListener;
     if (err) live.t.serverErrors.push(`close: ${(err as { code?: string }).code}: ${err.message}`);
   });
 }
@@ -137,6 +141,37 @@ class Replies {
   }
 }
 
+/** What a connection and its verbs endpoint hold now (counters, queue positions, its CQ set's
+ * counters): the evidence when a cycle stalls. */
+function snapshot(conn: SmbDirectConnection): Record<string, unknown> {
+  const { creditWait: _w, rdmaLatency: _l, negotiated: _n, ...st } = conn.stats();
+  const ep = conn.endpoint as unknown as {
+    state?: string; qp?: { qpNum: number }; cqIndex?: number; sq?: { head: number; tail: number }; rq?: { head: number; tail: number };
+    provider?: { stats?(): unknown };
+  };
+  return { ...st, endpoint: { state: ep.state, qpNum: ep.qp?.qpNum, cq: ep.cqIndex, sq: ep.sq && [ep.sq.tail, ep.sq.head], rq: ep.rq && [ep.rq.tail, ep.rq.head], pools: ep.provider?.stats?.() } };
+}
+
+/** Polls every CQ of the connection's completion pool by hand (outside the channel's event): what
+ * this finds was completed but never announced. */
+function pollByHand(conn: SmbDirectConnection): void {
+  const pool = (conn.endpoint as unknown as { ctx?: { pool?: { slots?: unknown[]; pollNow?(s: unknown): void } } }).ctx?.pool;
+  for (const slot of pool?.slots ?? []) pool!.pollNow!(slot);
+}
+
+/** A stalled cycle's evidence: both sides now, then after polling their CQs by hand. */
+async function stallReport(c: SmbDirectConnection, s: Served, what: string): Promise<string> {
+  const sides = (): unknown => ({ client: snapshot(c), server: [...s.server.connections].map(snapshot) });
+  const before = JSON.stringify(sides());
+  pollByHand(c);
+  for (const a of s.server.connections) pollByHand(a);
+  await sleep(500);
+  const report = `${what}\n  before polling by hand: ${before}\n  after: ${JSON.stringify(sides())}`;
+  trace(report);
+  console.log(`# ${report.replaceAll('\n', '\n# ')}`);
+  return report;
+}
+
 /** One connect / transfer / close cycle of a new client. */
 async function cycle(s: Served, t: Totals): Promise<void> {
   // longer than the provider's own deadlines (resolve 5 + 5 s, ESTABLISHED 20 s): a stalled connect
@@ -152,7 +187,7 @@ async function cycle(s: Served, t: Totals): Promise<void> {
       await c.send(m);
     }
     for (let i = 0; i < MESSAGES; i++) {
-      const r = await replies.next();
+      const r = await replies.next().catch(async (err: Error) => { await stallReport(c, s, `reply ${i}: ${err.message}`); throw err; });
       t.messagesToClient++;
       if (r[0] !== 2 || r[1] !== i) t.orderErrors++;
     }
@@ -160,7 +195,7 @@ async function cycle(s: Served, t: Totals): Promise<void> {
     const into = new Uint8Array(MiB);
     const wreg = c.registerBuffer(into, 'write');
     await c.send(Buffer.concat([Buffer.from([3]), encodeBufferDescriptors(wreg.descriptors)]));
-    const w = await replies.next();
+    const w = await replies.next().catch(async (err: Error) => { await stallReport(c, s, `rdmaWrite answer: ${err.message}`); throw err; });
     wreg.release();
     assert.equal(w[0], 4);
     if (!sha(into).equals(w.subarray(1))) t.hashMismatches++;
@@ -169,7 +204,7 @@ async function cycle(s: Served, t: Totals): Promise<void> {
     const rreg = c.registerBuffer(from, 'read');
     const mine = sha(from);
     await c.send(Buffer.concat([Buffer.from([5]), mine, encodeBufferDescriptors(rreg.descriptors)]));
-    const r = await replies.next();
+    const r = await replies.next().catch(async (err: Error) => { await stallReport(c, s, `rdmaRead answer: ${err.message}`); throw err; });
     rreg.release();
     assert.equal(r[0], 6);
     if (!mine.equals(r.subarray(1))) t.hashMismatches++;
@@ -195,6 +230,7 @@ interface Row {
   hashMismatches: number;
   orderErrors: number;
   serverErrors: number;
+  heldForListener: number;
   fdsBefore: number;
   fdsAfter: number;
   rssBeforeMiB: number;
@@ -227,7 +263,7 @@ async function memory(): Promise<{ rss: number; heap: number; arrayBuffers: numb
 }
 
 function totals(): Totals {
-  return { cycles: 0, messagesToServer: 0, messagesToClient: 0, rdmaWrites: 0, rdmaReads: 0, hashMismatches: 0, orderErrors: 0, serverErrors: [] };
+  return { cycles: 0, messagesToServer: 0, messagesToClient: 0, rdmaWrites: 0, rdmaReads: 0, hashMismatches: 0, orderErrors: 0, serverErrors: [], heldForListener: 0 };
 }
 
 function table(): string {
@@ -273,7 +309,7 @@ async function phase(dev: TestDevice, s: Served, live: { t: Totals }, name: stri
   const row: Row = {
     device: dev.name, phase: name, cycles: t.cycles, connectionsAtOnce: atOnce, seconds, msPerCycle: Math.round(seconds * 1000 / Math.max(1, t.cycles)),
     messagesToServer: t.messagesToServer, messagesToClient: t.messagesToClient, rdmaWrites: t.rdmaWrites, rdmaReads: t.rdmaReads,
-    hashMismatches: t.hashMismatches, orderErrors: t.orderErrors, serverErrors: t.serverErrors.length,
+    hashMismatches: t.hashMismatches, orderErrors: t.orderErrors, serverErrors: t.serverErrors.length, heldForListener: t.heldForListener,
     fdsBefore, fdsAfter: openFds(), rssBeforeMiB: before.rss, rssAfterMiB: 0, heapBeforeMiB: before.heap, heapAfterMiB: 0,
     rssTenthMiB: tenth?.rss ?? before.rss, heapTenthMiB: tenth?.heap ?? before.heap,
     arrayBuffersBeforeMiB: before.arrayBuffers, arrayBuffersAfterMiB: 0,

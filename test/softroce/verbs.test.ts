@@ -409,6 +409,12 @@ if (requireVm()) {
           assert.throws(() => qp.postSend(1, Array(33).fill({ mr, offset: 0, length: 1 })), code('ERR_OUT_OF_RANGE'));
           assert.throws(() => qp.postSend(1, null, 0x100), code('ERR_OUT_OF_RANGE'));
           assert.throws(() => qp.postRead(1, null, 0n, 1, SEND_FLAGS.INLINE | SEND_FLAGS.SIGNALED), code('ERR_OUT_OF_RANGE'));
+          if (dev.kind === 'iWARP') {
+            // siw's user-space provider has no Local Invalidate and refuses it with -EINVAL (a negative
+            // errno, where most providers return a positive one): still named EINVAL, errno -22
+            assert.throws(() => qp.postLocalInvalidate(1, mr.rkey),
+              (e: native.NativeError) => e.code === 'EINVAL' && (e as { errno?: number }).errno === -22 && /ibv_post_send/.test(e.message));
+          }
           // an MR of another PD
           const otherPd = p.server.device.allocPd();
           const otherMr = otherPd.allocSlab(4096, ACCESS.LOCAL_WRITE);

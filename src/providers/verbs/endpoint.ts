@@ -269,7 +269,11 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
       const w = this.bindWindow(memory, sizeOrBuffer, access);
       if (w) return w;
     }
-    return memory.register(sizeOrBuffer, access);
+    try {
+      return memory.register(sizeOrBuffer, access);
+    } catch (err) {
+      throw this.refused(err);
+    }
   }
 
   // ---- memory windows: per-I/O remote tokens on devices with type-2 windows ------------------------
@@ -309,7 +313,7 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
       this.qp!.postStaged(1, 1);
     } catch (err) {
       this.rq.unpush();
-      throw err;
+      throw this.refused(err);
     }
   }
 
@@ -419,10 +423,16 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
     try {
       this.qp.postStaged(kind, n);
     } catch (err) {
-      const e = err as Error;
+      const e = this.refused(err);
       if (this.state === 'RTS' || this.state === 'CLOSING') this.destroy(e);
       else this.latch(e);
     }
+  }
+
+  /** What a post the device refused means: on a device being removed, the removal (the kernel's
+   * errno then depends on how far the teardown got: siw0 once gave one ErrnoName() does not know). */
+  private refused(err: unknown): Error {
+    return this.deviceGone() ? this.removedError() : err as Error;
   }
 
   private postSq(wrId: number, kind: WrKindCode, sges: Sge[], signaled: boolean, flags: number,
@@ -450,7 +460,7 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
       // refused: as if never posted (a graceful disconnect waits for the last signaled one)
       this.lastSignaled = lastSignaled;
       sq.unpush();
-      throw err;
+      throw this.refused(err);
     }
   }
 
