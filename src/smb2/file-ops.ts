@@ -2,6 +2,7 @@
 // FLUSH, QUERY_DIRECTORY, QUERY_INFO, SET_INFO ([MS-SMB2] 3.3.5.9-3.3.5.21). One instance per
 // connection holds its opens. Paths stay inside the share (fs-backend.ts); a failure is an
 // Smb2Error whose status the connection answers with.
+import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -19,19 +20,22 @@ import {
   encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
 } from '../../framing/smb2/fscc.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY,
+  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY,
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
-  STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS,
+  STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
+  STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_COMMAND } from '../../framing/smb2/header.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { Smb2Error } from './errors.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
+import { DELETE, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey } from './share-modes.js';
 
 /** Access rights that change something ([MS-SMB2] 2.2.13.1.1): refused on a read-only share. */
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
 const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
+const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
 const FILE_READ_DATA = 0x1, FILE_WRITE_DATA = 0x2, FILE_APPEND_DATA = 0x4, FILE_EXECUTE = 0x20;
 const GENERIC_ALL = 0x10000000, GENERIC_EXECUTE = 0x20000000, GENERIC_WRITE = 0x40000000, GENERIC_READ = 0x80000000, MAXIMUM_ALLOWED = 0x02000000;
 
@@ -56,12 +60,13 @@ interface Open {
   sessionId: bigint;
   treeId: number;
   share: ShareRef;
-  path: string;
   /** The name as the client opened it (for FileNameInformation). */
   name: string;
   isDir: boolean;
   fh?: FileHandle;
   access: number;
+  /** Its entry in the server's share-mode table. */
+  record: OpenRecord;
   deletePending: boolean;
   position: bigint;
   dir?: { entries: Array<{ name: string; st: FileStat }>; pos: number; pattern: string };
@@ -139,10 +144,14 @@ export class FileOps {
 
   /** Times and attributes clients set that the file system cannot hold (the server's). */
   readonly #meta: MetaStore;
+  /** Every open of the server, for share modes (the server's). */
+  readonly #table: OpenTable;
 
-  constructor(counters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 }, meta = new MetaStore()) {
+  constructor(counters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 }, meta = new MetaStore(),
+    table = new OpenTable()) {
     this.counters = counters;
     this.#meta = meta;
+    this.#table = table;
   }
 
   /** The FileId a related compound request's all-ones FileId stands for (3.3.5.2.7.2). */
@@ -160,12 +169,19 @@ export class FileOps {
   }> {
     const r = decodeSmb2CreateRequest(req);
     if (this.#opens.size >= MAX_OPENS_PER_CONNECTION) fail(STATUS_INVALID_PARAMETER, 'too many opens on this connection');
+    // 3.3.5.9: Anonymous, Identification, Impersonation, Delegate, nothing else
+    if (r.impersonationLevel > 3) fail(STATUS_BAD_IMPERSONATION_LEVEL);
+    // names are relative to the share: Windows and Samba refuse a leading separator
+    if (r.name.startsWith('\\')) fail(STATUS_INVALID_PARAMETER, 'a name with a leading backslash');
     const path = resolveInShare(share.path, r.name);
     await checkInside(share.realRoot, path);
     const wantsWrite = (r.desiredAccess & WRITE_ACCESS) !== 0 || r.createDisposition !== FILE_DISPOSITION.OPEN || (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0;
     if (share.readOnly && wantsWrite && r.createDisposition !== FILE_DISPOSITION.OPEN_IF) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+    const access = grantedAccess(r.desiredAccess, share.readOnly);
+    // 3.3.5.9: FILE_DELETE_ON_CLOSE needs DELETE (or what grants it)
+    if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
     const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0;
-    let existing: Awaited<ReturnType<typeof stat>> | undefined;
+    let existing: Stats | undefined;
     try {
       existing = await stat(path);
     } catch (err) {
@@ -174,12 +190,23 @@ export class FileOps {
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
     if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
     const d = r.createDisposition;
+    // the sharing check, and the open's place in the table taken at once (before any await), so
+    // that two CREATEs of one file cannot both pass; given back if the CREATE fails
+    let record: OpenRecord | undefined;
+    if (existing && d !== FILE_DISPOSITION.CREATE) { // (CREATE of an existing name: a collision, below)
+      const key = fileKey(existing);
+      if (this.#table.conflicts(key, access, r.shareAccess)) fail(STATUS_SHARING_VIOLATION);
+      record = this.#table.add({ key, path, access, share: r.shareAccess });
+    }
     let action: number = FILE_ACTION.OPENED;
     let fh: FileHandle | undefined;
     const writable = !share.readOnly && ((r.desiredAccess & WRITE_ACCESS) !== 0 || d !== FILE_DISPOSITION.OPEN);
     try {
       if (existing) {
         if (d === FILE_DISPOSITION.CREATE) fail(STATUS_OBJECT_NAME_COLLISION);
+        if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && (fileStatOf(existing, share.readOnly, this.#meta.get(path)).attributes & FILE_ATTRIBUTE_READONLY)) {
+          fail(STATUS_CANNOT_DELETE);
+        }
         const truncate = d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF;
         if (truncate && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
         action = truncate ? (d === FILE_DISPOSITION.SUPERSEDE ? FILE_ACTION.SUPERSEDED : FILE_ACTION.OVERWRITTEN) : FILE_ACTION.OPENED;
@@ -197,21 +224,46 @@ export class FileOps {
           fail(STATUS_OBJECT_NAME_NOT_FOUND);
         }
         if (share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+        // a read-only file cannot be created to be deleted
+        if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && (r.fileAttributes & FILE_ATTRIBUTE_READONLY)) fail(STATUS_CANNOT_DELETE);
         action = FILE_ACTION.CREATED;
-        if (dirWanted) await mkdir(path);
-        else fh = await open(path, 'wx+');
+        try {
+          if (dirWanted) await mkdir(path);
+          else fh = await open(path, 'wx+');
+        } catch (err) {
+          // another CREATE (of any connection) made it meanwhile: OPEN_IF opens what it made
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || d !== FILE_DISPOSITION.OPEN_IF) throw err;
+          const now = await stat(path);
+          if (dirWanted !== now.isDirectory()) fail(dirWanted ? STATUS_NOT_A_DIRECTORY : STATUS_FILE_IS_A_DIRECTORY);
+          const key = fileKey(now);
+          if (this.#table.conflicts(key, access, r.shareAccess)) fail(STATUS_SHARING_VIOLATION);
+          record = this.#table.add({ key, path, access, share: r.shareAccess });
+          action = FILE_ACTION.OPENED;
+          if (!dirWanted) fh = await open(path, writable ? 'r+' : 'r');
+        }
       }
     } catch (err) {
+      if (record) this.#table.remove(record);
+      await fh?.close().catch(() => {});
       if (err instanceof Smb2Error) throw err;
       fail(statusOfFsError(err, (err as NodeJS.ErrnoException).code === 'ENOENT'));
     }
     if (action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) this.#meta.delete(path);
     if (action === FILE_ACTION.CREATED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
-    const st = fileStatOf(fh ? await fh.stat() : await stat(path), share.readOnly, this.#meta.get(path));
+    let raw;
+    try {
+      raw = fh ? await fh.stat() : await stat(path);
+    } catch (err) {
+      if (record) this.#table.remove(record);
+      await fh?.close().catch(() => {});
+      return fail(statusOfFsError(err));
+    }
+    record ??= this.#table.add({ key: fileKey(raw), path, access, share: r.shareAccess });
+    const st = fileStatOf(raw, share.readOnly, this.#meta.get(path));
     const id = this.#next++;
     const o: Open = {
-      id: { persistent: id, volatile: id }, sessionId, treeId, share, path, name: r.name, isDir: st.isDirectory, fh,
-      access: grantedAccess(r.desiredAccess, share.readOnly), deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
+      id: { persistent: id, volatile: id }, sessionId, treeId, share, name: r.name, isDir: st.isDirectory, fh,
+      access, record, deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
     };
     this.#opens.set(id, o);
     const contexts: CreateContext[] = [];
@@ -232,14 +284,15 @@ export class FileOps {
   async close(id: Smb2FileId, sessionId: bigint, treeId: number, postQuery: boolean): Promise<FileStat | undefined> {
     const o = this.#get(id, sessionId, treeId);
     this.#opens.delete(id.volatile);
+    this.#table.remove(o.record);
     let st: FileStat | undefined;
     if (postQuery) st = await this.#stat(o).catch(() => undefined);
     await o.fh?.close().catch(() => {});
     if (o.deletePending) {
       try {
-        if (o.isDir) await rmdir(o.path);
-        else await rm(o.path);
-        this.#meta.delete(o.path);
+        if (o.isDir) await rmdir(o.record.path);
+        else await rm(o.record.path);
+        this.#meta.delete(o.record.path);
       } catch (err) {
         fail(statusOfFsError(err));
       }
@@ -252,13 +305,14 @@ export class FileOps {
     for (const [k, o] of [...this.#opens]) {
       if (!match(o.sessionId, o.treeId)) continue;
       this.#opens.delete(k);
+      this.#table.remove(o.record);
       await o.fh?.close().catch(() => {});
     }
   }
 
   async #stat(o: Open): Promise<FileStat> {
     try {
-      return fileStatOf(o.fh ? await o.fh.stat() : await stat(o.path), o.share.readOnly, this.#meta.get(o.path));
+      return fileStatOf(o.fh ? await o.fh.stat() : await stat(o.record.path), o.share.readOnly, this.#meta.get(o.record.path));
     } catch (err) {
       return fail(statusOfFsError(err));
     }
@@ -344,12 +398,12 @@ export class FileOps {
     if (first) {
       const entries: Array<{ name: string; st: FileStat }> = [];
       const self = await this.#stat(o);
-      const all = await readdir(o.path).catch((err: unknown) => fail(statusOfFsError(err)));
+      const all = await readdir(o.record.path).catch((err: unknown) => fail(statusOfFsError(err)));
       for (const [name, st] of [['.', self], ['..', self]] as const) if (matchPattern(r.pattern, name)) entries.push({ name, st });
       for (const name of all.sort()) {
         if (!matchPattern(r.pattern, name)) continue;
         try {
-          const full = `${o.path}/${name}`;
+          const full = `${o.record.path}/${name}`;
           const ls = await lstat(full);
           // a symlink is listed only when it stays inside the share
           if (ls.isSymbolicLink()) await checkInside(o.share.realRoot, full);
@@ -408,14 +462,16 @@ export class FileOps {
       switch (r.infoClass) {
         case FILE_INFO.BASIC: {
           const { times, attributes } = decodeFileBasicInfo(r.buffer);
+          // [MS-FSA] 2.1.5.14.2: a directory cannot be FILE_ATTRIBUTE_TEMPORARY
+          if (o.isDir && (attributes & FILE_ATTRIBUTE_TEMPORARY)) fail(STATUS_INVALID_PARAMETER, 'FILE_ATTRIBUTE_TEMPORARY on a directory');
           const [ctimeBirth, atime, mtime, change] = times as [bigint, bigint, bigint, bigint];
           const keep = (t: bigint) => t === 0n || t === 0xffffffffffffffffn || t === 0xfffffffffffffffen;
-          if (!keep(ctimeBirth)) this.#meta.set(o.path, { creationTime: ctimeBirth });
-          if (!keep(change)) this.#meta.set(o.path, { changeTime: change });
-          if (attributes !== 0) this.#meta.set(o.path, { attributes });
+          if (!keep(ctimeBirth)) this.#meta.set(o.record.path, { creationTime: ctimeBirth });
+          if (!keep(change)) this.#meta.set(o.record.path, { changeTime: change });
+          if (attributes !== 0) this.#meta.set(o.record.path, { attributes });
           if (!keep(atime) || !keep(mtime)) {
-            const st = await stat(o.path);
-            await utimes(o.path, keep(atime) ? st.atime : new Date(msOfFileTime(atime)), keep(mtime) ? st.mtime : new Date(msOfFileTime(mtime)));
+            const st = await stat(o.record.path);
+            await utimes(o.record.path, keep(atime) ? st.atime : new Date(msOfFileTime(atime)), keep(mtime) ? st.mtime : new Date(msOfFileTime(mtime)));
           }
           return;
         }
@@ -434,19 +490,27 @@ export class FileOps {
         case FILE_INFO.DISPOSITION_EX: {
           if (r.buffer.length < 1) fail(STATUS_INFO_LENGTH_MISMATCH);
           const del = (r.buffer[0]! & 1) !== 0;
-          if (del && o.isDir && (await readdir(o.path)).length > 0) fail(STATUS_DIRECTORY_NOT_EMPTY);
+          if (del && !(o.access & DELETE)) fail(STATUS_ACCESS_DENIED, 'the open has no DELETE access');
+          if (del && ((await this.#stat(o)).attributes & FILE_ATTRIBUTE_READONLY)) fail(STATUS_CANNOT_DELETE);
+          if (del && o.isDir && (await readdir(o.record.path)).length > 0) fail(STATUS_DIRECTORY_NOT_EMPTY);
           o.deletePending = del;
           return;
         }
         case FILE_INFO.RENAME: {
           const rn = decodeFileRenameInfo(r.buffer);
+          if (!(o.access & DELETE)) fail(STATUS_ACCESS_DENIED, 'a rename needs DELETE access on the open');
           const target = resolveInShare(o.share.path, rn.name);
           await checkInside(o.share.realRoot, target);
+          if (o.isDir && this.#table.openBelow(o.record.path)) fail(STATUS_ACCESS_DENIED, 'a directory with opens below it');
+          // the rename opens the target's directory to add a name (FILE_WRITE_DATA, sharing read and
+          // write, as Windows' I/O manager does): an open there that does not share that conflicts
+          const parent = await stat(dirname(target));
+          if (this.#table.conflicts(fileKey(parent), FILE_WRITE_DATA, SHARE_READ | SHARE_WRITE)) fail(STATUS_SHARING_VIOLATION);
           const exists = await lstat(target).then(() => true, () => false);
           if (exists && !rn.replaceIfExists) fail(STATUS_OBJECT_NAME_COLLISION);
-          await rename(o.path, target);
-          this.#meta.move(o.path, target);
-          o.path = target;
+          await rename(o.record.path, target);
+          this.#meta.move(o.record.path, target);
+          this.#table.moved(o.record.key, target); // this open's and every other open's of the file
           o.name = rn.name.replace(/^\\+/, '');
           return;
         }

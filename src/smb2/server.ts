@@ -38,6 +38,7 @@ import { frameSmb2, Smb2StreamFramer } from '../providers/stream.js';
 import { Smb2Error } from './errors.js';
 import { type FileCounters, FileOps, type Placement, type ShareRef, channelInvalidateToken, shareRef } from './file-ops.js';
 import { MetaStore } from './fs-backend.js';
+import { OpenTable } from './share-modes.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { exportedSessionKey, fileTimeNow, ntHash, verifyNtlmv2 } from './auth/ntlm.js';
@@ -152,7 +153,7 @@ class ServerConnection {
     this.#send = send;
     this.#close = close;
     this.#placement = placement;
-    this.#files = new FileOps(server.fileCounters, server.meta);
+    this.#files = new FileOps(server.fileCounters, server.meta, server.openTable);
   }
 
 
@@ -619,6 +620,14 @@ export class Smb2Server extends EventEmitter {
 
   /** @internal Times and attributes set by clients that the file system cannot hold. */
   readonly meta = new MetaStore();
+
+  /** @internal Every open of every connection, for share modes. */
+  readonly openTable = new OpenTable();
+
+  /** Files and directories open now, over all connections. */
+  get openFiles(): number {
+    return this.openTable.size;
+  }
 
   /** @internal READ/WRITE bytes of every connection. */
   readonly fileCounters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 };
