@@ -59,7 +59,15 @@ export async function expectCountsBack(base: Counts, what: string, timeoutMs = 1
     await sleep(50);
     now = resourceCounts();
   }
-  assert.deepEqual(now, base, `kernel RDMA objects leaked after ${what}`);
+  if (JSON.stringify(now) === JSON.stringify(base)) return;
+  // whose they are: the QPs left, with the process (or kernel module) that owns each
+  let owners = '';
+  try {
+    owners = execFileSync('rdma', ['resource', 'show', 'qp'], { encoding: 'utf8', timeout: 5000 }).trim();
+  } catch (err) {
+    owners = `(rdma resource show qp: ${(err as Error).message})`;
+  }
+  assert.deepEqual(now, base, `kernel RDMA objects leaked after ${what} (waited ${timeoutMs} ms); QPs now:\n${owners}`);
 }
 
 export function sleep(ms: number): Promise<void> {

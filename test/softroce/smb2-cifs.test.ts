@@ -252,7 +252,9 @@ if (requireVm()) {
       for (let i = 0; i < 200 && cifsRdmaConnections() > 0; i++) await sleep(50);
       assert.equal(cifsRdmaConnections(), 0, 'cifs holds no SMB Direct connection');
       await server.close();
-      await expectCountsBack(base, 'a mount torn down mid-READ', 30_000);
+      // cifs frees its side in a work queue after it has left /proc/fs/cifs/DebugData: one CI run
+      // under load still held a PD, 2 CQs, a QP, a cm_id and 64 MRs (its footprint) after 30 s
+      await expectCountsBack(base, 'a mount torn down mid-READ', 90_000);
       const again = await startServer(p, dir);
       t.after(() => again.close());
       await mount(p, mnt);
