@@ -37,6 +37,28 @@ export function resourceCounts(): Counts {
   return c;
 }
 
+/** The objects of one process only (`rdma -j resource show <type>`, rows with its pid): kernel
+ * consumers (cifs, ksmbd: comm in brackets, no pid) are not counted. */
+export function processCounts(pid = process.pid): Counts {
+  const c: Counts = { pd: 0, cq: 0, qp: 0, cm_id: 0, mr: 0 };
+  for (const k of Object.keys(c) as (keyof Counts)[]) {
+    const rows = JSON.parse(execFileSync('rdma', ['-j', 'resource', 'show', k], { encoding: 'utf8' }) || '[]') as Array<{ pid?: number }>;
+    c[k] = rows.filter((r) => r.pid === pid).length;
+  }
+  return c;
+}
+
+/** Waits until this process's own objects equal `base` (see processCounts). */
+export async function expectProcessCountsBack(base: Counts, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let now = processCounts();
+  while (JSON.stringify(now) !== JSON.stringify(base) && Date.now() < end) {
+    await sleep(50);
+    now = processCounts();
+  }
+  assert.deepEqual(now, base, `this process's RDMA objects leaked after ${what} (waited ${timeoutMs} ms)`);
+}
+
 /** Kernel counts once this process has used every test device through
  * rdma_cm: librdmacm opens each device and allocates one PD per device on
  * first use, for the life of the process. That is the baseline, not a leak. */
