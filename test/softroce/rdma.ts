@@ -48,14 +48,20 @@ export function processCounts(pid = process.pid): Counts {
   return c;
 }
 
-/** Waits until this process's own objects equal `base` (see processCounts). */
-export async function expectProcessCountsBack(base: Counts, what: string, timeoutMs = 10_000): Promise<void> {
+/** Polls `count` (the kernel frees asynchronously) until it equals `base` or `timeoutMs` passed; the last count. */
+async function countsWhenBack(count: () => Counts, base: Counts, timeoutMs: number): Promise<Counts> {
   const end = Date.now() + timeoutMs;
-  let now = processCounts();
+  let now = count();
   while (JSON.stringify(now) !== JSON.stringify(base) && Date.now() < end) {
     await sleep(50);
-    now = processCounts();
+    now = count();
   }
+  return now;
+}
+
+/** Waits until this process's own objects equal `base` (see processCounts). */
+export async function expectProcessCountsBack(base: Counts, what: string, timeoutMs = 10_000): Promise<void> {
+  const now = await countsWhenBack(processCounts, base, timeoutMs);
   assert.deepEqual(now, base, `this process's RDMA objects leaked after ${what} (waited ${timeoutMs} ms)`);
 }
 
@@ -75,12 +81,7 @@ export async function baselineCounts(): Promise<Counts> {
 
 /** Waits (polling, the kernel frees asynchronously) until counts equal `base`. */
 export async function expectCountsBack(base: Counts, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let now = resourceCounts();
-  while (JSON.stringify(now) !== JSON.stringify(base) && Date.now() < end) {
-    await sleep(50);
-    now = resourceCounts();
-  }
+  const now = await countsWhenBack(resourceCounts, base, timeoutMs);
   if (JSON.stringify(now) === JSON.stringify(base)) return;
   // whose they are: the QPs left, with the process (or kernel module) that owns each
   let owners = '';
