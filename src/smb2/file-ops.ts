@@ -29,14 +29,15 @@ import { SMB2_COMMAND } from '../../framing/smb2/header.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { Smb2Error } from './errors.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
-import { DELETE, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey } from './share-modes.js';
+import {
+  DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey,
+} from './share-modes.js';
 
 /** Access rights that change something ([MS-SMB2] 2.2.13.1.1): refused on a read-only share. */
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
 const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
 const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
-const FILE_READ_DATA = 0x1, FILE_WRITE_DATA = 0x2, FILE_APPEND_DATA = 0x4, FILE_EXECUTE = 0x20;
 const GENERIC_ALL = 0x10000000, GENERIC_EXECUTE = 0x20000000, GENERIC_WRITE = 0x40000000, GENERIC_READ = 0x80000000, MAXIMUM_ALLOWED = 0x02000000;
 
 /** The access an open is granted: what it asked for, generic rights mapped to file rights
@@ -194,9 +195,7 @@ export class FileOps {
     // that two CREATEs of one file cannot both pass; given back if the CREATE fails
     let record: OpenRecord | undefined;
     if (existing && d !== FILE_DISPOSITION.CREATE) { // (CREATE of an existing name: a collision, below)
-      const key = fileKey(existing);
-      if (this.#table.conflicts(key, access, r.shareAccess)) fail(STATUS_SHARING_VIOLATION);
-      record = this.#table.add({ key, path, access, share: r.shareAccess });
+      record = this.#table.claim({ key: fileKey(existing), path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
     }
     let action: number = FILE_ACTION.OPENED;
     let fh: FileHandle | undefined;
@@ -235,9 +234,7 @@ export class FileOps {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || d !== FILE_DISPOSITION.OPEN_IF) throw err;
           const now = await stat(path);
           if (dirWanted !== now.isDirectory()) fail(dirWanted ? STATUS_NOT_A_DIRECTORY : STATUS_FILE_IS_A_DIRECTORY);
-          const key = fileKey(now);
-          if (this.#table.conflicts(key, access, r.shareAccess)) fail(STATUS_SHARING_VIOLATION);
-          record = this.#table.add({ key, path, access, share: r.shareAccess });
+          record = this.#table.claim({ key: fileKey(now), path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
           action = FILE_ACTION.OPENED;
           if (!dirWanted) fh = await open(path, writable ? 'r+' : 'r');
         }

@@ -46,9 +46,15 @@ export class OpenTable {
   readonly #byKey = new Map<string, Set<OpenRecord>>();
 
   /** Whether an open of `key` with this access and share would conflict with one already there. */
-  conflicts(key: string, access: number, share: number, except?: OpenRecord): boolean {
-    for (const e of this.#byKey.get(key) ?? []) if (e !== except && sharingConflict(e, access, share)) return true;
+  conflicts(key: string, access: number, share: number): boolean {
+    for (const e of this.#byKey.get(key) ?? []) if (sharingConflict(e, access, share)) return true;
     return false;
+  }
+
+  /** The sharing check and the open's entry at once (call it before any await, so that two opens
+   * of one file cannot both pass): the new record, or undefined on a conflict. */
+  claim(rec: OpenRecord): OpenRecord | undefined {
+    return this.conflicts(rec.key, rec.access, rec.share) ? undefined : this.add(rec);
   }
 
   /** Records an open (right after its check, before any await: two CREATEs cannot both pass). */

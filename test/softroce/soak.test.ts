@@ -179,6 +179,8 @@ async function cycle(s: Served, t: Totals): Promise<void> {
   const c = await within(connect({ host: s.host, port: s.port, provider: 'verbs' }), 60_000, 'connect()');
   try {
     const replies = new Replies(c);
+    // the next reply, or (on a stall) both sides' state, then the error
+    const reply = (what: string) => replies.next().catch(async (err: Error) => { await stallReport(c, s, `${what}: ${err.message}`); throw err; });
     for (let i = 0; i < MESSAGES; i++) {
       const m = new Uint8Array(600);
       randomFillSync(m);
@@ -187,7 +189,7 @@ async function cycle(s: Served, t: Totals): Promise<void> {
       await c.send(m);
     }
     for (let i = 0; i < MESSAGES; i++) {
-      const r = await replies.next().catch(async (err: Error) => { await stallReport(c, s, `reply ${i}: ${err.message}`); throw err; });
+      const r = await reply(`reply ${i}`);
       t.messagesToClient++;
       if (r[0] !== 2 || r[1] !== i) t.orderErrors++;
     }
@@ -195,7 +197,7 @@ async function cycle(s: Served, t: Totals): Promise<void> {
     const into = new Uint8Array(MiB);
     const wreg = c.registerBuffer(into, 'write');
     await c.send(Buffer.concat([Buffer.from([3]), encodeBufferDescriptors(wreg.descriptors)]));
-    const w = await replies.next().catch(async (err: Error) => { await stallReport(c, s, `rdmaWrite answer: ${err.message}`); throw err; });
+    const w = await reply('rdmaWrite answer');
     wreg.release();
     assert.equal(w[0], 4);
     if (!sha(into).equals(w.subarray(1))) t.hashMismatches++;
@@ -204,7 +206,7 @@ async function cycle(s: Served, t: Totals): Promise<void> {
     const rreg = c.registerBuffer(from, 'read');
     const mine = sha(from);
     await c.send(Buffer.concat([Buffer.from([5]), mine, encodeBufferDescriptors(rreg.descriptors)]));
-    const r = await replies.next().catch(async (err: Error) => { await stallReport(c, s, `rdmaRead answer: ${err.message}`); throw err; });
+    const r = await reply('rdmaRead answer');
     rreg.release();
     assert.equal(r[0], 6);
     if (!mine.equals(r.subarray(1))) t.hashMismatches++;
