@@ -8,6 +8,7 @@ export * from './tree.js';
 export * from './ioctl.js';
 export * from './create.js';
 export * from './file.js';
+export * from './lock.js';
 export * from './fscc.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';

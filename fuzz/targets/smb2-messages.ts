@@ -2,7 +2,7 @@
 // 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
 // 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType), 4: the other
 // requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CREATE, CLOSE,
-// FLUSH), each tried on the same bytes. What decodes
+// FLUSH, LOCK, CANCEL), each tried on the same bytes. What decodes
 // obeys the rules checked, and a NEGOTIATE request's fields survive encode + decode.
 import { smb2 } from '../../framing/index.js';
 import { check, decode } from '../lib/oracle.js';
@@ -50,6 +50,9 @@ export function fuzz(data: Buffer): void {
       if (cr) check(cr.contexts.length <= smb2.MAX_CREATE_CONTEXTS, `${cr.contexts.length} create contexts accepted`);
       decode('decodeSmb2CloseRequest', () => smb2.decodeSmb2CloseRequest(input));
       decode('decodeSmb2FlushRequest', () => smb2.decodeSmb2FlushRequest(input));
+      const lk = decode('decodeSmb2LockRequest', () => smb2.decodeSmb2LockRequest(input));
+      if (lk) check(88 + Math.max(0, lk.locks.length - 1) * 24 + 24 <= input.length, `${lk.locks.length} lock elements past the PDU accepted`);
+      decode('decodeSmb2CancelRequest', () => smb2.decodeSmb2CancelRequest(input));
       return;
     }
     default: {

@@ -16,17 +16,19 @@ import {
   decodeSmb2SetInfoRequest, decodeSmb2WriteRequest,
 } from '../../framing/smb2/file.js';
 import {
-  FILE_INFO, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
+  FILE_INFO, FILE_INFO_FIXED_SIZE, FS_INFO_FIXED_SIZE, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
   encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
 } from '../../framing/smb2/fscc.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY,
+  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
-  STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
+  STATUS_NOT_IMPLEMENTED, STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
   STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_COMMAND } from '../../framing/smb2/header.js';
+import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
+import { type LockWaiter, LockTable, lockRangeOverflows } from './byte-locks.js';
 import { Smb2Error } from './errors.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
 import {
@@ -147,12 +149,15 @@ export class FileOps {
   readonly #meta: MetaStore;
   /** Every open of the server, for share modes (the server's). */
   readonly #table: OpenTable;
+  /** Every byte-range lock of the server (the server's). */
+  readonly #locks: LockTable;
 
   constructor(counters: FileCounters = { rdmaBytesRead: 0, rdmaBytesWritten: 0, inlineBytesRead: 0, inlineBytesWritten: 0 }, meta = new MetaStore(),
-    table = new OpenTable()) {
+    table = new OpenTable(), locks = new LockTable()) {
     this.counters = counters;
     this.#meta = meta;
     this.#table = table;
+    this.#locks = locks;
   }
 
   /** The FileId a related compound request's all-ones FileId stands for (3.3.5.2.7.2). */
@@ -282,6 +287,7 @@ export class FileOps {
     const o = this.#get(id, sessionId, treeId);
     this.#opens.delete(id.volatile);
     this.#table.remove(o.record);
+    this.#locks.release(o.record.key, o);
     let st: FileStat | undefined;
     if (postQuery) st = await this.#stat(o).catch(() => undefined);
     await o.fh?.close().catch(() => {});
@@ -303,8 +309,57 @@ export class FileOps {
       if (!match(o.sessionId, o.treeId)) continue;
       this.#opens.delete(k);
       this.#table.remove(o.record);
+      this.#locks.release(o.record.key, o);
       await o.fh?.close().catch(() => {});
     }
+  }
+
+  /**
+   * LOCK ([MS-SMB2] 3.3.5.14): the first element says whether the request locks or unlocks.
+   * Unlocks go in order and stop at the first that fails (STATUS_RANGE_NOT_LOCKED; those before it
+   * stay unlocked). Locks are all or nothing: a conflict takes back the ones this request took
+   * (STATUS_LOCK_NOT_GRANTED). A lone lock without FAIL_IMMEDIATELY waits for its range when
+   * `settle` is given (the caller answers STATUS_PENDING and later what settle says): the waiter
+   * is returned, for CANCEL. Without `settle` (inside a compound) it fails at once.
+   */
+  lock(req: Uint8Array, sessionId: bigint, treeId: number, settle?: (granted: boolean) => void): LockWaiter | undefined {
+    const r = decodeSmb2LockRequest(req);
+    const o = this.#get(r.fileId, sessionId, treeId);
+    if (r.locks.length === 0) fail(STATUS_INVALID_PARAMETER, 'LockCount 0');
+    if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST, 'a byte-range lock on a directory');
+    const key = o.record.key;
+    if (r.locks[0]!.flags & SMB2_LOCKFLAG.UNLOCK) {
+      for (const l of r.locks) {
+        if (l.flags !== SMB2_LOCKFLAG.UNLOCK) fail(STATUS_INVALID_PARAMETER, `lock flags 0x${l.flags.toString(16)} among unlocks`);
+        if (!this.#locks.unlock(key, o, l)) fail(STATUS_RANGE_NOT_LOCKED);
+      }
+      return undefined;
+    }
+    const { SHARED, EXCLUSIVE, FAIL_IMMEDIATELY } = SMB2_LOCKFLAG;
+    for (const l of r.locks) {
+      const mode = l.flags & ~FAIL_IMMEDIATELY;
+      if (mode !== SHARED && mode !== EXCLUSIVE) fail(STATUS_INVALID_PARAMETER, `lock flags 0x${l.flags.toString(16)}`);
+      // 3.3.5.14.2: only a lone lock may wait
+      if (r.locks.length > 1 && !(l.flags & FAIL_IMMEDIATELY)) fail(STATUS_INVALID_PARAMETER, 'a blocking lock among several');
+    }
+    const taken: object[] = [];
+    for (const l of r.locks) {
+      const exclusive = (l.flags & EXCLUSIVE) !== 0;
+      const got = lockRangeOverflows(l) ? undefined : this.#locks.tryLock(key, o, l, exclusive);
+      if (got) { taken.push(got); continue; }
+      this.#locks.drop(key, taken);
+      if (lockRangeOverflows(l)) fail(STATUS_INVALID_LOCK_RANGE);
+      if (l.flags & FAIL_IMMEDIATELY || !settle) fail(STATUS_LOCK_NOT_GRANTED);
+      const w: LockWaiter = { key, owner: o, offset: l.offset, length: l.length, exclusive, settle: settle! };
+      this.#locks.wait(w);
+      return w;
+    }
+    return undefined;
+  }
+
+  /** Takes a blocking lock off its queue (CANCEL): false if it was granted or failed already. */
+  cancelLock(w: LockWaiter): boolean {
+    return this.#locks.cancel(w);
   }
 
   async #stat(o: Open): Promise<FileStat> {
@@ -322,6 +377,7 @@ export class FileOps {
     if (!(o.access & (FILE_READ_DATA | FILE_EXECUTE))) fail(STATUS_ACCESS_DENIED, 'the open has no read access'); // 3.3.5.12: either grants READ
     if (r.length > maxRead) fail(STATUS_INVALID_PARAMETER, `a READ of ${r.length} bytes (MaxReadSize ${maxRead})`);
     if (r.descriptors.length && !placement) fail(STATUS_INVALID_PARAMETER, 'an RDMA channel on a connection without one');
+    if (this.#locks.ioConflict(o.record.key, o, r.offset, BigInt(r.length), false)) fail(STATUS_FILE_LOCK_CONFLICT);
     const placed = r.descriptors.length > 0 && r.length > 0;
     const buf = placed ? this.#ioBuffers.take(r.length) : Buffer.allocUnsafe(r.length);
     try {
@@ -353,6 +409,8 @@ export class FileOps {
     if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
     if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST);
     if (!(o.access & (FILE_WRITE_DATA | FILE_APPEND_DATA))) fail(STATUS_ACCESS_DENIED, 'the open has no write access');
+    const length = r.descriptors.length ? r.remainingBytes : r.data.length;
+    if (this.#locks.ioConflict(o.record.key, o, r.offset, BigInt(length), true)) fail(STATUS_FILE_LOCK_CONFLICT);
     let data = r.data;
     let pooled: Uint8Array | undefined;
     try {
@@ -425,28 +483,28 @@ export class FileOps {
     const r = decodeSmb2QueryInfoRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
     let out: Uint8Array | undefined;
-    let variable = false;
+    let fixed: number | undefined;
     if (r.infoType === SMB2_INFO.FILE) {
+      // no 8.3 names (as on a Windows volume with short names off): said plainly, not "unknown class"
+      if (r.infoClass === FILE_INFO.ALTERNATE_NAME) fail(STATUS_NOT_IMPLEMENTED, 'no 8.3 alternate names');
       const st = await this.#stat(o);
       out = encodeFileInfo(r.infoClass, { st, deletePending: o.deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}` });
-      variable = r.infoClass === FILE_INFO.ALL || r.infoClass === FILE_INFO.NAME || r.infoClass === FILE_INFO.STREAM;
+      fixed = FILE_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
       const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));
       out = encodeFsInfo(r.infoClass, {
         totalUnits: BigInt(fs.blocks), freeUnits: BigInt(fs.bavail), sectorsPerUnit: Math.max(1, Math.floor(fs.bsize / 512)), bytesPerSector: 512,
         label: o.share.name, serial: 0x5342d1ec, created: 0n,
       });
-      variable = true;
+      fixed = FS_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.SECURITY) {
       fail(STATUS_NOT_SUPPORTED, 'security descriptors are not stored yet');
     } else {
       fail(STATUS_INVALID_PARAMETER, `info type ${r.infoType}`);
     }
     if (!out) fail(STATUS_INVALID_INFO_CLASS, `information class ${r.infoClass} of type ${r.infoType}`);
-    if (out!.length > r.outputBufferLength) {
-      if (!variable) fail(STATUS_INFO_LENGTH_MISMATCH);
-      return { status: STATUS_BUFFER_OVERFLOW, output: out!.subarray(0, r.outputBufferLength) };
-    }
+    if (r.outputBufferLength < Math.min(fixed ?? out!.length, out!.length)) fail(STATUS_INFO_LENGTH_MISMATCH);
+    if (out!.length > r.outputBufferLength) return { status: STATUS_BUFFER_OVERFLOW, output: out!.subarray(0, r.outputBufferLength) };
     return { status: STATUS_SUCCESS, output: out! };
   }
 

@@ -20,7 +20,7 @@ import {
   MSV_AV, NTLMSSP, decodeNtlmAuthenticate, decodeNtlmNegotiate, encodeNtlmChallenge, utf16le,
 } from '../../framing/smb2/ntlmssp.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_FS_DRIVER_REQUIRED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
+  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_CANCELLED, STATUS_FS_DRIVER_REQUIRED, STATUS_PENDING, STATUS_RANGE_NOT_LOCKED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
   STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_SESSION_FLAG, decodeSmb2SessionSetupRequest, encodeSmb2ErrorResponse, encodeSmb2SessionSetupResponse } from '../../framing/smb2/session.js';
@@ -39,6 +39,8 @@ import { Smb2Error } from './errors.js';
 import { type FileCounters, FileOps, type Placement, type ShareRef, channelInvalidateToken, shareRef } from './file-ops.js';
 import { MetaStore } from './fs-backend.js';
 import { OpenTable } from './share-modes.js';
+import { type LockWaiter, LockTable } from './byte-locks.js';
+import { decodeSmb2CancelRequest, encodeSmb2LockResponse } from '../../framing/smb2/lock.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { exportedSessionKey, fileTimeNow, ntHash, verifyNtlmv2 } from './auth/ntlm.js';
@@ -50,10 +52,34 @@ const debug = debuglog('smbdirect_smb2');
 /** The commands on a file of a share (file-ops.ts). */
 const FILE_COMMANDS = new Set<number>([
   SMB2_COMMAND.CREATE, SMB2_COMMAND.CLOSE, SMB2_COMMAND.READ, SMB2_COMMAND.WRITE, SMB2_COMMAND.FLUSH, SMB2_COMMAND.QUERY_DIRECTORY,
-  SMB2_COMMAND.QUERY_INFO, SMB2_COMMAND.SET_INFO,
+  SMB2_COMMAND.QUERY_INFO, SMB2_COMMAND.SET_INFO, SMB2_COMMAND.LOCK,
 ]);
 
-interface ChainCtx { sessionId: bigint; treeId: number; failed: number | undefined }
+interface ChainCtx {
+  sessionId: bigint; treeId: number; failed: number | undefined;
+  /** Whether the message is one request (only then may a request go async: a blocking LOCK). */
+  single: boolean;
+  /** Requests of this message that went async: their final responses wait for the interim one. */
+  wentAsync: AsyncOp[];
+}
+
+/** A request answered STATUS_PENDING whose final response comes later ([MS-SMB2] 3.3.4.2). */
+interface AsyncOp {
+  asyncId: bigint;
+  /** The request's header (MessageId, session, signing). */
+  h: Smb2Header;
+  waiter?: LockWaiter;
+  /** The interim response has gone out (the final one may follow). */
+  interimSent: boolean;
+  /** A final status that came before the interim response went out. */
+  early?: number;
+}
+
+/** Requests one connection may have waiting at once (blocking LOCKs): beyond it a blocking lock
+ * fails at once (STATUS_LOCK_NOT_GRANTED). A bound on what a peer makes us keep. */
+export const MAX_ASYNC_PER_CONNECTION = 256;
+/** CANCELs remembered for requests not seen yet (a CANCEL may overtake its request's processing). */
+const EARLY_CANCELS = 64;
 
 const isError = (status: number) => (status >>> 30) === 3;
 
@@ -88,6 +114,13 @@ const MAX_TRANSACT = 8 * 1024 * 1024;
 /** READ/WRITE requests one connection has in progress at once (more wait their turn, within the
  * credits the client holds). */
 export const MAX_IO_IN_FLIGHT = 16;
+
+/** A message that is a lone CANCEL. */
+function isCancel(pdu: Uint8Array): boolean {
+  if (pdu.length < 64) return false;
+  const next = pdu[20]! | (pdu[21]! << 8) | (pdu[22]! << 16) | (pdu[23]! << 24);
+  return (pdu[12]! | (pdu[13]! << 8)) === SMB2_COMMAND.CANCEL && next === 0;
+}
 
 /** A message that is a lone READ or WRITE (not a compound): the requests that may run side by side. */
 function isSingleIo(pdu: Uint8Array): boolean {
@@ -153,7 +186,7 @@ class ServerConnection {
     this.#send = send;
     this.#close = close;
     this.#placement = placement;
-    this.#files = new FileOps(server.fileCounters, server.meta, server.openTable);
+    this.#files = new FileOps(server.fileCounters, server.meta, server.openTable, server.lockTable);
   }
 
 
@@ -169,6 +202,11 @@ class ServerConnection {
    */
   onMessage(pdu: Uint8Array): Promise<void> {
     const single = isSingleIo(pdu);
+    if (isCancel(pdu)) {
+      // CANCEL has no response and must not wait behind the request it cancels
+      this.#cancel(pdu);
+      return Promise.resolve();
+    }
     const done = (single ? this.#othersDone : this.#allDone).then(async () => {
       if (!single) return this.#process(pdu);
       await this.#ioSlots.take();
@@ -208,7 +246,7 @@ class ServerConnection {
     let invalidate: number | undefined;
     // a related chain (cifs: CREATE + QUERY_INFO + CLOSE) carries on the previous request's
     // session, tree and file, and a failure ends the rest of it with the same status
-    const chainCtx: ChainCtx = { sessionId: 0n, treeId: 0, failed: undefined };
+    const chainCtx: ChainCtx = { sessionId: 0n, treeId: 0, failed: undefined, single: items.length === 1, wentAsync: [] };
     this.#files.relatedFileId = undefined;
     for (const item of items) {
       const req = pdu.subarray(item.offset, item.offset + item.length);
@@ -240,11 +278,68 @@ class ServerConnection {
       responses.push(resp);
     }
     this.#send(responses.length === 1 ? responses[0]! : chain(responses), invalidate);
+    for (const op of chainCtx.wentAsync) {
+      op.interimSent = true;
+      if (op.early !== undefined) this.#finishAsync(op, op.early);
+    }
   }
 
-  /** Ends the connection's opens (its end). */
+  /** Ends the connection's opens and waiting requests (its end). */
   async end(): Promise<void> {
+    this.#ended = true;
+    for (const op of this.#async.values()) if (op.waiter) this.#files.cancelLock(op.waiter);
+    this.#async.clear();
     await this.#files.closeAll(() => true);
+  }
+
+  #ended = false;
+  readonly #async = new Map<bigint, AsyncOp>();
+  #nextAsyncId = 1n;
+  /** MessageIds of CANCELs that found no async request (oldest first). */
+  readonly #earlyCancels: bigint[] = [];
+
+  /** Makes the request async: its interim response now (STATUS_PENDING with a new AsyncId and the
+   * credits granted; 3.3.4.2), the final one from `#finishAsync`. */
+  #goAsync(h: Smb2Header, chainCtx: ChainCtx, op: AsyncOp): Uint8Array {
+    this.#async.set(op.asyncId, op);
+    chainCtx.wentAsync.push(op);
+    return this.#signed(h, encodeSmb2ErrorResponse({
+      ...this.#header(h, STATUS_PENDING), command: h.command, flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId: op.asyncId,
+    }));
+  }
+
+  /** The final response of an async request (no credits: the interim response granted them). */
+  #finishAsync(op: AsyncOp, status: number): void {
+    if (!op.interimSent) { op.early ??= status; return; }
+    if (!this.#async.delete(op.asyncId)) return;
+    this.#server.count(op.h.command, status);
+    if (this.#ended) return;
+    const header = { ...this.#header(op.h, status), credits: 0, flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId: op.asyncId };
+    const resp = status === STATUS_SUCCESS ? encodeSmb2LockResponse(header) : encodeSmb2ErrorResponse({ ...header, command: op.h.command });
+    this.#send(this.#signed(op.h, resp));
+  }
+
+  /** CANCEL (3.3.5.16): of an async request by AsyncId, of one not async yet by MessageId. A
+   * waiting LOCK ends with STATUS_CANCELLED; anything else runs to its end. */
+  #cancel(pdu: Uint8Array): void {
+    let h: Smb2Header;
+    try {
+      h = decodeSmb2CancelRequest(pdu);
+    } catch (err) {
+      debug('a malformed CANCEL: %s', (err as Error).message);
+      return;
+    }
+    const async = (h.flags & SMB2_FLAGS.ASYNC_COMMAND) !== 0;
+    const op = async ? this.#async.get(h.asyncId) : [...this.#async.values()].find((o) => o.h.messageId === h.messageId);
+    if (!op) {
+      if (!async) {
+        this.#earlyCancels.push(h.messageId);
+        if (this.#earlyCancels.length > EARLY_CANCELS) this.#earlyCancels.shift();
+      }
+      return;
+    }
+    if (op.h.sessionId !== h.sessionId) return;
+    if (op.waiter && this.#files.cancelLock(op.waiter)) this.#finishAsync(op, STATUS_CANCELLED);
   }
 
   #credits(h: Smb2Header): number {
@@ -373,6 +468,21 @@ class ServerConnection {
       case SMB2_COMMAND.SET_INFO:
         await f.setInfo(req, s.id, h.treeId);
         return ok(encodeSmb2SetInfoResponse(hdr()));
+      case SMB2_COMMAND.LOCK: {
+        // a blocking lock that must wait goes async, in a message of its own only (compounds fail it)
+        const canWait = chainCtx.single && this.#async.size < MAX_ASYNC_PER_CONNECTION;
+        const op: AsyncOp = { asyncId: this.#nextAsyncId++, h, interimSent: false };
+        const waiter = f.lock(req, s.id, h.treeId, canWait ? (granted) => this.#finishAsync(op, granted ? STATUS_SUCCESS : STATUS_RANGE_NOT_LOCKED) : undefined);
+        if (!waiter) return ok(encodeSmb2LockResponse(hdr()));
+        const early = this.#earlyCancels.indexOf(h.messageId);
+        if (early >= 0) {
+          this.#earlyCancels.splice(early, 1);
+          f.cancelLock(waiter);
+          return { resp: this.#error(h, STATUS_CANCELLED) };
+        }
+        op.waiter = waiter;
+        return { resp: this.#goAsync(h, chainCtx, op) };
+      }
       default:
         return { resp: this.#error(h, STATUS_NOT_SUPPORTED) };
     }
@@ -623,6 +733,9 @@ export class Smb2Server extends EventEmitter {
 
   /** @internal Every open of every connection, for share modes. */
   readonly openTable = new OpenTable();
+
+  /** @internal Every byte-range lock of every connection. */
+  readonly lockTable = new LockTable();
 
   /** Files and directories open now, over all connections. */
   get openFiles(): number {

@@ -324,3 +324,51 @@ describe('SMB2 READ response (2.2.20)', () => {
     assert.deepEqual(Uint8Array.from(smb2.decodeSmb2ReadResponse(pdu).data), data);
   });
 });
+
+describe('SMB2 LOCK and CANCEL (2.2.26, 2.2.27, 2.2.30)', () => {
+  it('a request: LockCount, LockSequence, the FileId, then 24-byte elements from offset 88 (the first inside StructureSize 48)', () => {
+    const fileId = { persistent: 1n, volatile: 2n };
+    const locks = [
+      { offset: 0xffffffffffffffffn, length: 1n, flags: smb2.SMB2_LOCKFLAG.EXCLUSIVE | smb2.SMB2_LOCKFLAG.FAIL_IMMEDIATELY },
+      { offset: 100n, length: 0n, flags: smb2.SMB2_LOCKFLAG.SHARED },
+    ];
+    const pdu = smb2.encodeSmb2LockRequest({ header: { messageId: 7n }, lockSequence: 0x123ab1, fileId, locks });
+    assert.equal(pdu.length, 64 + 24 + 2 * 24);
+    const v = new DataView(pdu.buffer);
+    assert.equal(v.getUint16(64, true), 48, 'StructureSize');
+    assert.equal(v.getUint16(66, true), 2, 'LockCount');
+    assert.equal(v.getBigUint64(88, true), 0xffffffffffffffffn, 'the first element\'s Offset');
+    assert.equal(v.getUint32(88 + 16, true), 0x12, 'its Flags');
+    const r = smb2.decodeSmb2LockRequest(pdu);
+    assert.equal(r.lockSequence, 0x123ab1);
+    assert.deepEqual(r.fileId, fileId);
+    assert.deepEqual(r.locks, locks);
+  });
+
+  it('LockCount 0 decodes to no elements (the server answers it); elements past the PDU are ERR_SMB2_BAD_REQUEST', () => {
+    const pdu = smb2.encodeSmb2LockRequest({ fileId: { persistent: 0n, volatile: 0n }, locks: [] });
+    assert.equal(pdu.length, 64 + 48, 'the fixed part holds one element slot');
+    assert.deepEqual(smb2.decodeSmb2LockRequest(pdu).locks, []);
+    new DataView(pdu.buffer).setUint16(66, 2, true);
+    assert.throws(() => smb2.decodeSmb2LockRequest(pdu), (e: unknown) => e instanceof SmbDirectProtocolError && e.code === 'ERR_SMB2_BAD_REQUEST' &&
+      e.status === smb2.STATUS_INVALID_PARAMETER && /LockCount 2/.test(e.message));
+  });
+
+  it('the response is the 4-byte body; CANCEL is a 4-byte request whose header names the request (async form: AsyncId)', () => {
+    const resp = smb2.encodeSmb2LockResponse({ messageId: 3n, status: smb2.STATUS_SUCCESS });
+    assert.equal(resp.length, 68);
+    assert.equal(smb2.decodeSmb2LockResponse(resp).messageId, 3n);
+    const cancel = smb2.encodeSmb2CancelRequest({ messageId: 3n, flags: smb2.SMB2_FLAGS.ASYNC_COMMAND, asyncId: 9n, sessionId: 5n });
+    const h = smb2.decodeSmb2CancelRequest(cancel);
+    assert.equal(h.asyncId, 9n);
+    assert.equal(h.sessionId, 5n);
+  });
+
+  it('property: any mutation or truncation of a LOCK request decodes or fails with a typed error', () => {
+    const base = smb2.encodeSmb2LockRequest({ fileId: { persistent: 1n, volatile: 1n }, locks: [{ offset: 1n, length: 2n, flags: 1 }, { offset: 3n, length: 4n, flags: 2 }] });
+    mutationsDecodeOrFail(base, (b) => smb2.decodeSmb2LockRequest(b), (err) => {
+      assert.ok(err instanceof SmbDirectProtocolError, String(err));
+      assert.match(err.code, /^ERR_SMB2_/);
+    }, 45);
+  });
+});

@@ -3,8 +3,10 @@
 // (verbs, 445), siw0 (verbs, 5445) and siw0 against the software iWARP provider (5445). On each:
 // 64 MiB written and read back byte-identical with buffered and O_DIRECT I/O, ls -l, stat, mkdir,
 // rename, rm, truncate, append, many small files, and the server's counters showing the bulk bytes
-// moved by RDMA Read/Write, not inside sends. Then 3.0.2, a wrong password, a symlink out of the
-// share, and a mount torn down mid-READ: clean errors, nothing leaked, the next mount works.
+// moved by RDMA Read/Write, not inside sends. Then 3.0.2, a wrong password, byte-range locks
+// between two mounts (flock: refused at once, and a blocking one granted once the holder lets go),
+// a symlink out of the share, and a mount torn down mid-READ: clean errors, nothing leaked, the
+// next mount works.
 // Every client operation runs in a child process (dd, cat, sh): the server runs in this process,
 // and a client syscall blocked on it must never hold this process's libuv threads.
 import assert from 'node:assert/strict';
@@ -55,12 +57,12 @@ async function dd(args: string[]): Promise<string> {
   return r.stderr.trim().split('\n').pop() ?? '';
 }
 
-function mountArgs(p: Path, mnt: string, o: { vers?: string; password?: string } = {}): string[] {
-  const opts = `rdma,vers=${o.vers ?? '3.1.1'},port=${p.port},username=${USER},password=${o.password ?? PASS}`;
+function mountArgs(p: Path, mnt: string, o: { vers?: string; password?: string; extra?: string } = {}): string[] {
+  const opts = `rdma,vers=${o.vers ?? '3.1.1'},port=${p.port},username=${USER},password=${o.password ?? PASS}${o.extra ? `,${o.extra}` : ''}`;
   return ['-t', 'cifs', '-o', opts, `//${p.ip}/share`, mnt];
 }
 
-async function mount(p: Path, mnt: string, o: { vers?: string } = {}): Promise<void> {
+async function mount(p: Path, mnt: string, o: { vers?: string; extra?: string } = {}): Promise<void> {
   mkdirSync(mnt, { recursive: true });
   await ok('mount', mountArgs(p, mnt, o), 120_000);
   const line = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt);
@@ -218,6 +220,40 @@ if (requireVm()) {
       assert.ok((server.stats().requests['SESSION_SETUP']?.['STATUS_LOGON_FAILURE'] ?? 0) >= 1, JSON.stringify(server.stats().requests));
       await mount(p, mnt);
       await umount(mnt);
+      await server.close();
+    });
+
+    it('byte-range locks between two cifs mounts: flock -n fails at once (LOCK_NOT_GRANTED), a blocking flock waits (STATUS_PENDING) and gets the lock when the holder lets go', async (t) => {
+      // two mounts with their own connections (nosharesock): cifs settles conflicts between its
+      // own opens of one inode locally, so only two clients make the server decide
+      const dir = mkdtempSync(join(work, 'share-'));
+      writeFileSync(join(dir, 'locked.txt'), 'x');
+      const server = await startServer(p, dir);
+      t.after(() => server.close());
+      const [a, b] = [`${dir}.a`, `${dir}.b`];
+      await mount(p, a);
+      t.after(() => run('umount', ['-l', a]));
+      await mount(p, b, { extra: 'nosharesock' });
+      t.after(() => run('umount', ['-l', b]));
+      const marker = join(work, 'released');
+      rmSync(marker, { force: true });
+      // the holder keeps the lock until it has written the marker
+      const holder = runCommand('flock', [`${a}/locked.txt`, '-c', `sleep 3; echo released-by-holder > ${marker}`], 120_000);
+      for (let i = 0; i < 200 && server.lockTable.counts.held < 1; i++) await sleep(50);
+      assert.equal(server.lockTable.counts.held, 1, 'the holder\'s lock reached the server');
+      const tryOnly = await run('flock', ['-n', `${b}/locked.txt`, 'true']);
+      assert.notEqual(tryOnly.code, 0, 'flock -n on a locked file fails');
+      assert.ok((server.stats().requests['LOCK']?.['STATUS_LOCK_NOT_GRANTED'] ?? 0) >= 1, JSON.stringify(server.stats().requests['LOCK']));
+      // the waiter reads the marker under the lock: it can only see it once the holder let go
+      const waited = await ok('flock', [`${b}/locked.txt`, 'cat', marker]);
+      assert.equal(waited.trim(), 'released-by-holder');
+      assert.equal((await holder).code, 0);
+      const lock = server.stats().requests['LOCK'] ?? {};
+      assert.ok((lock['STATUS_PENDING'] ?? 0) >= 1, `the blocking LOCK went async: ${JSON.stringify(lock)}`);
+      await umount(a);
+      await umount(b);
+      for (let i = 0; i < 100 && server.openFiles > 0; i++) await sleep(50);
+      assert.deepEqual(server.lockTable.counts, { held: 0, waiting: 0 }, 'no lock outlives its mount');
       await server.close();
     });
 
