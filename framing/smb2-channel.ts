@@ -36,6 +36,10 @@ export interface Smb2ReadWriteInit {
   fileOffset?: bigint;
   descriptors?: readonly BufferDescriptor[];
   messageId?: bigint;
+  /** CreditCharge: by default one credit per 64 KiB of Length or RemainingBytes ([MS-SMB2] 3.2.4.1.5), at most 65535. */
+  creditCharge?: number;
+  /** CreditRequest: by default the charge (a client that asks back what it spends keeps its credits). */
+  credits?: number;
   sessionId?: bigint;
   treeId?: number;
   /** 16 bytes: persistent + volatile handle. */
@@ -119,9 +123,10 @@ export function encodeSmb2ReadWriteChannel(r: Smb2ReadWriteInit): Uint8Array {
   const pdu = new Uint8Array(FIXED_END + Math.max(infoLength, 1));
   pdu.set([0xfe, 0x53, 0x4d, 0x42], 0);
   putU16le(pdu, 4, SMB2_HEADER_SIZE);
-  putU16le(pdu, 6, 1); // CreditCharge
+  const charge = r.creditCharge ?? Math.min(0xffff, Math.max(1, Math.ceil(Math.max(r.length, r.remainingBytes ?? 0) / 65536)));
+  putU16le(pdu, 6, checkUint('creditCharge', charge, 16));
   putU16le(pdu, 12, r.command === 'read' ? SMB2_READ : SMB2_WRITE);
-  putU16le(pdu, 14, 1); // CreditRequest
+  putU16le(pdu, 14, checkUint('credits', r.credits ?? charge, 16));
   putU64le(pdu, 24, checkU64('messageId', r.messageId ?? 0n));
   putU32le(pdu, 36, checkUint('treeId', r.treeId ?? 0, 32));
   putU64le(pdu, 40, checkU64('sessionId', r.sessionId ?? 0n));

@@ -157,7 +157,7 @@ describe('SMB2 READ/WRITE by RDMA channel over SMB Direct (the software iWARP pr
     // WRITE: the server RDMA-reads the bytes from our registration ([MS-SMBD] 3.1.4.6)
     const src = conn.registerBuffer(data, 'read');
     const w = await rpc(smb2ChannelRequest({ command: 'write', channel: 1, length: 0, remainingBytes: data.length, fileOffset: 0n, descriptors: src.descriptors,
-      messageId: s.nextId(), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
+      messageId: s.nextId(16), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
     src.release();
     assert.equal(smb2.decodeSmb2Header(w).status, smb2.STATUS_SUCCESS);
     assert.equal(sha(readFileSync(join(dir, 'placed.bin'))), sha(data), 'on disk');
@@ -166,7 +166,7 @@ describe('SMB2 READ/WRITE by RDMA channel over SMB Direct (the software iWARP pr
     const into = new Uint8Array(data.length);
     const dst = conn.registerBuffer(into, 'write');
     const rr = await rpc(smb2ChannelRequest({ command: 'read', channel: 2, length: data.length, fileOffset: 0n, descriptors: dst.descriptors,
-      messageId: s.nextId(), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
+      messageId: s.nextId(16), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
     const read = smb2.decodeSmb2ReadResponse(rr);
     assert.equal(read.header.status, smb2.STATUS_SUCCESS);
     assert.equal(read.data.length, 0);
@@ -211,7 +211,7 @@ describe('SMB2 requests pipelined on one connection (SMB Direct, the software iW
     }, { user: 'alice', password: 'secret', share: 'share' });
     const N = 8, CHUNK = 256 * 1024;
     const data = randomBytes(N * CHUNK);
-    const hdr = () => ({ messageId: s.nextId(), credits: 8, sessionId: s.sessionId, treeId: s.treeId });
+    const hdr = (charge = 1) => ({ messageId: s.nextId(charge), credits: 8, sessionId: s.sessionId, treeId: s.treeId });
     /** Sends every request without waiting, then collects as many responses, in arrival order. */
     const pipeline = async (requests: Uint8Array[]) => {
       const got: smb2.Smb2Header[] = [];
@@ -231,7 +231,7 @@ describe('SMB2 requests pipelined on one connection (SMB Direct, the software iW
     };
 
     let fileId = await createFile(s, 'piped.bin');
-    const writes = Array.from({ length: N }, (_, i) => smb2.encodeSmb2WriteRequest({ header: hdr(), fileId, offset: BigInt(i * CHUNK), data: data.subarray(i * CHUNK, (i + 1) * CHUNK) }));
+    const writes = Array.from({ length: N }, (_, i) => smb2.encodeSmb2WriteRequest({ header: hdr(CHUNK / 65536), fileId, offset: BigInt(i * CHUNK), data: data.subarray(i * CHUNK, (i + 1) * CHUNK) }));
     const close = smb2.encodeSmb2CloseRequest({ header: hdr(), fileId });
     const w = await pipeline([...writes, close]);
     assert.deepEqual(w.got.map((h) => h.status), Array(N + 1).fill(smb2.STATUS_SUCCESS));
@@ -239,7 +239,7 @@ describe('SMB2 requests pipelined on one connection (SMB Direct, the software iW
     assert.equal(sha(readFileSync(join(dir, 'piped.bin'))), sha(data), 'every pipelined WRITE landed');
 
     fileId = await createFile(s, 'piped.bin', smb2.FILE_DISPOSITION.OPEN);
-    const reads = Array.from({ length: N }, (_, i) => smb2.encodeSmb2ReadRequest({ header: hdr(), fileId, offset: BigInt(i * CHUNK), length: CHUNK }));
+    const reads = Array.from({ length: N }, (_, i) => smb2.encodeSmb2ReadRequest({ header: hdr(CHUNK / 65536), fileId, offset: BigInt(i * CHUNK), length: CHUNK }));
     const r = await pipeline(reads);
     const back = Buffer.concat(reads.map((q) => {
       const resp = smb2.decodeSmb2ReadResponse(r.bodies.get(smb2.decodeSmb2Header(q).messageId)!);

@@ -53,8 +53,14 @@ export function decodeSmb2ReadRequest(pdu: Uint8Array): Smb2ReadRequest {
   };
 }
 
+/** One credit per 64 KiB of payload: the CreditCharge a READ or WRITE of `bytes` carries (3.2.4.1.5). */
+export function smb2CreditCharge(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 65536));
+}
+
+/** READ's request; CreditCharge, unless the header gives one, covers `length`. */
 export function encodeSmb2ReadRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; length: number; offset: bigint; fileId: Smb2FileId; minimumCount?: number }): Uint8Array {
-  const out = smb2Pdu(SMB2_COMMAND.READ, r.header, false, 49, 49);
+  const out = smb2Pdu(SMB2_COMMAND.READ, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(r.length) }, false, 49, 49);
   const b = SMB2_HEADER_SIZE;
   putU32le(out, b + 4, checkUint('length', r.length, 32));
   putU64le(out, b + 8, r.offset);
@@ -104,8 +110,9 @@ export function decodeSmb2WriteRequest(pdu: Uint8Array): Smb2WriteRequest {
   return { header, offset: u64le(pdu, b + 8), fileId: readFileId(pdu, b + 16), channel, remainingBytes: u32le(pdu, b + 36), flags: u32le(pdu, b + 44), data, descriptors };
 }
 
+/** WRITE's request with inline data; CreditCharge, unless the header gives one, covers the data. */
 export function encodeSmb2WriteRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; offset: bigint; fileId: Smb2FileId; data: Uint8Array }): Uint8Array {
-  const out = smb2Pdu(SMB2_COMMAND.WRITE, r.header, false, 49, 48 + Math.max(1, r.data.length));
+  const out = smb2Pdu(SMB2_COMMAND.WRITE, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(r.data.length) }, false, 49, 48 + Math.max(1, r.data.length));
   const b = SMB2_HEADER_SIZE;
   putU16le(out, b + 2, b + 48);
   putU32le(out, b + 4, r.data.length);

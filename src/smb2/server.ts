@@ -39,6 +39,7 @@ import { Smb2Error } from './errors.js';
 import { type FileCounters, FileOps, type Placement, type ShareRef, channelInvalidateToken, shareRef } from './file-ops.js';
 import { MetaStore } from './fs-backend.js';
 import { OpenTable } from './share-modes.js';
+import { CreditWindow } from './credit-window.js';
 import { type LockWaiter, LockTable } from './byte-locks.js';
 import { decodeSmb2CancelRequest, encodeSmb2LockResponse } from '../../framing/smb2/lock.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
@@ -115,6 +116,14 @@ const MAX_TRANSACT = 8 * 1024 * 1024;
  * credits the client holds). */
 export const MAX_IO_IN_FLIGHT = 16;
 
+/** The CreditCharge a READ or WRITE must carry for its payload: one credit per 64 KiB (3.3.5.2.5;
+ * the other multi-credit commands are not checked: their buffers are small and bounded here). */
+function ioCharge(req: Uint8Array, command: number): number {
+  if ((command !== SMB2_COMMAND.READ && command !== SMB2_COMMAND.WRITE) || req.length < 72) return 0;
+  const length = req[68]! | (req[69]! << 8) | (req[70]! << 16) | (req[71]! * 2 ** 24);
+  return Math.ceil(length / 65536);
+}
+
 /** A message that is a lone CANCEL. */
 function isCancel(pdu: Uint8Array): boolean {
   if (pdu.length < 64) return false;
@@ -145,8 +154,6 @@ class Slots {
     else this.#free++;
   }
 }
-/** Credits granted per response at most (a client asks for what it wants; Windows grants up to 512). */
-const MAX_CREDITS_PER_RESPONSE = 512;
 const IPC = 'IPC$';
 /** Sessions one connection may hold (set up or in progress): a bound on what a peer makes us keep. */
 export const MAX_SESSIONS_PER_CONNECTION = 64;
@@ -251,6 +258,12 @@ class ServerConnection {
     for (const item of items) {
       const req = pdu.subarray(item.offset, item.offset + item.length);
       let h = item.header;
+      if (!this.#window.consume(h.messageId, h.creditCharge)) {
+        // 3.3.5.2.3: a MessageId the server did not grant (or one used twice) ends the connection
+        debug('MessageId %s (CreditCharge %d) is outside the command sequence window: disconnecting', h.messageId, h.creditCharge);
+        this.#close();
+        return;
+      }
       const related = (h.flags & SMB2_FLAGS.RELATED_OPERATIONS) !== 0 && responses.length > 0;
       if (related) h = { ...h, sessionId: chainCtx.sessionId, treeId: chainCtx.treeId };
       else this.#files.relatedFileId = undefined;
@@ -258,7 +271,10 @@ class ServerConnection {
       // a V1_INVALIDATE READ/WRITE gets its token invalidated by whatever response it gets
       if (this.#placement) invalidate = channelInvalidateToken(req, h.command) ?? invalidate;
       if (related && chainCtx.failed !== undefined) resp = this.#error(h, chainCtx.failed);
-      else {
+      else if (Math.max(1, h.creditCharge) < ioCharge(req, h.command)) {
+        // 3.3.5.2.5: a READ or WRITE larger than its CreditCharge pays for (0 counts as 1)
+        resp = this.#error(h, STATUS_INVALID_PARAMETER);
+      } else {
         try {
           resp = (await this.#handle(req, h, chainCtx)).resp;
         } catch (err) {
@@ -314,7 +330,7 @@ class ServerConnection {
     if (!this.#async.delete(op.asyncId)) return;
     this.#server.count(op.h.command, status);
     if (this.#ended) return;
-    const header = { ...this.#header(op.h, status), credits: 0, flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId: op.asyncId };
+    const header = { ...this.#header(op.h, status, { credits: 0 }), flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId: op.asyncId };
     const resp = status === STATUS_SUCCESS ? encodeSmb2LockResponse(header) : encodeSmb2ErrorResponse({ ...header, command: op.h.command });
     this.#send(this.#signed(op.h, resp));
   }
@@ -342,13 +358,20 @@ class ServerConnection {
     if (op.waiter && this.#files.cancelLock(op.waiter)) this.#finishAsync(op, STATUS_CANCELLED);
   }
 
+  /** The credits a request's response grants, decided once per request (a request whose first
+   * response was dropped for an error response must not grant twice). */
   #credits(h: Smb2Header): number {
-    return Math.min(MAX_CREDITS_PER_RESPONSE, Math.max(1, h.credits));
+    let g = this.#granted.get(h);
+    if (g === undefined) this.#granted.set(h, (g = this.#window.grant(h.credits)));
+    return g;
   }
 
-  #header(h: Smb2Header, status: number, extra: { sessionId?: bigint; treeId?: number } = {}) {
+  readonly #window = new CreditWindow();
+  readonly #granted = new WeakMap<Smb2Header, number>();
+
+  #header(h: Smb2Header, status: number, extra: { sessionId?: bigint; treeId?: number; credits?: number } = {}) {
     return {
-      status, messageId: h.messageId, credits: this.#credits(h), creditCharge: h.creditCharge, sessionId: extra.sessionId ?? h.sessionId,
+      status, messageId: h.messageId, credits: extra.credits ?? this.#credits(h), creditCharge: h.creditCharge, sessionId: extra.sessionId ?? h.sessionId,
       treeId: extra.treeId ?? h.treeId, processId: h.processId,
     };
   }

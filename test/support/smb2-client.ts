@@ -13,13 +13,13 @@ export interface TestSession {
   sessionId: bigint;
   treeId: number;
   maxRead: number;
-  /** The next MessageId (each request takes one). */
-  nextId(): bigint;
+  /** The next MessageId: a request takes as many as its CreditCharge (`charge`, default 1). */
+  nextId(charge?: number): bigint;
 }
 
 export async function testSession(rpc: Rpc, o: { user: string; password: string; share: string }): Promise<TestSession> {
   let id = 0n;
-  const nextId = () => id++;
+  const nextId = (charge = 1) => { const at = id; id += BigInt(Math.max(1, charge)); return at; };
   const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({ dialects: [0x302], clientGuid: new Uint8Array(16).fill(3), header: { messageId: nextId(), credits: 64 } })));
   const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({
     header: { messageId: nextId(), credits: 64 }, securityBuffer: smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM),
