@@ -209,13 +209,14 @@ export function decodeSmb2SetInfoRequest(pdu: Uint8Array): Smb2SetInfoRequest {
   };
 }
 
-export function encodeSmb2SetInfoRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; infoType: number; infoClass: number; buffer: Uint8Array; fileId: Smb2FileId }): Uint8Array {
+export function encodeSmb2SetInfoRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; infoType: number; infoClass: number; buffer: Uint8Array; fileId: Smb2FileId; additionalInformation?: number }): Uint8Array {
   const out = smb2Pdu(SMB2_COMMAND.SET_INFO, r.header, false, 33, 32 + Math.max(1, r.buffer.length));
   const b = SMB2_HEADER_SIZE;
   out[b + 2] = checkUint('infoType', r.infoType, 8);
   out[b + 3] = checkUint('infoClass', r.infoClass, 8);
   putU32le(out, b + 4, r.buffer.length);
   putU16le(out, b + 8, b + 32);
+  putU32le(out, b + 12, checkUint('additionalInformation', r.additionalInformation ?? 0, 32));
   writeFileId(out, b + 16, r.fileId);
   out.set(r.buffer, b + 32);
   return out;

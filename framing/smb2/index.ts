@@ -9,6 +9,7 @@ export * from './ioctl.js';
 export * from './create.js';
 export * from './file.js';
 export * from './lock.js';
+export * from './security.js';
 export * from './fscc.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';

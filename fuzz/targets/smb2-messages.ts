@@ -2,7 +2,7 @@
 // 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
 // 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType), 4: the other
 // requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CREATE, CLOSE,
-// FLUSH, LOCK, CANCEL), each tried on the same bytes. What decodes
+// FLUSH, LOCK, CANCEL, a security descriptor), each tried on the same bytes. What decodes
 // obeys the rules checked, and a NEGOTIATE request's fields survive encode + decode.
 import { smb2 } from '../../framing/index.js';
 import { check, decode } from '../lib/oracle.js';
@@ -53,6 +53,11 @@ export function fuzz(data: Buffer): void {
       const lk = decode('decodeSmb2LockRequest', () => smb2.decodeSmb2LockRequest(input));
       if (lk) check(88 + Math.max(0, lk.locks.length - 1) * 24 + 24 <= input.length, `${lk.locks.length} lock elements past the PDU accepted`);
       decode('decodeSmb2CancelRequest', () => smb2.decodeSmb2CancelRequest(input));
+      const sd = decode('decodeSecurityDescriptor', () => smb2.decodeSecurityDescriptor(input));
+      if (sd) {
+        const again = decode('decodeSecurityDescriptor(encode(...))', () => smb2.decodeSecurityDescriptor(smb2.encodeSecurityDescriptor(sd)));
+        check(again !== undefined && hex(smb2.encodeSecurityDescriptor(again)) === hex(smb2.encodeSecurityDescriptor(sd)), 'a security descriptor does not survive encode + decode');
+      }
       return;
     }
     default: {

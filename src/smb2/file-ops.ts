@@ -20,15 +20,17 @@ import {
   encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
 } from '../../framing/smb2/fscc.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
+  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
-  STATUS_NOT_IMPLEMENTED, STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
+  STATUS_NOT_IMPLEMENTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
   STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_COMMAND } from '../../framing/smb2/header.js';
 import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, lockRangeOverflows } from './byte-locks.js';
+import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
+import { READ_CONTROL, accessToSet, defaultSecurityDescriptor, mergeParts, selectParts } from './security.js';
 import { Smb2Error } from './errors.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
 import {
@@ -187,6 +189,9 @@ export class FileOps {
     // 3.3.5.9: FILE_DELETE_ON_CLOSE needs DELETE (or what grants it)
     if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
     const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0;
+    // SMB2_CREATE_SD_BUFFER: the descriptor of a file this CREATE makes, checked before anything is
+    const sdContext = r.contexts.find((c) => c.name === CREATE_CONTEXT.SD_BUFFER);
+    const initialSd = sdContext ? decodeSecurityDescriptor(sdContext.data) : undefined;
     let existing: Stats | undefined;
     try {
       existing = await stat(path);
@@ -250,7 +255,13 @@ export class FileOps {
       if (err instanceof Smb2Error) throw err;
       fail(statusOfFsError(err, (err as NodeJS.ErrnoException).code === 'ENOENT'));
     }
-    if (action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) this.#meta.delete(path);
+    if (action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) {
+      // an overwritten file keeps its descriptor; a new (or superseding) one gets the one asked for
+      const kept = action === FILE_ACTION.OVERWRITTEN ? this.#meta.get(path)?.sd : undefined;
+      this.#meta.delete(path);
+      const sd = kept ?? (action !== FILE_ACTION.OVERWRITTEN ? initialSd : undefined);
+      if (sd) this.#meta.set(path, { sd });
+    }
     if (action === FILE_ACTION.CREATED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
     let raw;
     try {
@@ -479,7 +490,7 @@ export class FileOps {
     return buffer;
   }
 
-  async queryInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<{ status: number; output: Uint8Array }> {
+  async queryInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<{ status: number; output: Uint8Array; errorData?: Uint8Array }> {
     const r = decodeSmb2QueryInfoRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
     let out: Uint8Array | undefined;
@@ -498,7 +509,16 @@ export class FileOps {
       });
       fixed = FS_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.SECURITY) {
-      fail(STATUS_NOT_SUPPORTED, 'security descriptors are not stored yet');
+      // [MS-SMB2] 3.3.5.20.3: the parts AdditionalInformation names; a short buffer is
+      // STATUS_BUFFER_TOO_SMALL with the size needed as its ErrorData
+      if (!(o.access & READ_CONTROL)) fail(STATUS_ACCESS_DENIED, 'the open has no READ_CONTROL');
+      const sd = encodeSecurityDescriptor(selectParts(await this.#securityOf(o), r.additionalInformation));
+      if (sd.length > r.outputBufferLength) {
+        const need = new Uint8Array(4);
+        new DataView(need.buffer).setUint32(0, sd.length, true);
+        return { status: STATUS_BUFFER_TOO_SMALL, output: new Uint8Array(0), errorData: need };
+      }
+      return { status: STATUS_SUCCESS, output: sd };
     } else {
       fail(STATUS_INVALID_PARAMETER, `info type ${r.infoType}`);
     }
@@ -508,10 +528,29 @@ export class FileOps {
     return { status: STATUS_SUCCESS, output: out! };
   }
 
+  /** The descriptor a client set on the file, or the one made from its owner and mode. */
+  async #securityOf(o: Open): Promise<SecurityDescriptor> {
+    const stored = this.#meta.get(o.record.path)?.sd;
+    if (stored) return stored;
+    try {
+      return defaultSecurityDescriptor(o.fh ? await o.fh.stat() : await stat(o.record.path));
+    } catch (err) {
+      return fail(statusOfFsError(err));
+    }
+  }
+
   async setInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<void> {
     const r = decodeSmb2SetInfoRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
-    if (r.infoType !== SMB2_INFO.FILE) fail(r.infoType === SMB2_INFO.SECURITY ? STATUS_NOT_SUPPORTED : STATUS_INVALID_PARAMETER);
+    if (r.infoType === SMB2_INFO.SECURITY) {
+      if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+      const needed = accessToSet(r.additionalInformation);
+      if ((o.access & needed) !== needed) fail(STATUS_ACCESS_DENIED, `setting these parts needs access 0x${needed.toString(16)}`);
+      const given = decodeSecurityDescriptor(r.buffer);
+      this.#meta.set(o.record.path, { sd: mergeParts(await this.#securityOf(o), given, r.additionalInformation) });
+      return;
+    }
+    if (r.infoType !== SMB2_INFO.FILE) fail(STATUS_INVALID_PARAMETER);
     if (o.share.readOnly && r.infoClass !== FILE_INFO.POSITION) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
     try {
       switch (r.infoClass) {

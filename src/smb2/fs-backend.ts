@@ -11,6 +11,7 @@ import {
   STATUS_OBJECT_NAME_INVALID, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND, STATUS_SHARING_VIOLATION, STATUS_UNSUCCESSFUL,
 } from '../../framing/smb2/ntstatus.js';
 import { Smb2Error } from './errors.js';
+import type { SecurityDescriptor } from '../../framing/smb2/security.js';
 
 /** Names Windows reserves for devices, with or without an extension: refused as names. */
 const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
@@ -73,14 +74,17 @@ export function statusOfFsError(err: unknown, missingParent = false): number {
 
 /**
  * What a client set that the file system cannot hold: a creation time (Linux has no settable
- * birth time), a change time, the DOS attributes it sets (HIDDEN, SYSTEM, ARCHIVE, READONLY).
+ * birth time), a change time, the DOS attributes it sets (HIDDEN, SYSTEM, ARCHIVE, READONLY), the
+ * security descriptor it set (at CREATE or by SET_INFO).
  * Kept by real path for the server's life (a sidecar store on disk is a later step), moved on
  * rename, dropped on delete.
  */
+export interface FileMeta { creationTime?: bigint; changeTime?: bigint; attributes?: number; sd?: SecurityDescriptor }
+
 export class MetaStore {
-  readonly #m = new Map<string, { creationTime?: bigint; changeTime?: bigint; attributes?: number }>();
-  get(path: string) { return this.#m.get(path); }
-  set(path: string, v: { creationTime?: bigint; changeTime?: bigint; attributes?: number }): void {
+  readonly #m = new Map<string, FileMeta>();
+  get(path: string): FileMeta | undefined { return this.#m.get(path); }
+  set(path: string, v: FileMeta): void {
     this.#m.set(path, { ...this.#m.get(path), ...v });
   }
   move(from: string, to: string): void {

@@ -486,6 +486,7 @@ class ServerConnection {
         return ok(encodeSmb2OutputResponse(SMB2_COMMAND.QUERY_DIRECTORY, { header: hdr(), output: await f.queryDirectory(req, s.id, h.treeId) }));
       case SMB2_COMMAND.QUERY_INFO: {
         const r = await f.queryInfo(req, s.id, h.treeId);
+        if (r.errorData) return ok(encodeSmb2ErrorResponse({ ...hdr(r.status), command: h.command }, r.errorData));
         return ok(encodeSmb2OutputResponse(SMB2_COMMAND.QUERY_INFO, { header: hdr(r.status), output: r.output }));
       }
       case SMB2_COMMAND.SET_INFO:

@@ -372,3 +372,46 @@ describe('SMB2 LOCK and CANCEL (2.2.26, 2.2.27, 2.2.30)', () => {
     }, 45);
   });
 });
+
+describe('security descriptors ([MS-DTYP] 2.4.6, self-relative)', () => {
+  it('SIDs as strings and bytes; an ACL of allow/deny ACEs; a descriptor round-trips byte for byte', () => {
+    const everyone = smb2.sidFromString('S-1-1-0');
+    assert.deepEqual([...everyone], [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], 'authority 1, one sub-authority 0');
+    const admins = smb2.sidFromString('S-1-5-32-544');
+    assert.equal(Buffer.from(admins).toString('hex'), '01020000000000052000000020020000');
+    assert.equal(smb2.sidToString(admins), 'S-1-5-32-544');
+    const dacl = smb2.encodeAcl([
+      { type: smb2.ACE_TYPE.ACCESS_DENIED, flags: smb2.ACE_FLAG.OBJECT_INHERIT, mask: 0x10000, sid: everyone },
+      { type: smb2.ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: 0x1f01ff, sid: admins },
+    ]);
+    assert.equal(dacl.length, 8 + (8 + 12) + (8 + 16));
+    const sd = { control: smb2.SE_CONTROL.SELF_RELATIVE | smb2.SE_CONTROL.DACL_PRESENT, owner: admins, group: everyone, dacl };
+    const bytes = smb2.encodeSecurityDescriptor(sd);
+    const back = smb2.decodeSecurityDescriptor(bytes);
+    assert.deepEqual({ ...back, owner: [...back.owner!], group: [...back.group!], dacl: [...back.dacl!] },
+      { ...sd, owner: [...admins], group: [...everyone], dacl: [...dacl] });
+    assert.deepEqual(smb2.encodeSecurityDescriptor(back), bytes);
+    // DACL_PRESENT without a DACL is a NULL DACL: it stays one
+    const nullDacl = smb2.decodeSecurityDescriptor(smb2.encodeSecurityDescriptor({ control: smb2.SE_CONTROL.DACL_PRESENT, owner: admins }));
+    assert.equal(nullDacl.dacl, undefined);
+    assert.ok(nullDacl.control & smb2.SE_CONTROL.DACL_PRESENT);
+  });
+
+  it('malformed descriptors are ERR_SMB2_BAD_REQUEST: not self-relative, offsets outside, a SID of 16 sub-authorities, an ACE past its ACL', () => {
+    const owner = smb2.sidFromString('S-1-5-32-544');
+    const good = smb2.encodeSecurityDescriptor({ control: smb2.SE_CONTROL.DACL_PRESENT, owner, dacl: smb2.encodeAcl([{ type: 0, flags: 0, mask: 1, sid: owner }]) });
+    const bad = (mutate: (b: Uint8Array) => void, what: RegExp) => {
+      const b = Uint8Array.from(good);
+      mutate(b);
+      assert.throws(() => smb2.decodeSecurityDescriptor(b), (e: unknown) => e instanceof SmbDirectProtocolError && e.code === 'ERR_SMB2_BAD_REQUEST' && what.test(e.message));
+    };
+    bad((b) => { b[3] = 0; }, /not self-relative/);
+    bad((b) => { new DataView(b.buffer).setUint32(4, 4000, true); }, /owner at offset 4000/);
+    bad((b) => { b[21] = 16; }, /16 sub-authorities/);
+    bad((b) => { new DataView(b.buffer).setUint16(20 + owner.length + 8 + 2, 200, true); }, /ACE 0 of size 200/);
+    mutationsDecodeOrFail(good, (b) => smb2.decodeSecurityDescriptor(b), (err) => {
+      assert.ok(err instanceof SmbDirectProtocolError, String(err));
+      assert.match(err.code, /^ERR_SMB2_/);
+    }, 45);
+  });
+});
