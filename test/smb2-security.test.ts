@@ -1,7 +1,8 @@
 // Security descriptors on the SMB3 server: QUERY_INFO of a file nobody set one for (owner, group
 // and DACL from its POSIX owner and mode), a buffer too small for it (STATUS_BUFFER_TOO_SMALL with
 // the size needed), SET_INFO of parts (the access each part needs), the SecD create context, and
-// what comes back byte for byte. smbtorture's create.aclfile/acldir, getinfo.qsec_buffercheck and
+// what comes back byte for byte; a stored DACL checked at CREATE and passed on to new files.
+// smbtorture's create.aclfile/acldir, getinfo.qsec_buffercheck and
 // delete-on-close-perms (test/smb2-torture.test.ts) use the same paths.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -86,5 +87,37 @@ describe('security descriptors on the SMB3 server', () => {
     const created = await open(s, rpc, 'g.txt', READ_CONTROL, full);
     const back = smb2.decodeSmb2OutputResponse(await rpc(query(s, created, OWNER | GROUP | DACL)), smb2.SMB2_COMMAND.QUERY_INFO).output;
     assert.deepEqual([...back], [...full]);
+  });
+
+  it('a stored DACL is checked at CREATE (MAXIMUM_ALLOWED and MxAc give what it allows) and passed on to new files, which keep DELETE from their parent', async (t) => {
+    const { rpc, s } = await connect(t);
+    const mkdir = smb2.decodeSmb2CreateResponse(await rpc(smb2.encodeSmb2CreateRequest({
+      header: hdr(s), name: 'd', desiredAccess: READ_CONTROL | WRITE_DAC | 0x80000, createDisposition: smb2.FILE_DISPOSITION.CREATE, createOptions: smb2.FILE_OPTION.DIRECTORY_FILE,
+    })));
+    assert.equal(mkdir.header.status, smb2.STATUS_SUCCESS);
+    const me = smb2.sidFromString(`S-1-22-1-${process.getuid!()}`); // every session acts as the server's POSIX user
+    const noDelete = 0x001e01bf & ~0x10000 & ~0x40; // everything but DELETE and FILE_DELETE_CHILD
+    const dirSd = smb2.encodeSecurityDescriptor({ control: smb2.SE_CONTROL.DACL_PRESENT, owner: me,
+      dacl: smb2.encodeAcl([{ type: smb2.ACE_TYPE.ACCESS_ALLOWED, flags: smb2.ACE_FLAG.OBJECT_INHERIT, mask: noDelete, sid: me }]) });
+    const set = smb2.encodeSmb2SetInfoRequest({ header: hdr(s), infoType: smb2.SMB2_INFO.SECURITY, infoClass: 0, buffer: dirSd, fileId: mkdir.fileId, additionalInformation: OWNER | DACL });
+    assert.equal(smb2.decodeSmb2Header(await rpc(set)).status, smb2.STATUS_SUCCESS);
+    // a new file inherits the ACE (marked INHERITED) and its creator gets what it asked for
+    const f = await open(s, rpc, 'd\\f.txt', READ_CONTROL | 0x10000);
+    const sd = smb2.decodeSecurityDescriptor(smb2.decodeSmb2OutputResponse(await rpc(query(s, f, OWNER | DACL)), smb2.SMB2_COMMAND.QUERY_INFO).output);
+    assert.ok(sd.control & smb2.SE_CONTROL.DACL_AUTO_INHERITED);
+    assert.equal(sd.dacl![8 + 1], 0x10, 'the ACE is INHERITED, its inherit flags gone (a file passes nothing on)');
+    assert.match(smb2.sidToString(sd.owner!), /^S-1-5-21-\d+-\d+-\d+-\d+$/, 'the creator (the session\'s user) owns it');
+    // reopening it for DELETE: neither the file's DACL nor the directory's (FILE_DELETE_CHILD) allows it
+    const again = await rpc(smb2.encodeSmb2CreateRequest({ header: hdr(s), name: 'd\\f.txt', desiredAccess: 0x10000, createDisposition: smb2.FILE_DISPOSITION.OPEN }));
+    assert.equal(smb2.decodeSmb2Header(again).status, smb2.STATUS_ACCESS_DENIED);
+    const most = smb2.decodeSmb2CreateResponse(await rpc(smb2.encodeSmb2CreateRequest({
+      header: hdr(s), name: 'd\\f.txt', desiredAccess: 0x02000000, createDisposition: smb2.FILE_DISPOSITION.OPEN, contexts: [{ name: smb2.CREATE_CONTEXT.QUERY_MAXIMAL_ACCESS, data: new Uint8Array(0) }],
+    })));
+    assert.equal(most.header.status, smb2.STATUS_SUCCESS);
+    const mxac = most.contexts.find((c) => c.name === smb2.CREATE_CONTEXT.QUERY_MAXIMAL_ACCESS)!;
+    assert.equal(new DataView(mxac.data.buffer, mxac.data.byteOffset).getUint32(4, true), noDelete | READ_CONTROL | WRITE_DAC, 'the DACL, and READ_CONTROL and WRITE_DAC for the owner');
+    // a file nobody set a descriptor on is not checked
+    const plain = await rpc(smb2.encodeSmb2CreateRequest({ header: hdr(s), name: 'plain.txt', desiredAccess: 0x10000, createDisposition: smb2.FILE_DISPOSITION.OPEN_IF }));
+    assert.equal(smb2.decodeSmb2Header(plain).status, smb2.STATUS_SUCCESS);
   });
 });

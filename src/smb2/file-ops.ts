@@ -30,7 +30,10 @@ import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, lockRangeOverflows } from './byte-locks.js';
 import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
-import { READ_CONTROL, accessToSet, defaultSecurityDescriptor, mergeParts, selectParts } from './security.js';
+import {
+  FILE_ALL_ACCESS, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
+  mergeParts, selectParts,
+} from './security.js';
 import { Smb2Error } from './errors.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
 import {
@@ -42,17 +45,14 @@ const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010
 const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
 const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
-const GENERIC_ALL = 0x10000000, GENERIC_EXECUTE = 0x20000000, GENERIC_WRITE = 0x40000000, GENERIC_READ = 0x80000000, MAXIMUM_ALLOWED = 0x02000000;
+const FILE_DELETE_CHILD = 0x40;
+const MAXIMUM_ALLOWED = 0x02000000;
 
 /** The access an open is granted: what it asked for, generic rights mapped to file rights
  * ([MS-SMB2] 2.2.13.1.1), MAXIMUM_ALLOWED as everything the share allows. */
 function grantedAccess(desired: number, readOnly: boolean): number {
   const all = readOnly ? READ_ACCESS : FULL_ACCESS;
-  let g = desired & 0x001f01ff;
-  if (desired & (GENERIC_ALL | MAXIMUM_ALLOWED)) g |= all;
-  if (desired & GENERIC_READ) g |= READ_ACCESS;
-  if (desired & GENERIC_WRITE) g |= 0x00120116;
-  if (desired & GENERIC_EXECUTE) g |= 0x001200a0;
+  const g = mapGeneric(desired) | (desired & MAXIMUM_ALLOWED ? all : 0);
   return (g & all) >>> 0;
 }
 /** Opens one connection may hold: a bound on the handles a peer makes us keep. */
@@ -172,7 +172,7 @@ export class FileOps {
     return o!;
   }
 
-  async create(req: Uint8Array, sessionId: bigint, treeId: number, share: ShareRef): Promise<{
+  async create(req: Uint8Array, sessionId: bigint, treeId: number, share: ShareRef, token?: Token): Promise<{
     fileId: Smb2FileId; action: number; st: FileStat; contexts: CreateContext[];
   }> {
     const r = decodeSmb2CreateRequest(req);
@@ -185,7 +185,7 @@ export class FileOps {
     await checkInside(share.realRoot, path);
     const wantsWrite = (r.desiredAccess & WRITE_ACCESS) !== 0 || r.createDisposition !== FILE_DISPOSITION.OPEN || (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0;
     if (share.readOnly && wantsWrite && r.createDisposition !== FILE_DISPOSITION.OPEN_IF) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
-    const access = grantedAccess(r.desiredAccess, share.readOnly);
+    let access = grantedAccess(r.desiredAccess, share.readOnly);
     // 3.3.5.9: FILE_DELETE_ON_CLOSE needs DELETE (or what grants it)
     if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
     const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0;
@@ -200,6 +200,10 @@ export class FileOps {
     }
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
     if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
+    // a descriptor a client set is checked against the session's token (files without one are not)
+    const storedSd = existing && token ? this.#meta.get(path)?.sd : undefined;
+    if (storedSd && r.createDisposition !== FILE_DISPOSITION.CREATE) access = this.#checkAccess(storedSd, token!, r.desiredAccess, path, access);
+    const parentSd = token ? this.#meta.get(dirname(path))?.sd : undefined;
     const d = r.createDisposition;
     // the sharing check, and the open's place in the table taken at once (before any await), so
     // that two CREATEs of one file cannot both pass; given back if the CREATE fails
@@ -259,7 +263,7 @@ export class FileOps {
       // an overwritten file keeps its descriptor; a new (or superseding) one gets the one asked for
       const kept = action === FILE_ACTION.OVERWRITTEN ? this.#meta.get(path)?.sd : undefined;
       this.#meta.delete(path);
-      const sd = kept ?? (action !== FILE_ACTION.OVERWRITTEN ? initialSd : undefined);
+      const sd = kept ?? (action !== FILE_ACTION.OVERWRITTEN ? initialSd ?? (parentSd && inheritedDescriptor(parentSd, token!, dirWanted)) : undefined);
       if (sd) this.#meta.set(path, { sd });
     }
     if (action === FILE_ACTION.CREATED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
@@ -283,7 +287,10 @@ export class FileOps {
     for (const c of r.contexts) {
       if (c.name === CREATE_CONTEXT.QUERY_MAXIMAL_ACCESS) {
         const data = new Uint8Array(8);
-        new DataView(data.buffer).setUint32(4, share.readOnly ? READ_ACCESS : FULL_ACCESS, true); // the most this user may get
+        // the most this user may get: the share's, and a stored descriptor's
+        const sd = token && this.#meta.get(path)?.sd;
+        const most = (share.readOnly ? READ_ACCESS : FULL_ACCESS) & (sd ? maximalAccess(sd, token) : 0xffffffff);
+        new DataView(data.buffer).setUint32(4, most >>> 0, true);
         contexts.push({ name: c.name, data });
       } else if (c.name === CREATE_CONTEXT.QUERY_ON_DISK_ID) {
         const data = new Uint8Array(32);
@@ -526,6 +533,23 @@ export class FileOps {
     if (r.outputBufferLength < Math.min(fixed ?? out!.length, out!.length)) fail(STATUS_INFO_LENGTH_MISMATCH);
     if (out!.length > r.outputBufferLength) return { status: STATUS_BUFFER_OVERFLOW, output: out!.subarray(0, r.outputBufferLength) };
     return { status: STATUS_SUCCESS, output: out! };
+  }
+
+  /**
+   * The access an open of a file with a stored descriptor gets ([MS-FSA] 2.1.5.1.2.1): what it asked
+   * for (MAXIMUM_ALLOWED: all the DACL allows) within what `share` grants, DELETE also when the
+   * parent's descriptor grants FILE_DELETE_CHILD; anything asked and not allowed is
+   * STATUS_ACCESS_DENIED.
+   */
+  #checkAccess(sd: SecurityDescriptor, token: Token, desired: number, path: string, shareGrants: number): number {
+    let allowed = maximalAccess(sd, token);
+    if (!(allowed & DELETE)) {
+      const parent = this.#meta.get(dirname(path))?.sd;
+      if (!parent || maximalAccess(parent, token) & FILE_DELETE_CHILD) allowed |= DELETE;
+    }
+    const wanted = mapGeneric(desired) & FILE_ALL_ACCESS;
+    if (wanted & ~allowed) fail(STATUS_ACCESS_DENIED, `access 0x${(wanted & ~allowed).toString(16)} not allowed by the file's DACL`);
+    return desired & MAXIMUM_ALLOWED ? shareGrants & allowed : shareGrants;
   }
 
   /** The descriptor a client set on the file, or the one made from its owner and mode. */

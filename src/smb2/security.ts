@@ -1,10 +1,14 @@
 // Security descriptors of the files a share serves: what QUERY_INFO answers when a client set none
 // (an owner, group and DACL made from the file's POSIX owner and mode, as Samba maps them), which
 // parts of a descriptor a request names (SECURITY_INFORMATION), and what SET_INFO leaves stored.
-// Descriptors clients set are kept and returned byte for byte; they are not enforced: access is the
-// share's (read-only or not) and the file system's, as docs/smb2/README.md says.
+// Descriptors clients set are kept and returned byte for byte, checked at CREATE against the
+// session's token (`maximalAccess`), and passed on to new files (`inheritedDescriptor`); a file
+// nobody set one for is not checked: access to it is the share's (read-only or not) and the file
+// system's, as docs/smb2/README.md says.
+import { createHash } from 'node:crypto';
+
 import {
-  ACE_TYPE, SECINFO, SE_CONTROL, type SecurityDescriptor, encodeAcl, sidFromString,
+  ACE_TYPE, type Ace, SECINFO, SE_CONTROL, type SecurityDescriptor, encodeAcl, sidFromString,
 } from '../../framing/smb2/security.js';
 import { STATUS_INVALID_PARAMETER } from '../../framing/smb2/ntstatus.js';
 import { Smb2Error } from './errors.js';
@@ -84,4 +88,128 @@ export function mergeParts(current: SecurityDescriptor, given: SecurityDescripto
  * WRITE_DAC for the DACL; a SACL needs ACCESS_SYSTEM_SECURITY, which no open is granted here. */
 export function accessToSet(info: number): number {
   return (info & (SECINFO.OWNER | SECINFO.GROUP) ? WRITE_OWNER : 0) | (info & SECINFO.DACL ? WRITE_DAC : 0) | (info & SECINFO.SACL ? 0x01000000 : 0);
+}
+
+// ---- access checks against stored descriptors ------------------------------------------------------
+
+/** Who a session is, for access checks: its user's SID and the groups it belongs to. */
+export interface Token { user: Uint8Array; sids: readonly Uint8Array[] }
+
+const CREATOR_OWNER = sidFromString('S-1-3-0');
+const CREATOR_GROUP = sidFromString('S-1-3-1');
+const OWNER_RIGHTS = sidFromString('S-1-3-4');
+const AUTHENTICATED_USERS = sidFromString('S-1-5-11');
+const BUILTIN_USERS = sidFromString('S-1-5-32-545');
+const GUEST_RID = 501;
+
+/**
+ * A session's token. Users get SIDs of the server's own domain (S-1-5-21 and three numbers from
+ * the server's GUID), the RID from their name; guests RID 501. Every session also holds the
+ * server's POSIX user and group (S-1-22-1-uid, S-1-22-2-gid): all file access on disk is done as
+ * them, and the descriptors of files nobody set one for name them.
+ */
+export function tokenFor(serverGuid: Uint8Array, user: string | undefined, guest: boolean): Token {
+  const v = new DataView(serverGuid.buffer, serverGuid.byteOffset, serverGuid.byteLength);
+  const domain = `S-1-5-21-${v.getUint32(0, true)}-${v.getUint32(4, true)}-${v.getUint32(8, true)}`;
+  let rid = GUEST_RID;
+  if (!guest && user) {
+    const h = createHash('sha256').update(user.toLowerCase()).digest();
+    rid = 1000 + (h.readUInt32LE(0) % 0x3fff0000);
+  }
+  const sid = sidFromString(`${domain}-${rid}`);
+  const sids = [sid, EVERYONE, BUILTIN_USERS, sidFromString(`S-1-22-1-${process.getuid?.() ?? 0}`), sidFromString(`S-1-22-2-${process.getgid?.() ?? 0}`)];
+  if (!guest) sids.push(AUTHENTICATED_USERS);
+  return { user: sid, sids };
+}
+
+const GENERIC_READ = 0x80000000, GENERIC_WRITE = 0x40000000, GENERIC_EXECUTE = 0x20000000, GENERIC_ALL = 0x10000000;
+/** Every specific and standard right of a file. */
+export const FILE_ALL_ACCESS = 0x001f01ff;
+export const MAXIMUM_ALLOWED = 0x02000000;
+
+/** Generic rights as the file rights they stand for ([MS-SMB2] 2.2.13.1.1). */
+export function mapGeneric(mask: number): number {
+  let m = mask & ~(GENERIC_READ | GENERIC_WRITE | GENERIC_EXECUTE | GENERIC_ALL);
+  if (mask & GENERIC_READ) m |= FILE_GENERIC_READ;
+  if (mask & GENERIC_WRITE) m |= FILE_GENERIC_WRITE;
+  if (mask & GENERIC_EXECUTE) m |= FILE_GENERIC_EXECUTE;
+  if (mask & GENERIC_ALL) m |= FILE_ALL_ACCESS;
+  return m >>> 0;
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+const holds = (t: Token, sid: Uint8Array) => t.sids.some((s) => same(s, sid));
+
+interface RawAce { type: number; flags: number; mask: number; sid: Uint8Array }
+
+/** The allow/deny/audit ACEs of an ACL (others are kept by the ACL's bytes but not evaluated). */
+export function acesOf(acl: Uint8Array): RawAce[] {
+  const aces: RawAce[] = [];
+  const count = acl[4]! | (acl[5]! << 8);
+  for (let i = 0, p = 8; i < count; i++) {
+    const size = acl[p + 2]! | (acl[p + 3]! << 8);
+    const type = acl[p]!;
+    if (type <= 2) aces.push({ type, flags: acl[p + 1]!, mask: new DataView(acl.buffer, acl.byteOffset + p + 4, 4).getUint32(0, true), sid: acl.subarray(p + 8, p + size) });
+    p += size;
+  }
+  return aces;
+}
+
+/**
+ * The most a token may do to an object with this descriptor ([MS-DTYP] 2.5.3.2, the parts a file
+ * server meets): no DACL or a NULL DACL allows everything; otherwise ACEs in order, a deny taking
+ * the bits not granted before it; the owner also gets READ_CONTROL and WRITE_DAC unless an OWNER
+ * RIGHTS ACE says what the owner gets.
+ */
+export function maximalAccess(sd: SecurityDescriptor, t: Token): number {
+  if (!(sd.control & SE_CONTROL.DACL_PRESENT) || !sd.dacl) return FILE_ALL_ACCESS;
+  let granted = 0;
+  let denied = 0;
+  const aces = acesOf(sd.dacl).filter((a) => !(a.flags & ACE_FLAG_INHERIT_ONLY));
+  const isOwner = sd.owner !== undefined && holds(t, sd.owner);
+  const ownerRights = aces.some((a) => same(a.sid, OWNER_RIGHTS));
+  for (const a of aces) {
+    const applies = holds(t, a.sid) || (isOwner && same(a.sid, OWNER_RIGHTS));
+    if (!applies) continue;
+    const mask = mapGeneric(a.mask);
+    if (a.type === ACE_TYPE.ACCESS_ALLOWED) granted |= mask & ~denied;
+    else if (a.type === ACE_TYPE.ACCESS_DENIED) denied |= mask & ~granted;
+  }
+  if (isOwner && !ownerRights) granted |= (READ_CONTROL | WRITE_DAC) & ~denied;
+  return (granted & FILE_ALL_ACCESS) >>> 0;
+}
+
+const ACE_FLAG_INHERIT_ONLY = 0x8;
+const OI = 0x1, CI = 0x2, NP = 0x4, IO = 0x8, INHERITED = 0x10;
+
+/**
+ * The descriptor a new file or directory gets from its parent's ([MS-DTYP] 2.5.3.4, the common
+ * case): the creator as owner, the parent's group, and the ACEs the parent passes on (OBJECT_INHERIT
+ * to files, CONTAINER_INHERIT to directories, which also carry OBJECT_INHERIT ones on as
+ * inherit-only), marked INHERITED, CREATOR OWNER / CREATOR GROUP made the owner and group, generic
+ * rights mapped. Undefined when the parent passes nothing on (the child keeps the default).
+ */
+export function inheritedDescriptor(parent: SecurityDescriptor, t: Token, isDir: boolean): SecurityDescriptor | undefined {
+  if (!parent.dacl) return undefined;
+  const owner = t.user;
+  const group = parent.group ?? t.user;
+  const out: Ace[] = [];
+  for (const a of acesOf(parent.dacl)) {
+    const toFiles = (a.flags & OI) !== 0, toDirs = (a.flags & CI) !== 0;
+    if (!isDir && !toFiles) continue;
+    if (isDir && !toDirs && !(toFiles && !(a.flags & NP))) continue;
+    const effective = !isDir || toDirs;
+    const creator = same(a.sid, CREATOR_OWNER) ? owner : same(a.sid, CREATOR_GROUP) ? group : undefined;
+    // what passes on further (a directory's inheritable copy), unchanged but INHERITED
+    const passesOn = isDir && !(a.flags & NP) && (toDirs || toFiles);
+    if (effective) {
+      const flags = passesOn && !creator ? (a.flags & (OI | CI)) | INHERITED : INHERITED;
+      out.push({ type: a.type, flags, mask: passesOn && !creator ? a.mask : mapGeneric(a.mask), sid: creator ?? a.sid });
+      if (passesOn && creator) out.push({ type: a.type, flags: (a.flags & (OI | CI)) | IO | INHERITED, mask: a.mask, sid: a.sid });
+    } else if (passesOn) {
+      out.push({ type: a.type, flags: (a.flags & (OI | CI)) | IO | INHERITED, mask: a.mask, sid: a.sid });
+    }
+  }
+  if (!out.length) return undefined;
+  return { control: SE_CONTROL.SELF_RELATIVE | SE_CONTROL.DACL_PRESENT | SE_CONTROL.DACL_AUTO_INHERITED, owner, group, dacl: encodeAcl(out) };
 }

@@ -40,6 +40,7 @@ import { type FileCounters, FileOps, type Placement, type ShareRef, channelInval
 import { MetaStore } from './fs-backend.js';
 import { OpenTable } from './share-modes.js';
 import { CreditWindow } from './credit-window.js';
+import { type Token, tokenFor } from './security.js';
 import { type LockWaiter, LockTable } from './byte-locks.js';
 import { decodeSmb2CancelRequest, encodeSmb2LockResponse } from '../../framing/smb2/lock.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
@@ -165,6 +166,8 @@ interface Session {
   challenge?: { serverChallenge: Uint8Array; spnego: boolean };
   user?: string;
   guest: boolean;
+  /** Who the session is for access checks against stored security descriptors (made on first use). */
+  token?: Token;
   signingKey?: Uint8Array;
   trees: Map<number, { share: string; type: number; def?: Smb2Share }>;
 }
@@ -451,7 +454,8 @@ class ServerConnection {
     const ok = (resp: Uint8Array) => ({ resp: this.#signed(h, resp) });
     switch (h.command) {
       case SMB2_COMMAND.CREATE: {
-        const c = await f.create(req, s.id, h.treeId, ref);
+        s.token ??= tokenFor(this.#server.guid, s.user, s.guest);
+        const c = await f.create(req, s.id, h.treeId, ref, s.token);
         f.relatedFileId = c.fileId;
         void chainCtx;
         const st = c.st;
