@@ -124,7 +124,12 @@ function standard(st: FileStat, deletePending: boolean): Uint8Array {
   return out;
 }
 
-export interface FileInfoContext { st: FileStat; deletePending: boolean; position: bigint; accessMask: number; mode: number; name: string }
+export interface FileInfoContext {
+  st: FileStat; deletePending: boolean; position: bigint; accessMask: number; mode: number; name: string;
+  /** FileStreamInformation: the file's own data's size (a stream's handle has the stream's in `st`)
+   * and its named streams; without them, the file's own data only. */
+  streams?: { dataSize: bigint; dataAllocation: bigint; named: ReadonlyArray<{ name: string; size: bigint; allocation: bigint }> };
+}
 
 /** The bytes of file information class `infoClass`, or undefined for a class not supported. */
 export function encodeFileInfo(infoClass: number, c: FileInfoContext): Uint8Array | undefined {
@@ -169,13 +174,23 @@ export function encodeFileInfo(infoClass: number, c: FileInfoContext): Uint8Arra
       return b;
     }
     case FILE_INFO.STREAM: {
-      if (c.st.isDirectory) return new Uint8Array(0);
-      const n = utf16('::$DATA');
-      const b = new Uint8Array(24 + n.length);
-      putU32le(b, 4, n.length);
-      putU64le(b, 8, c.st.endOfFile);
-      putU64le(b, 16, c.st.allocationSize);
-      b.set(n, 24);
+      // "::$DATA" for a file's own data (a directory has none), then ":name:$DATA" per named stream,
+      // each entry 8-byte aligned
+      const list: Array<{ name: string; size: bigint; allocation: bigint }> = [];
+      if (!c.st.isDirectory) list.push({ name: '::$DATA', size: c.streams?.dataSize ?? c.st.endOfFile, allocation: c.streams?.dataAllocation ?? c.st.allocationSize });
+      for (const n of c.streams?.named ?? []) list.push({ name: `:${n.name}:$DATA`, size: n.size, allocation: n.allocation });
+      const names = list.map((e) => utf16(e.name));
+      const sizes = names.map((n, i) => (i === names.length - 1 ? 24 + n.length : (24 + n.length + 7) & ~7));
+      const b = new Uint8Array(sizes.reduce((a, x) => a + x, 0));
+      let at = 0;
+      list.forEach((e, i) => {
+        if (i < list.length - 1) putU32le(b, at, sizes[i]!);
+        putU32le(b, at + 4, names[i]!.length);
+        putU64le(b, at + 8, e.size);
+        putU64le(b, at + 16, e.allocation);
+        b.set(names[i]!, at + 24);
+        at += sizes[i]!;
+      });
       return b;
     }
     default: return undefined;
@@ -231,8 +246,8 @@ export function encodeFsInfo(infoClass: number, c: FsInfoContext): Uint8Array | 
     case FS_INFO.ATTRIBUTE: {
       const n = utf16('NTFS');
       const b = new Uint8Array(12 + n.length);
-      // case-preserved and case-sensitive names, Unicode on disk, persistent ACLs off
-      putU32le(b, 0, 0x00000001 | 0x00000002 | 0x00000004);
+      // case-preserved and case-sensitive names, Unicode on disk, named streams; persistent ACLs off
+      putU32le(b, 0, 0x00000001 | 0x00000002 | 0x00000004 | 0x00040000 /* FILE_NAMED_STREAMS */);
       putU32le(b, 4, 255);
       putU32le(b, 8, n.length);
       b.set(n, 12);

@@ -4,19 +4,20 @@
 // Smb2Error whose status the connection answers with.
 import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
-  CREATE_CONTEXT, type CreateContext, FILE_ACTION, FILE_DISPOSITION, FILE_OPTION, decodeSmb2CreateRequest,
+  CREATE_CONTEXT, type CreateContext, FILE_ACTION, FILE_DISPOSITION, FILE_OPTION, type Smb2CreateRequest, decodeSmb2CreateRequest,
 } from '../../framing/smb2/create.js';
 import {
   SMB2_CHANNEL, SMB2_INFO, SMB2_QUERY_DIRECTORY_FLAG, decodeSmb2QueryDirectoryRequest, decodeSmb2QueryInfoRequest, decodeSmb2ReadRequest,
   decodeSmb2SetInfoRequest, decodeSmb2WriteRequest,
 } from '../../framing/smb2/file.js';
 import {
-  FILE_INFO, FILE_INFO_FIXED_SIZE, FS_INFO_FIXED_SIZE, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
+  FILE_INFO, FILE_INFO_FIXED_SIZE, FS_INFO_FIXED_SIZE, type FileInfoContext, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
   encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
 } from '../../framing/smb2/fscc.js';
 import {
@@ -35,6 +36,7 @@ import {
   mergeParts, selectParts,
 } from './security.js';
 import { Smb2Error } from './errors.js';
+import { STREAMS_DIR, listStreams, parseStreamName, prepareStream, removeStream, removeStreams, streamDataPath, streamsDirOf } from './streams.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
 import {
   DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey,
@@ -74,6 +76,8 @@ interface Open {
   record: OpenRecord;
   deletePending: boolean;
   position: bigint;
+  /** A named stream's open: its name and the directory of its file's streams (`fh` is the stream's). */
+  stream?: { name: string; dir: string };
   dir?: { entries: Array<{ name: string; st: FileStat }>; pos: number; pattern: string };
 }
 
@@ -181,14 +185,19 @@ export class FileOps {
     if (r.impersonationLevel > 3) fail(STATUS_BAD_IMPERSONATION_LEVEL);
     // names are relative to the share: Windows and Samba refuse a leading separator
     if (r.name.startsWith('\\')) fail(STATUS_INVALID_PARAMETER, 'a name with a leading backslash');
-    const path = resolveInShare(share.path, r.name);
+    const named = parseStreamName(r.name);
+    if (named.stream !== undefined) return this.#createStream(r, named.file, named.stream, sessionId, treeId, share, token);
+    // "file::$DATA" is the file's own data: never a directory
+    const dataOnly = named.file !== r.name;
+    const path = resolveInShare(share.path, named.file);
     await checkInside(share.realRoot, path);
     const wantsWrite = (r.desiredAccess & WRITE_ACCESS) !== 0 || r.createDisposition !== FILE_DISPOSITION.OPEN || (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0;
     if (share.readOnly && wantsWrite && r.createDisposition !== FILE_DISPOSITION.OPEN_IF) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
     let access = grantedAccess(r.desiredAccess, share.readOnly);
     // 3.3.5.9: FILE_DELETE_ON_CLOSE needs DELETE (or what grants it)
     if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
-    const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0;
+    const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0 || dataOnly;
+    if (dataOnly && dirWanted) fail(STATUS_NOT_A_DIRECTORY, 'the ::$DATA stream of a directory');
     // SMB2_CREATE_SD_BUFFER: the descriptor of a file this CREATE makes, checked before anything is
     const sdContext = r.contexts.find((c) => c.name === CREATE_CONTEXT.SD_BUFFER);
     const initialSd = sdContext ? decodeSecurityDescriptor(sdContext.data) : undefined;
@@ -259,6 +268,8 @@ export class FileOps {
       if (err instanceof Smb2Error) throw err;
       fail(statusOfFsError(err, (err as NodeJS.ErrnoException).code === 'ENOENT'));
     }
+    // overwriting or superseding a file drops its named streams, as NTFS does
+    if ((action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) && existing) await removeStreams(streamsDirOf(share.path, existing)).catch(() => {});
     if (action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) {
       // an overwritten file keeps its descriptor; a new (or superseding) one gets the one asked for
       const kept = action === FILE_ACTION.OVERWRITTEN ? this.#meta.get(path)?.sd : undefined;
@@ -283,8 +294,14 @@ export class FileOps {
       access, record, deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
     };
     this.#opens.set(id, o);
+    const contexts = this.#answerContexts(r.contexts, share, path, st, token);
+    return { fileId: o.id, action, st, contexts };
+  }
+
+  /** The create contexts answered (3.3.5.9): MxAc (maximal access) and QFid; the rest ignored. */
+  #answerContexts(asked: readonly CreateContext[], share: ShareRef, path: string, st: FileStat, token?: Token): CreateContext[] {
     const contexts: CreateContext[] = [];
-    for (const c of r.contexts) {
+    for (const c of asked) {
       if (c.name === CREATE_CONTEXT.QUERY_MAXIMAL_ACCESS) {
         const data = new Uint8Array(8);
         // the most this user may get: the share's, and a stored descriptor's
@@ -298,7 +315,76 @@ export class FileOps {
         contexts.push({ name: c.name, data });
       }
     }
-    return { fileId: o.id, action, st, contexts };
+    return contexts;
+  }
+
+  /**
+   * CREATE of a named stream ("file:name"): the file is made first (empty) when the disposition
+   * may create and it is missing; then the disposition applies to the stream. A stream's share modes
+   * are its own; a stored descriptor of the file is checked as for the file.
+   */
+  async #createStream(r: Smb2CreateRequest, file: string, stream: string, sessionId: bigint, treeId: number, share: ShareRef, token?: Token): Promise<{
+    fileId: Smb2FileId; action: number; st: FileStat; contexts: CreateContext[];
+  }> {
+    if (r.createOptions & FILE_OPTION.DIRECTORY_FILE) fail(STATUS_NOT_A_DIRECTORY, 'a stream is not a directory');
+    const path = resolveInShare(share.path, file);
+    await checkInside(share.realRoot, path);
+    const d = r.createDisposition;
+    const mayCreate = d !== FILE_DISPOSITION.OPEN && d !== FILE_DISPOSITION.OVERWRITE;
+    const statOrNone = (p: string) => stat(p).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : fail(statusOfFsError(err))));
+    let base = await statOrNone(path);
+    if (!base) {
+      if (!mayCreate) {
+        if (!(await statOrNone(dirname(path)))) fail(statusOfFsError({ code: 'ENOENT' }, true));
+        fail(STATUS_OBJECT_NAME_NOT_FOUND);
+      }
+      if (share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+      try {
+        await (await open(path, 'wx')).close();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail(statusOfFsError(err, (err as NodeJS.ErrnoException).code === 'ENOENT'));
+      }
+      base = await statOrNone(path) ?? fail(STATUS_OBJECT_NAME_NOT_FOUND);
+    }
+    let access = grantedAccess(r.desiredAccess, share.readOnly);
+    const sd = token ? this.#meta.get(path)?.sd : undefined;
+    if (sd) access = this.#checkAccess(sd, token!, r.desiredAccess, path, access);
+    if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
+    const dir = streamsDirOf(share.path, base);
+    const data = streamDataPath(dir, stream);
+    const exists = (await statOrNone(data)) !== undefined;
+    if (exists && d === FILE_DISPOSITION.CREATE) fail(STATUS_OBJECT_NAME_COLLISION);
+    if (!exists && !mayCreate) fail(STATUS_OBJECT_NAME_NOT_FOUND);
+    const truncate = exists && (d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF);
+    if ((truncate || !exists) && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+    const writable = !share.readOnly && ((r.desiredAccess & WRITE_ACCESS) !== 0 || d !== FILE_DISPOSITION.OPEN);
+    const record = this.#table.claim({ key: `${fileKey(base)}:${stream.toLowerCase()}`, path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
+    let fh: FileHandle | undefined;
+    try {
+      if (!exists) await prepareStream(dir, stream);
+      fh = await open(data, exists && !writable ? constants.O_RDONLY : constants.O_RDWR | constants.O_CREAT, 0o600);
+      if (truncate) await fh.truncate(0);
+    } catch (err) {
+      this.#table.remove(record);
+      await fh?.close().catch(() => {});
+      if (err instanceof Smb2Error) throw err;
+      fail(statusOfFsError(err));
+    }
+    const action = !exists ? FILE_ACTION.CREATED : !truncate ? FILE_ACTION.OPENED : d === FILE_DISPOSITION.SUPERSEDE ? FILE_ACTION.SUPERSEDED : FILE_ACTION.OVERWRITTEN;
+    const id = this.#next++;
+    const o: Open = {
+      id: { persistent: id, volatile: id }, sessionId, treeId, share, name: r.name, isDir: false, fh, access, record,
+      deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n, stream: { name: stream, dir },
+    };
+    this.#opens.set(id, o);
+    const st = await this.#stat(o);
+    return { fileId: o.id, action, st, contexts: this.#answerContexts(r.contexts, share, path, st, token) };
+  }
+
+  /** Where the streams of an open's file live. */
+  #streamsDir(o: Open): string {
+    const [dev, ino] = o.record.key.split(':');
+    return streamsDirOf(o.share.path, { dev: dev!, ino: ino! });
   }
 
   async close(id: Smb2FileId, sessionId: bigint, treeId: number, postQuery: boolean): Promise<FileStat | undefined> {
@@ -311,9 +397,14 @@ export class FileOps {
     await o.fh?.close().catch(() => {});
     if (o.deletePending) {
       try {
-        if (o.isDir) await rmdir(o.record.path);
-        else await rm(o.record.path);
-        this.#meta.delete(o.record.path);
+        if (o.stream) {
+          await removeStream(o.stream.dir, o.stream.name);
+        } else {
+          if (o.isDir) await rmdir(o.record.path);
+          else await rm(o.record.path);
+          this.#meta.delete(o.record.path);
+          await removeStreams(this.#streamsDir(o)); // a file's streams go with it
+        }
       } catch (err) {
         fail(statusOfFsError(err));
       }
@@ -382,6 +473,12 @@ export class FileOps {
 
   async #stat(o: Open): Promise<FileStat> {
     try {
+      if (o.stream) {
+        // a stream: its file's times and attributes, its own size
+        const [base, own] = await Promise.all([stat(o.record.path), o.fh!.stat()]);
+        const st = fileStatOf(base, o.share.readOnly, this.#meta.get(o.record.path));
+        return { ...st, endOfFile: BigInt(own.size), allocationSize: BigInt(own.blocks) * 512n, isDirectory: false };
+      }
       return fileStatOf(o.fh ? await o.fh.stat() : await stat(o.record.path), o.share.readOnly, this.#meta.get(o.record.path));
     } catch (err) {
       return fail(statusOfFsError(err));
@@ -473,8 +570,9 @@ export class FileOps {
       const self = await this.#stat(o);
       const all = await readdir(o.record.path).catch((err: unknown) => fail(statusOfFsError(err)));
       for (const [name, st] of [['.', self], ['..', self]] as const) if (matchPattern(r.pattern, name)) entries.push({ name, st });
+      const atRoot = o.record.path === o.share.path;
       for (const name of all.sort()) {
-        if (!matchPattern(r.pattern, name)) continue;
+        if (!matchPattern(r.pattern, name) || (atRoot && name === STREAMS_DIR)) continue;
         try {
           const full = `${o.record.path}/${name}`;
           const ls = await lstat(full);
@@ -506,7 +604,15 @@ export class FileOps {
       // no 8.3 names (as on a Windows volume with short names off): said plainly, not "unknown class"
       if (r.infoClass === FILE_INFO.ALTERNATE_NAME) fail(STATUS_NOT_IMPLEMENTED, 'no 8.3 alternate names');
       const st = await this.#stat(o);
-      out = encodeFileInfo(r.infoClass, { st, deletePending: o.deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}` });
+      let streams: FileInfoContext['streams'];
+      if (r.infoClass === FILE_INFO.STREAM) {
+        const base = o.stream ? await stat(o.record.path).catch((err: unknown) => fail(statusOfFsError(err))) : undefined;
+        streams = {
+          dataSize: base ? BigInt(base.size) : st.endOfFile, dataAllocation: base ? BigInt(base.blocks) * 512n : st.allocationSize,
+          named: await listStreams(this.#streamsDir(o)),
+        };
+      }
+      out = encodeFileInfo(r.infoClass, { st, deletePending: o.deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
       fixed = FILE_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
       const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));
@@ -563,6 +669,24 @@ export class FileOps {
     }
   }
 
+  /** A stream renamed to another stream of its file (":new" or ":new:$DATA"). */
+  async #renameStream(o: Open, name: string, replace: boolean): Promise<void> {
+    if (!o.stream || !name.startsWith(':')) fail(STATUS_INVALID_PARAMETER, 'a stream is renamed only to another stream of its file');
+    if (!(o.access & DELETE)) fail(STATUS_ACCESS_DENIED, 'a rename needs DELETE access on the open');
+    const to = parseStreamName(`f${name}`).stream ?? fail(STATUS_INVALID_PARAMETER, 'renaming a stream to the file\'s own data');
+    const { dir, name: from } = o.stream!;
+    if (to.toLowerCase() === from.toLowerCase()) return;
+    const target = streamDataPath(dir, to);
+    // onto an existing stream: a collision, or (replacing) refused unless that stream is empty, as NTFS does
+    const existing = await stat(target).catch(() => undefined);
+    if (existing && !replace) fail(STATUS_OBJECT_NAME_COLLISION);
+    if (existing && existing.size > 0) fail(STATUS_INVALID_PARAMETER, 'replacing a stream that holds data');
+    await rename(streamDataPath(dir, from), target);
+    await writeFile(`${target}.name`, to);
+    await rm(`${streamDataPath(dir, from)}.name`, { force: true });
+    o.stream = { dir, name: to };
+  }
+
   async setInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<void> {
     const r = decodeSmb2SetInfoRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
@@ -616,6 +740,10 @@ export class FileOps {
         }
         case FILE_INFO.RENAME: {
           const rn = decodeFileRenameInfo(r.buffer);
+          if (o.stream || rn.name.startsWith(':')) {
+            await this.#renameStream(o, rn.name, rn.replaceIfExists);
+            return;
+          }
           if (!(o.access & DELETE)) fail(STATUS_ACCESS_DENIED, 'a rename needs DELETE access on the open');
           const target = resolveInShare(o.share.path, rn.name);
           await checkInside(o.share.realRoot, target);

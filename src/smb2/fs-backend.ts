@@ -12,11 +12,12 @@ import {
 } from '../../framing/smb2/ntstatus.js';
 import { Smb2Error } from './errors.js';
 import type { SecurityDescriptor } from '../../framing/smb2/security.js';
+import { STREAMS_DIR } from './streams.js';
 
 /** Names Windows reserves for devices, with or without an extension: refused as names. */
 const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
-/** Characters NTFS refuses in a name (and the stream separator, not supported yet), and control
- * characters. */
+/** Characters NTFS refuses in a name (and the stream separator: streams.ts splits a name at it
+ * first), and control characters. */
 const BAD_CHARS = /[<>:"|?*]/;
 const hasBadChar = (p: string) => BAD_CHARS.test(p) || [...p].some((c) => c.charCodeAt(0) < 0x20);
 
@@ -34,6 +35,7 @@ export function resolveInShare(root: string, name: string): string {
     if (p === '' || p === '.' || p === '..' || hasBadChar(p) || RESERVED.test(p) || p.endsWith(' ') || p.endsWith('.')) {
       throw new Smb2Error(STATUS_OBJECT_NAME_INVALID, `the name ${JSON.stringify(name)} is not valid`);
     }
+    if (p.toLowerCase() === STREAMS_DIR) throw new Smb2Error(STATUS_ACCESS_DENIED, `${STREAMS_DIR} holds the share's named streams`);
   }
   return join(root, ...parts);
 }

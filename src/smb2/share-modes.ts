@@ -18,7 +18,8 @@ export const SHARE_DELETE = 0x4;
 const DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE | DELETE;
 
 export interface OpenRecord {
-  /** `${dev}:${ino}` of the file. */
+  /** `${dev}:${ino}` of the file; a named stream's open adds `:${lowercased name}` (streams have
+   * share modes of their own). */
   key: string;
   /** Where the file is now (kept current across renames through its opens). */
   path: string;
@@ -71,9 +72,9 @@ export class OpenTable {
     if (!set.size) this.#byKey.delete(rec.key);
   }
 
-  /** The file `key` was renamed to `path`: its opens follow it. */
+  /** The file `key` was renamed to `path`: its opens follow it, its streams' (keyed `key:stream`) too. */
   moved(key: string, path: string): void {
-    for (const e of this.#byKey.get(key) ?? []) e.path = path;
+    for (const [k, set] of this.#byKey) if (k === key || k.startsWith(`${key}:`)) for (const e of set) e.path = path;
   }
 
   /** Whether any open is of something inside directory `dir` (a directory with opens below it
