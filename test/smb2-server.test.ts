@@ -7,7 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { smb2 } from '../framing/index.js';
@@ -107,42 +110,46 @@ describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient'
   });
 });
 
+/** A hand-written 3.0.2 session over TCP with raw NTLMSSP and KEY_EXCH: both sides know the
+ * signing key; `validate` builds a signed VALIDATE_NEGOTIATE_INFO. */
+async function signedSession(port: number) {
+  const sock = tcpConnect({ host: '127.0.0.1', port });
+  await once(sock, 'connect');
+  const next = tcpMessages(sock);
+  const rpc = (m: Uint8Array): Promise<Uint8Array> => {
+    sock.write(frameSmb2(m));
+    return next();
+  };
+  const guid = new Uint8Array(16).fill(9);
+  const dialects = [0x300, 0x302];
+  const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({ dialects, clientGuid: guid, securityMode: 1, capabilities: 4, header: { credits: 8 } })));
+  const nego = smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM | smb2.NTLMSSP.NEGOTIATE_KEY_EXCH);
+  const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 1n, credits: 8 }, securityBuffer: nego })));
+  assert.equal(r1.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED);
+  const ch = smb2.decodeNtlmChallenge(r1.securityBuffer);
+  const v2 = ntlmv2Response({ hash: ntHash('secret'), user: 'alice', domain: 'W', serverChallenge: ch.serverChallenge, targetInfo: ch.targetInfoBytes });
+  const random = new Uint8Array(16).fill(0x5c);
+  const auth = smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: 'alice', workstation: 'T', encryptedRandomSessionKey: rc4(v2.sessionBaseKey, random) });
+  const final = await rpc(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 2n, credits: 8, sessionId: r1.header.sessionId }, securityBuffer: auth }));
+  const key = signingKey(random, 0x302);
+  assert.equal(smb2.decodeSmb2Header(final).status, smb2.STATUS_SUCCESS);
+  assert.ok(verifySignature(key, smb2.SMB2_SIGNING.AES_CMAC, final), 'the final SESSION_SETUP response is signed with the key both sides derived');
+  const sid = r1.header.sessionId;
+  const validate = (v: { dialects: number[] }) => {
+    const m = smb2.encodeSmb2IoctlRequest({ header: { messageId: 3n, credits: 8, sessionId: sid }, ctlCode: smb2.FSCTL.VALIDATE_NEGOTIATE_INFO, fileId: smb2.SMB2_FILE_ID_RELATED,
+      input: smb2.encodeValidateNegotiateInfo({ capabilities: 4, guid, securityMode: 1, dialects: v.dialects }) });
+    signMessage(key, smb2.SMB2_SIGNING.AES_CMAC, m);
+    return m;
+  };
+  return { sock, rpc, next, validate, key, sid, neg, dialects };
+}
+
 describe('SMB2 server: a hand-written 3.0.2 client (raw NTLMSSP), signing both ways, VALIDATE_NEGOTIATE_INFO', () => {
   it('a validate that matches the NEGOTIATE is answered, signed; one that does not ends the connection', async (t) => {
     const server = createServer({ shares: [{ name: 's', path: '/x' }], users: { alice: 'secret' } });
     t.after(() => server.close());
     const { port } = await server.listen({ transport: 'tcp', host: '127.0.0.1', port: 0 });
-    const session = async () => {
-      const sock = tcpConnect({ host: '127.0.0.1', port });
-      await once(sock, 'connect');
-      const next = tcpMessages(sock);
-      const rpc = (m: Uint8Array): Promise<Uint8Array> => {
-        sock.write(frameSmb2(m));
-        return next();
-      };
-      const guid = new Uint8Array(16).fill(9);
-      const dialects = [0x300, 0x302];
-      const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({ dialects, clientGuid: guid, securityMode: 1, capabilities: 4, header: { credits: 8 } })));
-      const nego = smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM | smb2.NTLMSSP.NEGOTIATE_KEY_EXCH);
-      const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 1n, credits: 8 }, securityBuffer: nego })));
-      assert.equal(r1.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED);
-      const ch = smb2.decodeNtlmChallenge(r1.securityBuffer);
-      const v2 = ntlmv2Response({ hash: ntHash('secret'), user: 'alice', domain: 'W', serverChallenge: ch.serverChallenge, targetInfo: ch.targetInfoBytes });
-      const random = new Uint8Array(16).fill(0x5c);
-      const auth = smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: 'alice', workstation: 'T', encryptedRandomSessionKey: rc4(v2.sessionBaseKey, random) });
-      const final = await rpc(smb2.encodeSmb2SessionSetupRequest({ header: { messageId: 2n, credits: 8, sessionId: r1.header.sessionId }, securityBuffer: auth }));
-      const key = signingKey(random, 0x302);
-      assert.equal(smb2.decodeSmb2Header(final).status, smb2.STATUS_SUCCESS);
-      assert.ok(verifySignature(key, smb2.SMB2_SIGNING.AES_CMAC, final), 'the final SESSION_SETUP response is signed with the key both sides derived');
-      const sid = r1.header.sessionId;
-      const validate = (v: { dialects: number[] }) => {
-        const m = smb2.encodeSmb2IoctlRequest({ header: { messageId: 3n, credits: 8, sessionId: sid }, ctlCode: smb2.FSCTL.VALIDATE_NEGOTIATE_INFO, fileId: smb2.SMB2_FILE_ID_RELATED,
-          input: smb2.encodeValidateNegotiateInfo({ capabilities: 4, guid, securityMode: 1, dialects: v.dialects }) });
-        signMessage(key, smb2.SMB2_SIGNING.AES_CMAC, m);
-        return m;
-      };
-      return { sock, rpc, validate, key, neg, dialects };
-    };
+    const session = () => signedSession(port);
     const a = await session();
     const resp = await a.rpc(a.validate({ dialects: a.dialects }));
     assert.ok(verifySignature(a.key, smb2.SMB2_SIGNING.AES_CMAC, resp), 'the IOCTL response is signed');
@@ -156,6 +163,45 @@ describe('SMB2 server: a hand-written 3.0.2 client (raw NTLMSSP), signing both w
     const b = await session();
     b.sock.write(frameSmb2(b.validate({ dialects: [0x300] })));
     await once(b.sock, 'close');
+  });
+
+  it('a signed related compound (CREATE + QUERY_INFO + CLOSE): every response padded to 8 bytes, the last too, each signed over its padded length', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'smb2-compound-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const server = createServer({ shares: [{ name: 's', path: dir }], users: { alice: 'secret' } });
+    t.after(() => server.close());
+    const { port } = await server.listen({ transport: 'tcp', host: '127.0.0.1', port: 0 });
+    const a = await signedSession(port);
+    t.after(() => a.sock.destroy());
+    const sign = (m: Uint8Array) => { signMessage(a.key, smb2.SMB2_SIGNING.AES_CMAC, m); return m; };
+    const tc = smb2.decodeSmb2TreeConnectResponse(await a.rpc(sign(smb2.encodeSmb2TreeConnectRequest({ header: { messageId: 3n, credits: 8, sessionId: a.sid, flags: smb2.SMB2_FLAGS.SIGNED }, path: '\\\\h\\s' }))));
+    assert.equal(tc.header.status, smb2.STATUS_SUCCESS);
+    const h = (messageId: bigint, related: boolean) => ({ messageId, credits: 8, sessionId: a.sid, treeId: tc.header.treeId,
+      flags: smb2.SMB2_FLAGS.SIGNED | (related ? smb2.SMB2_FLAGS.RELATED_OPERATIONS : 0) });
+    // the name info of "odd.txt" (4 + 14 bytes after the 8-byte fixed part) leaves a response that is not a multiple of 8
+    const parts = [
+      smb2.encodeSmb2CreateRequest({ header: h(4n, false), name: 'odd.txt', desiredAccess: 0x0012019f, createDisposition: smb2.FILE_DISPOSITION.OPEN_IF }),
+      smb2.encodeSmb2QueryInfoRequest({ header: h(5n, true), infoType: smb2.SMB2_INFO.FILE, infoClass: 9, outputBufferLength: 4096, fileId: smb2.SMB2_FILE_ID_RELATED }),
+      smb2.encodeSmb2CloseRequest({ header: h(6n, true), fileId: smb2.SMB2_FILE_ID_RELATED }),
+    ];
+    const sizes = parts.map((p) => (p.length + 7) & ~7);
+    const message = new Uint8Array(sizes.reduce((x, y) => x + y, 0));
+    let at = 0;
+    parts.forEach((p, i) => {
+      message.set(p, at);
+      if (i < parts.length - 1) new DataView(message.buffer).setUint32(at + 20, sizes[i]!, true);
+      sign(message.subarray(at, at + sizes[i]!));
+      at += sizes[i]!;
+    });
+    const reply = await a.rpc(message);
+    const items = smb2.splitSmb2Compound(reply);
+    assert.deepEqual(items.map((i) => i.header.command), [smb2.SMB2_COMMAND.CREATE, smb2.SMB2_COMMAND.QUERY_INFO, smb2.SMB2_COMMAND.CLOSE]);
+    assert.deepEqual(items.map((i) => i.header.status), [0, 0, 0]);
+    assert.equal(reply.length % 8, 0, 'the last response is padded too (Windows; smbtorture compound.padding)');
+    for (const i of items) {
+      assert.equal(i.length % 8, 0);
+      assert.ok(verifySignature(a.key, smb2.SMB2_SIGNING.AES_CMAC, reply.subarray(i.offset, i.offset + i.length)), `response ${i.header.command} verifies over its padded length`);
+    }
   });
 });
 

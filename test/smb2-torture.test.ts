@@ -20,6 +20,11 @@ const PASSING = [
   'smb2.getinfo.qsec_buffercheck',
   'smb2.delete-on-close-perms',
   ...['dir', 'io', 'sharemodes', 'names', 'names2', 'rename', 'create-disposition', 'zero-byte', 'basefile-rename-with-open-stream'].map((t) => `smb2.streams.${t}`),
+  'smb2.scan', 'smb2.maxfid',
+  // smb2.compound but related1, related2 and invalid2 (they crash smbtorture 4.17's own client) and
+  // the CHANGE_NOTIFY ones (related9, interim1-3)
+  ...['related3', 'related4', 'related5', 'related6', 'related7', 'related8', 'unrelated1', 'invalid1', 'invalid3', 'invalid4', 'compound-break',
+    'compound-padding', 'create-write-close'].map((t) => `smb2.compound.${t}`),
   'smb2.dir.find', 'smb2.dir.many', 'smb2.dir.sorted', 'smb2.dir.large-files',
   'smb2.getinfo.granted', 'smb2.getinfo.fsinfo', 'smb2.getinfo.qfs_buffercheck', 'smb2.getinfo.qfile_buffercheck',
   // smb2.lock but rw-none (W2K8's bug: skipped by every other server) and the replay subtests
@@ -87,7 +92,7 @@ describe('smbtorture (Samba) against the SMB3 server over TCP', () => {
     const report = r.failed.map((f) => `${f.name}: ${f.reason}`).join('\n');
     console.log(`# smbtorture: ${r.passed.length} subtests passed, ${r.failed.length} did not${report ? `\n# ${report.replaceAll('\n', '\n# ')}` : ''}`);
     assert.deepEqual(r.failed, [], report);
-    assert.ok(r.passed.length >= 79, `${r.passed.length} subtests passed (exit ${r.code}):\n${r.out.slice(-3000)}`);
+    assert.ok(r.passed.length >= 97, `${r.passed.length} subtests passed (exit ${r.code}):\n${r.out.slice(-3000)}`);
     assert.equal(r.code, 0, r.out.slice(-3000));
     // share modes held across connections: nothing left open once smbtorture is gone
     for (let i = 0; i < 100 && server.openFiles > 0; i++) await new Promise((res) => setTimeout(res, 50));

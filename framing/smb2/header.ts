@@ -18,7 +18,7 @@ export const SMB2_COMMAND = Object.freeze({
   SET_INFO: 0x0011, OPLOCK_BREAK: 0x0012,
 });
 export type Smb2Command = (typeof SMB2_COMMAND)[keyof typeof SMB2_COMMAND];
-const LAST_COMMAND = SMB2_COMMAND.OPLOCK_BREAK;
+export const LAST_COMMAND = SMB2_COMMAND.OPLOCK_BREAK;
 
 /** Header flags (2.2.1.2). */
 export const SMB2_FLAGS = Object.freeze({
@@ -54,8 +54,10 @@ function bad(code: 'ERR_SMB2_SHORT_PDU' | 'ERR_SMB2_BAD_PROTOCOL_ID' | 'ERR_SMB2
   throw new SmbDirectProtocolError(code, message, { status: STATUS_INVALID_PARAMETER });
 }
 
-/** Reads the header at `offset` of `pdu` (a compound's later headers are at their NextCommand). */
-export function decodeSmb2Header(pdu: Uint8Array, offset = 0): Smb2Header {
+/** Reads the header at `offset` of `pdu` (a compound's later headers are at their NextCommand).
+ * A command past OPLOCK_BREAK is ERR_SMB2_BAD_COMMAND unless `anyCommand` (a server answers it
+ * STATUS_INVALID_PARAMETER and serves the rest of the chain). */
+export function decodeSmb2Header(pdu: Uint8Array, offset = 0, anyCommand = false): Smb2Header {
   if (offset < 0 || pdu.length - offset < SMB2_HEADER_SIZE) {
     bad('ERR_SMB2_SHORT_PDU', `an SMB2 header needs 64 bytes, ${Math.max(0, pdu.length - offset)} at offset ${offset}`);
   }
@@ -64,7 +66,7 @@ export function decodeSmb2Header(pdu: Uint8Array, offset = 0): Smb2Header {
     bad('ERR_SMB2_BAD_PROTOCOL_ID', `not an SMB2 header at offset ${o} (ProtocolId 0x${u32le(pdu, o).toString(16)}, StructureSize ${u16le(pdu, o + 4)})`);
   }
   const command = u16le(pdu, o + 12);
-  if (command > LAST_COMMAND) bad('ERR_SMB2_BAD_COMMAND', `unknown SMB2 command 0x${command.toString(16)}`);
+  if (command > LAST_COMMAND && !anyCommand) bad('ERR_SMB2_BAD_COMMAND', `unknown SMB2 command 0x${command.toString(16)}`);
   const flags = u32le(pdu, o + 16);
   const async = (flags & SMB2_FLAGS.ASYNC_COMMAND) !== 0;
   return {
@@ -137,11 +139,11 @@ export const MAX_COMPOUND = 64;
  * 8-byte aligned, leave room for a header, and stay inside the PDU (3.3.5.2.7); the last item runs
  * to the end of the PDU.
  */
-export function splitSmb2Compound(pdu: Uint8Array, maxItems = MAX_COMPOUND): Smb2ChainItem[] {
+export function splitSmb2Compound(pdu: Uint8Array, maxItems = MAX_COMPOUND, anyCommand = false): Smb2ChainItem[] {
   const items: Smb2ChainItem[] = [];
   let at = 0;
   for (;;) {
-    const header = decodeSmb2Header(pdu, at);
+    const header = decodeSmb2Header(pdu, at, anyCommand);
     const next = header.nextCommand;
     if (next === 0) {
       items.push({ offset: at, length: pdu.length - at, header });

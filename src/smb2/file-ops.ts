@@ -23,11 +23,12 @@ import {
 import {
   STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
-  STATUS_NOT_IMPLEMENTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
+  STATUS_NOT_IMPLEMENTED, STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
   STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_COMMAND } from '../../framing/smb2/header.js';
 import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js';
+import type { Smb2IoctlRequest } from '../../framing/smb2/ioctl.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, lockRangeOverflows } from './byte-locks.js';
 import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
@@ -48,6 +49,7 @@ const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
 const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
 const FILE_DELETE_CHILD = 0x40;
+const FSCTL_GET_OBJECT_ID = 0x0009009c, FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900c0;
 const MAXIMUM_ALLOWED = 0x02000000;
 
 /** The access an open is granted: what it asked for, generic rights mapped to file rights
@@ -379,6 +381,30 @@ export class FileOps {
     this.#opens.set(id, o);
     const st = await this.#stat(o);
     return { fileId: o.id, action, st, contexts: this.#answerContexts(r.contexts, share, path, st, token) };
+  }
+
+  /**
+   * An FSCTL on a file ([MS-FSCC] 2.3): the handle checked first (STATUS_FILE_CLOSED, also in a
+   * related chain whose CREATE failed); FSCTL_CREATE_OR_GET_OBJECT_ID and FSCTL_GET_OBJECT_ID answer
+   * an object id made from the file's id; the others STATUS_NOT_SUPPORTED.
+   */
+  async fsctl(r: Smb2IoctlRequest, sessionId: bigint, treeId: number): Promise<Uint8Array> {
+    const o = this.#get(r.fileId, sessionId, treeId);
+    switch (r.ctlCode) {
+      case FSCTL_CREATE_OR_GET_OBJECT_ID:
+      case FSCTL_GET_OBJECT_ID: {
+        if (r.maxOutputResponse < 64) fail(STATUS_BUFFER_TOO_SMALL, 'an object id needs 64 bytes');
+        // FILE_OBJECTID_BUFFER: ObjectId, BirthVolumeId, BirthObjectId, DomainId
+        const out = new Uint8Array(64);
+        const v = new DataView(out.buffer);
+        const { fileId } = await this.#stat(o);
+        v.setBigUint64(0, fileId, true);
+        v.setBigUint64(32, fileId, true);
+        return out;
+      }
+      default:
+        return fail(STATUS_NOT_SUPPORTED, `FSCTL 0x${r.ctlCode.toString(16)}`);
+    }
   }
 
   /** Where the streams of an open's file live. */

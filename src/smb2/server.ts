@@ -11,7 +11,7 @@ import { type Server as NetServer, type Socket, createServer as createTcpServer 
 import { debuglog } from 'node:util';
 
 import { SmbDirectProtocolError } from '../../framing/errors.js';
-import { SMB2_COMMAND, SMB2_FLAGS, type Smb2Header, splitSmb2Compound } from '../../framing/smb2/header.js';
+import { LAST_COMMAND, MAX_COMPOUND, SMB2_COMMAND, SMB2_FLAGS, type Smb2Header, splitSmb2Compound } from '../../framing/smb2/header.js';
 import {
   SMB2_DIALECT, SMB2_GLOBAL_CAP, SMB2_NEGOTIATE_SIGNING_ENABLED, SMB2_NEGOTIATE_SIGNING_REQUIRED, SMB2_PREAUTH_INTEGRITY_SHA512,
   SMB2_SIGNING, chooseSmb2Dialect, decodeSmb2NegotiateRequest, encodeSmb2NegotiateResponse, encryptionContext, preauthContext, signingContext,
@@ -56,6 +56,9 @@ const FILE_COMMANDS = new Set<number>([
   SMB2_COMMAND.CREATE, SMB2_COMMAND.CLOSE, SMB2_COMMAND.READ, SMB2_COMMAND.WRITE, SMB2_COMMAND.FLUSH, SMB2_COMMAND.QUERY_DIRECTORY,
   SMB2_COMMAND.QUERY_INFO, SMB2_COMMAND.SET_INFO, SMB2_COMMAND.LOCK,
 ]);
+
+/** FSCTLs of the connection or session, not of a file (#ioctl); the others go to the file (FileOps.fsctl). */
+const SESSION_FSCTLS = new Set<number>([FSCTL.VALIDATE_NEGOTIATE_INFO, FSCTL.QUERY_NETWORK_INTERFACE_INFO, FSCTL.DFS_GET_REFERRALS, FSCTL.DFS_GET_REFERRALS_EX]);
 
 interface ChainCtx {
   sessionId: bigint; treeId: number; failed: number | undefined;
@@ -246,7 +249,7 @@ class ServerConnection {
   async #process(pdu: Uint8Array): Promise<void> {
     let items: ReturnType<typeof splitSmb2Compound>;
     try {
-      items = splitSmb2Compound(pdu);
+      items = splitSmb2Compound(pdu, MAX_COMPOUND, true);
     } catch (err) {
       debug('unparsable message (%d bytes): %s', pdu.length, (err as Error).message);
       this.#close(); // not SMB2 at all: 3.3.5.2 disconnects
@@ -255,7 +258,8 @@ class ServerConnection {
     const responses: Uint8Array[] = [];
     let invalidate: number | undefined;
     // a related chain (cifs: CREATE + QUERY_INFO + CLOSE) carries on the previous request's
-    // session, tree and file, and a failure ends the rest of it with the same status
+    // session, tree and file; a CREATE that fails ends the rest of it with its status (Windows and
+    // Samba; the failure of another command does not: smbtorture's compound.related6)
     const chainCtx: ChainCtx = { sessionId: 0n, treeId: 0, failed: undefined, single: items.length === 1, wentAsync: [] };
     this.#files.relatedFileId = undefined;
     for (const item of items) {
@@ -268,12 +272,18 @@ class ServerConnection {
         return;
       }
       const related = (h.flags & SMB2_FLAGS.RELATED_OPERATIONS) !== 0 && responses.length > 0;
+      // 3.3.5.2.7.2: a chain cannot start related
+      const badStart = (h.flags & SMB2_FLAGS.RELATED_OPERATIONS) !== 0 && responses.length === 0;
       if (related) h = { ...h, sessionId: chainCtx.sessionId, treeId: chainCtx.treeId };
-      else this.#files.relatedFileId = undefined;
+      else {
+        this.#files.relatedFileId = undefined;
+        chainCtx.failed = undefined;
+      }
       let resp: Uint8Array;
       // a V1_INVALIDATE READ/WRITE gets its token invalidated by whatever response it gets
       if (this.#placement) invalidate = channelInvalidateToken(req, h.command) ?? invalidate;
       if (related && chainCtx.failed !== undefined) resp = this.#error(h, chainCtx.failed);
+      else if (badStart) resp = this.#error(h, STATUS_INVALID_PARAMETER);
       else if (Math.max(1, h.creditCharge) < ioCharge(req, h.command)) {
         // 3.3.5.2.5: a READ or WRITE larger than its CreditCharge pays for (0 counts as 1)
         resp = this.#error(h, STATUS_INVALID_PARAMETER);
@@ -291,12 +301,12 @@ class ServerConnection {
       if (resp.length === 0) return; // the connection is being closed
       const status = new DataView(resp.buffer, resp.byteOffset).getUint32(8, true);
       this.#server.count(h.command, status);
-      if (isError(status)) chainCtx.failed = status;
+      if (isError(status) && (h.command === SMB2_COMMAND.CREATE || badStart)) chainCtx.failed = status;
       chainCtx.sessionId = h.sessionId;
       chainCtx.treeId = h.treeId;
       responses.push(resp);
     }
-    this.#send(responses.length === 1 ? responses[0]! : chain(responses), invalidate);
+    this.#send(responses.length === 1 ? responses[0]! : this.#chain(responses), invalidate);
     for (const op of chainCtx.wentAsync) {
       op.interimSent = true;
       if (op.early !== undefined) this.#finishAsync(op, op.early);
@@ -383,17 +393,41 @@ class ServerConnection {
     return this.#signed(h, encodeSmb2ErrorResponse({ ...this.#header(h, status), command: h.command }));
   }
 
-  /** Signs a response when its request was signed or the session requires it. */
+  /** Signs a response when its request was signed or the session requires it (and remembers the
+   * key: in a compound the signature covers the padding `#chain` adds). */
   #signed(h: Smb2Header, resp: Uint8Array): Uint8Array {
     const s = this.#sessions.get(h.sessionId);
     if (s?.signingKey && s.state === 'valid' && ((h.flags & SMB2_FLAGS.SIGNED) || this.#server.options.signingRequired)) {
       signMessage(s.signingKey, this.#signingAlgorithm, resp);
+      this.#signedWith.set(resp, s.signingKey);
     }
     return resp;
   }
 
+  readonly #signedWith = new WeakMap<Uint8Array, Uint8Array>();
+
+  /**
+   * A compound response: each response padded to 8 bytes, the last too (as Windows does:
+   * smbtorture's compound.padding), NextCommand set, and the signed ones signed again over their
+   * padded length ([MS-SMB2] 3.3.4.1.1: the signature of a response in a chain covers its padding).
+   */
+  #chain(responses: Uint8Array[]): Uint8Array {
+    const sizes = responses.map((r) => (r.length + 7) & ~7);
+    const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+    let at = 0;
+    responses.forEach((r, i) => {
+      out.set(r, at);
+      if (i < responses.length - 1) new DataView(out.buffer).setUint32(at + 20, sizes[i]!, true);
+      const key = this.#signedWith.get(r);
+      if (key) signMessage(key, this.#signingAlgorithm, out.subarray(at, at + sizes[i]!));
+      at += sizes[i]!;
+    });
+    return out;
+  }
+
   async #handle(req: Uint8Array, h: Smb2Header, chainCtx: ChainCtx): Promise<{ resp: Uint8Array }> {
     const plain = (resp: Uint8Array) => ({ resp });
+    if (h.command > LAST_COMMAND) return plain(this.#error(h, STATUS_INVALID_PARAMETER)); // 3.3.5.2.6
     if (h.command === SMB2_COMMAND.NEGOTIATE) return plain(this.#negotiate(req, h));
     if (this.#dialect === 0) return plain(this.#error(h, STATUS_INVALID_PARAMETER)); // nothing before NEGOTIATE
     if (h.command === SMB2_COMMAND.SESSION_SETUP) return plain(this.#sessionSetup(req, h));
@@ -409,7 +443,9 @@ class ServerConnection {
       return plain(this.#error(h, STATUS_ACCESS_DENIED));
     }
     if (this.#server.options.signingRequired && s.signingKey && !(h.flags & SMB2_FLAGS.SIGNED)) return plain(this.#error(h, STATUS_ACCESS_DENIED));
-    if (FILE_COMMANDS.has(h.command)) return this.#fileCommand(req, h, s, chainCtx);
+    if (FILE_COMMANDS.has(h.command) || (h.command === SMB2_COMMAND.IOCTL && !SESSION_FSCTLS.has(decodeSmb2IoctlRequest(req).ctlCode))) {
+      return this.#fileCommand(req, h, s, chainCtx);
+    }
     return plain(this.#sessionCommand(req, h, s));
   }
 
@@ -496,6 +532,11 @@ class ServerConnection {
       case SMB2_COMMAND.SET_INFO:
         await f.setInfo(req, s.id, h.treeId);
         return ok(encodeSmb2SetInfoResponse(hdr()));
+      case SMB2_COMMAND.IOCTL: {
+        const r = decodeSmb2IoctlRequest(req);
+        const output = await f.fsctl(r, s.id, h.treeId);
+        return ok(encodeSmb2IoctlResponse({ header: hdr(), ctlCode: r.ctlCode, fileId: r.fileId, output }));
+      }
       case SMB2_COMMAND.LOCK: {
         // a blocking lock that must wait goes async, in a message of its own only (compounds fail it)
         const canWait = chainCtx.single && this.#async.size < MAX_ASYNC_PER_CONNECTION;
@@ -694,17 +735,6 @@ class ServerConnection {
 }
 
 /** Responses of a compound chain, each 8-byte aligned, NextCommand set (3.3.4.1.3). */
-function chain(responses: Uint8Array[]): Uint8Array {
-  const sizes = responses.map((r, i) => (i < responses.length - 1 ? (r.length + 7) & ~7 : r.length));
-  const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
-  let at = 0;
-  responses.forEach((r, i) => {
-    out.set(r, at);
-    if (i < responses.length - 1) new DataView(out.buffer).setUint32(at + 20, sizes[i]!, true);
-    at += sizes[i]!;
-  });
-  return out;
-}
 
 function lookupUser(users: Smb2ServerOptions['users'], name: string): Uint8Array | undefined {
   if (!users) return undefined;
