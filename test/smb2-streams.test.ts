@@ -1,7 +1,8 @@
 // Named streams on the SMB3 server ("file:name[:$DATA]"): made with their file, read and written,
 // listed by FileStreamInformation, names case-insensitive, refused names, renamed, deleted alone or
 // with their file, dropped when the file is overwritten; the sidecar store at the share's root is
-// neither listed nor reachable by name. smbtorture's smb2.streams (test/smb2-torture.test.ts) runs
+// neither listed nor reachable by name; a file deleted while a stream of it is open waits for it
+// (STATUS_DELETE_PENDING meanwhile). smbtorture's smb2.streams (test/smb2-torture.test.ts) runs
 // the rest.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -99,14 +100,22 @@ describe('named streams on the SMB3 server', () => {
     assert.equal(two.header.status, smb2.STATUS_SUCCESS);
     await close(two.fileId);
     assert.equal((await create('g.txt:two', OPEN)).header.status, smb2.STATUS_OBJECT_NAME_NOT_FOUND, 'deleted');
-    assert.equal((await create('g.txt', OPEN)).header.status, smb2.STATUS_SUCCESS, 'its file stays');
+    const base = await create('g.txt', OPEN);
+    assert.equal(base.header.status, smb2.STATUS_SUCCESS, 'its file stays');
+    await close(base.fileId);
     await close((await create('g.txt:three', CREATE)).fileId);
     await close((await create('g.txt', OVERWRITE)).fileId);
     assert.equal((await create('g.txt:three', OPEN)).header.status, smb2.STATUS_OBJECT_NAME_NOT_FOUND, 'overwriting the file dropped it');
     await close((await create('g.txt:four', CREATE)).fileId);
     const streamsOf = () => readdirSync(join(dir, STREAMS_DIR)).length;
     assert.equal(streamsOf(), 1);
+    // a file deleted while a stream of it is open stays (DELETE_PENDING) until that stream closes
+    const four = await create('g.txt:four', OPEN);
     await close((await create('g.txt', OPEN, smb2.FILE_OPTION.DELETE_ON_CLOSE)).fileId);
+    assert.equal((await create('g.txt', OPEN_IF)).header.status, smb2.STATUS_DELETE_PENDING);
+    assert.equal(streamsOf(), 1);
+    await close(four.fileId);
     assert.equal(streamsOf(), 0, 'deleting the file deleted its streams');
+    assert.ok(!existsSync(join(dir, 'g.txt')));
   });
 });

@@ -7,6 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { debuglog } from 'node:util';
 
 import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
@@ -21,7 +22,7 @@ import {
   encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
 } from '../../framing/smb2/fscc.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
+  STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
   STATUS_NOT_IMPLEMENTED, STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
   STATUS_SUCCESS,
@@ -40,8 +41,10 @@ import { Smb2Error } from './errors.js';
 import { STREAMS_DIR, listStreams, parseStreamName, prepareStream, removeStream, removeStreams, streamDataPath, streamsDirOf } from './streams.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
 import {
-  DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey,
+  DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey, fileKeyOf,
 } from './share-modes.js';
+
+const debug = debuglog('smbdirect_smb2');
 
 /** Access rights that change something ([MS-SMB2] 2.2.13.1.1): refused on a read-only share. */
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
@@ -76,7 +79,8 @@ interface Open {
   access: number;
   /** Its entry in the server's share-mode table. */
   record: OpenRecord;
-  deletePending: boolean;
+  /** FILE_DELETE_ON_CLOSE: the file's delete becomes pending when this open closes. */
+  deleteOnClose: boolean;
   position: bigint;
   /** A named stream's open: its name and the directory of its file's streams (`fh` is the stream's). */
   stream?: { name: string; dir: string };
@@ -209,6 +213,7 @@ export class FileOps {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(statusOfFsError(err));
     }
+    if (existing && this.#table.isDeletePending(fileKey(existing))) fail(STATUS_DELETE_PENDING);
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
     if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
     // a descriptor a client set is checked against the session's token (files without one are not)
@@ -293,7 +298,7 @@ export class FileOps {
     const id = this.#next++;
     const o: Open = {
       id: { persistent: id, volatile: id }, sessionId, treeId, share, name: r.name, isDir: st.isDirectory, fh,
-      access, record, deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
+      access, record, deleteOnClose: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
     };
     this.#opens.set(id, o);
     const contexts = this.#answerContexts(r.contexts, share, path, st, token);
@@ -352,6 +357,8 @@ export class FileOps {
     const sd = token ? this.#meta.get(path)?.sd : undefined;
     if (sd) access = this.#checkAccess(sd, token!, r.desiredAccess, path, access);
     if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
+    const streamKey = `${fileKey(base)}:${stream.toLowerCase()}`;
+    if (this.#table.isDeletePending(fileKey(base)) || this.#table.isDeletePending(streamKey)) fail(STATUS_DELETE_PENDING);
     const dir = streamsDirOf(share.path, base);
     const data = streamDataPath(dir, stream);
     const exists = (await statOrNone(data)) !== undefined;
@@ -360,7 +367,7 @@ export class FileOps {
     const truncate = exists && (d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF);
     if ((truncate || !exists) && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
     const writable = !share.readOnly && ((r.desiredAccess & WRITE_ACCESS) !== 0 || d !== FILE_DISPOSITION.OPEN);
-    const record = this.#table.claim({ key: `${fileKey(base)}:${stream.toLowerCase()}`, path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
+    const record = this.#table.claim({ key: streamKey, path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
     let fh: FileHandle | undefined;
     try {
       if (!exists) await prepareStream(dir, stream);
@@ -376,7 +383,7 @@ export class FileOps {
     const id = this.#next++;
     const o: Open = {
       id: { persistent: id, volatile: id }, sessionId, treeId, share, name: r.name, isDir: false, fh, access, record,
-      deletePending: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n, stream: { name: stream, dir },
+      deleteOnClose: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n, stream: { name: stream, dir },
     };
     this.#opens.set(id, o);
     const st = await this.#stat(o);
@@ -415,37 +422,56 @@ export class FileOps {
 
   async close(id: Smb2FileId, sessionId: bigint, treeId: number, postQuery: boolean): Promise<FileStat | undefined> {
     const o = this.#get(id, sessionId, treeId);
-    this.#opens.delete(id.volatile);
-    this.#table.remove(o.record);
-    this.#locks.release(o.record.key, o);
+    this.#forget(o);
     let st: FileStat | undefined;
     if (postQuery) st = await this.#stat(o).catch(() => undefined);
     await o.fh?.close().catch(() => {});
-    if (o.deletePending) {
-      try {
-        if (o.stream) {
-          await removeStream(o.stream.dir, o.stream.name);
-        } else {
-          if (o.isDir) await rmdir(o.record.path);
-          else await rm(o.record.path);
-          this.#meta.delete(o.record.path);
-          await removeStreams(this.#streamsDir(o)); // a file's streams go with it
-        }
-      } catch (err) {
-        fail(statusOfFsError(err));
-      }
-    }
+    await this.#deleteIfDone(o);
     return st;
   }
 
-  /** Closes everything a session or tree held (LOGOFF, TREE_DISCONNECT, the connection's end). */
+  /** Closes everything a session or tree held (LOGOFF, TREE_DISCONNECT, the connection's end);
+   * pending deletes happen as at a CLOSE. */
   async closeAll(match: (sessionId: bigint, treeId: number) => boolean): Promise<void> {
-    for (const [k, o] of [...this.#opens]) {
+    for (const o of [...this.#opens.values()]) {
       if (!match(o.sessionId, o.treeId)) continue;
-      this.#opens.delete(k);
-      this.#table.remove(o.record);
-      this.#locks.release(o.record.key, o);
+      this.#forget(o);
       await o.fh?.close().catch(() => {});
+      await this.#deleteIfDone(o).catch((err: unknown) => debug('a pending delete at the end of %s: %s', o.record.path, (err as Error).message));
+    }
+  }
+
+  /** Takes an open out of the tables at once (before any await); a DELETE_ON_CLOSE open makes its
+   * file's (or stream's) delete pending. */
+  #forget(o: Open): void {
+    this.#opens.delete(o.id.volatile);
+    this.#table.remove(o.record);
+    this.#locks.release(o.record.key, o);
+    if (o.deleteOnClose) this.#table.setDeletePending(o.record.key, true);
+  }
+
+  /**
+   * A file or stream whose delete is pending goes when its last open closes ([MS-FSA] 2.1.5.4): a
+   * file also waits for the opens of its streams, and takes its streams with it.
+   */
+  async #deleteIfDone(o: Open): Promise<void> {
+    const key = o.record.key;
+    const file = fileKeyOf(key);
+    try {
+      if (o.stream && this.#table.isDeletePending(key) && !this.#table.inUse(key)) {
+        this.#table.setDeletePending(key, false);
+        await removeStream(o.stream.dir, o.stream.name);
+      }
+      if (this.#table.isDeletePending(file) && !this.#table.inUse(file)) {
+        this.#table.setDeletePending(file, false);
+        const st = await stat(o.record.path);
+        if (st.isDirectory()) await rmdir(o.record.path);
+        else await rm(o.record.path);
+        this.#meta.delete(o.record.path);
+        await removeStreams(this.#streamsDir(o)); // a file's streams go with it
+      }
+    } catch (err) {
+      fail(statusOfFsError(err));
     }
   }
 
@@ -638,7 +664,7 @@ export class FileOps {
           named: await listStreams(this.#streamsDir(o)),
         };
       }
-      out = encodeFileInfo(r.infoClass, { st, deletePending: o.deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
+      out = encodeFileInfo(r.infoClass, { st, deletePending: o.deleteOnClose || this.#table.isDeletePending(o.record.key), position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
       fixed = FILE_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
       const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));
@@ -761,7 +787,7 @@ export class FileOps {
           if (del && !(o.access & DELETE)) fail(STATUS_ACCESS_DENIED, 'the open has no DELETE access');
           if (del && ((await this.#stat(o)).attributes & FILE_ATTRIBUTE_READONLY)) fail(STATUS_CANNOT_DELETE);
           if (del && o.isDir && (await readdir(o.record.path)).length > 0) fail(STATUS_DIRECTORY_NOT_EMPTY);
-          o.deletePending = del;
+          this.#table.setDeletePending(o.record.key, del);
           return;
         }
         case FILE_INFO.RENAME: {

@@ -42,13 +42,48 @@ export function fileKey(st: { dev: number | bigint; ino: number | bigint }): str
   return `${st.dev}:${st.ino}`;
 }
 
+/** The file key of a (file or stream) key. */
+export function fileKeyOf(key: string): string {
+  return key.split(':', 2).join(':');
+}
+
+const isStreamKey = (key: string) => key.split(':').length > 2;
+
 /** The server's opens, by file. */
 export class OpenTable {
   readonly #byKey = new Map<string, Set<OpenRecord>>();
 
-  /** Whether an open of `key` with this access and share would conflict with one already there. */
+  /** Whether an open of `key` with this access and share would conflict with one already there;
+   * an open of a file for DELETE also with an open of one of its streams that does not share delete
+   * ([MS-FSA] 2.1.5.1.2: a file goes with its streams). */
   conflicts(key: string, access: number, share: number): boolean {
     for (const e of this.#byKey.get(key) ?? []) if (sharingConflict(e, access, share)) return true;
+    if (access & DELETE && !isStreamKey(key)) {
+      for (const [k, set] of this.#byKey) {
+        if (k.startsWith(`${key}:`)) for (const e of set) if (!(e.share & SHARE_DELETE)) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Files (and streams) whose delete is pending: deleted when their last open closes; a CREATE of
+   * one is STATUS_DELETE_PENDING meanwhile. */
+  readonly #deletePending = new Set<string>();
+
+  setDeletePending(key: string, on: boolean): void {
+    if (on) this.#deletePending.add(key);
+    else this.#deletePending.delete(key);
+  }
+
+  isDeletePending(key: string): boolean {
+    return this.#deletePending.has(key);
+  }
+
+  /** Whether `key` is still open (a file also through any of its streams). */
+  inUse(key: string): boolean {
+    if (this.#byKey.has(key)) return true;
+    if (isStreamKey(key)) return false;
+    for (const k of this.#byKey.keys()) if (k.startsWith(`${key}:`)) return true;
     return false;
   }
 

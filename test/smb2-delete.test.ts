@@ -1,0 +1,60 @@
+// A delete on the SMB3 server is the file's, not the handle's ([MS-FSA] 2.1.5.4, as Windows keeps
+// it): a disposition or DELETE_ON_CLOSE makes the file's delete pending, a CREATE of it meanwhile is
+// STATUS_DELETE_PENDING, FileStandardInformation says so on every handle, and the file goes when its
+// last handle closes (a disconnect counts). A disposition can be taken back before that.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import { smb2 } from '../framing/index.js';
+import { createServer } from '../src/smb2/index.js';
+import { type TestSession, testSession } from './support/smb2-client.js';
+
+async function client(server: ReturnType<typeof createServer>) {
+  const inbox: Uint8Array[] = [];
+  const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => {} });
+  const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+  return { conn, rpc, s: await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' }) };
+}
+
+const hdr = (s: TestSession) => ({ messageId: s.nextId(), credits: 8, sessionId: s.sessionId, treeId: s.treeId });
+
+describe('delete pending on the SMB3 server', () => {
+  it('a disposition on one handle: others see DeletePending, a CREATE is STATUS_DELETE_PENDING, the file goes with the last handle (a disconnect too)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'smb2-delete-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
+    const a = await client(server);
+    const b = await client(server);
+    const open = async (c: typeof a, disposition: number) => {
+      const m = await c.rpc(smb2.encodeSmb2CreateRequest({ header: hdr(c.s), name: 'f.txt', desiredAccess: 0x1f01ff, shareAccess: 7, createDisposition: disposition }));
+      const h = smb2.decodeSmb2Header(m);
+      return h.status === smb2.STATUS_SUCCESS ? smb2.decodeSmb2CreateResponse(m).fileId : h.status;
+    };
+    const fa = await open(a, smb2.FILE_DISPOSITION.CREATE) as smb2.Smb2FileId;
+    const fb = await open(b, smb2.FILE_DISPOSITION.OPEN) as smb2.Smb2FileId;
+    const disposition = (c: typeof a, fileId: smb2.Smb2FileId, on: boolean) => c.rpc(smb2.encodeSmb2SetInfoRequest({
+      header: hdr(c.s), infoType: smb2.SMB2_INFO.FILE, infoClass: 13, buffer: Uint8Array.of(on ? 1 : 0), fileId,
+    }));
+    const pending = async (c: typeof a, fileId: smb2.Smb2FileId) => smb2.decodeSmb2OutputResponse(await c.rpc(smb2.encodeSmb2QueryInfoRequest({
+      header: hdr(c.s), infoType: smb2.SMB2_INFO.FILE, infoClass: 5, outputBufferLength: 24, fileId,
+    })), smb2.SMB2_COMMAND.QUERY_INFO).output[20];
+    const close = async (c: typeof a, fileId: smb2.Smb2FileId) => smb2.decodeSmb2Header(await c.rpc(smb2.encodeSmb2CloseRequest({ header: hdr(c.s), fileId }))).status;
+    // taken back before the last close: nothing happens
+    assert.equal(smb2.decodeSmb2Header(await disposition(b, fb, true)).status, smb2.STATUS_SUCCESS);
+    assert.equal(await pending(a, fa), 1, 'the other handle sees the delete pending');
+    assert.equal(smb2.decodeSmb2Header(await disposition(a, fa, false)).status, smb2.STATUS_SUCCESS);
+    assert.equal(await pending(b, fb), 0);
+    // set again, and the handle that set it closes: the file stays while the other is open
+    await disposition(b, fb, true);
+    assert.equal(await close(b, fb), smb2.STATUS_SUCCESS);
+    assert.ok(existsSync(join(dir, 'f.txt')), 'still there: a handle is open');
+    assert.equal(await open(b, smb2.FILE_DISPOSITION.OPEN_IF), smb2.STATUS_DELETE_PENDING);
+    // the last handle goes with its connection
+    await a.conn.end();
+    assert.ok(!existsSync(join(dir, 'f.txt')), 'deleted with the last handle');
+    assert.notEqual(await open(b, smb2.FILE_DISPOSITION.OPEN), smb2.STATUS_DELETE_PENDING, 'and forgotten');
+  });
+});
