@@ -84,7 +84,8 @@ interface Open {
   position: bigint;
   /** A named stream's open: its name and the directory of its file's streams (`fh` is the stream's). */
   stream?: { name: string; dir: string };
-  dir?: { entries: Array<{ name: string; st: FileStat }>; pos: number; pattern: string };
+  /** A listing in progress: the names matched when it started, stat'ed as they are returned. */
+  dir?: { names: string[]; pos: number; pattern: string };
 }
 
 /** What a command answers: a status and, for success, the response body's encoder input. */
@@ -284,7 +285,8 @@ export class FileOps {
       const sd = kept ?? (action !== FILE_ACTION.OVERWRITTEN ? initialSd ?? (parentSd && inheritedDescriptor(parentSd, token!, dirWanted)) : undefined);
       if (sd) this.#meta.set(path, { sd });
     }
-    if (action === FILE_ACTION.CREATED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
+    // a new, superseding or overwriting CREATE gives the file the attributes it names ([MS-FSA] 2.1.5.1.2.1)
+    if (action !== FILE_ACTION.OPENED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
     let raw;
     try {
       raw = fh ? await fh.stat() : await stat(path);
@@ -618,33 +620,47 @@ export class FileOps {
     const restart = (r.flags & (SMB2_QUERY_DIRECTORY_FLAG.RESTART_SCANS | SMB2_QUERY_DIRECTORY_FLAG.REOPEN)) !== 0;
     const first = !o.dir || restart;
     if (first) {
-      const entries: Array<{ name: string; st: FileStat }> = [];
-      const self = await this.#stat(o);
       const all = await readdir(o.record.path).catch((err: unknown) => fail(statusOfFsError(err)));
-      for (const [name, st] of [['.', self], ['..', self]] as const) if (matchPattern(r.pattern, name)) entries.push({ name, st });
       const atRoot = o.record.path === o.share.path;
-      for (const name of all.sort()) {
-        if (!matchPattern(r.pattern, name) || (atRoot && name === STREAMS_DIR)) continue;
-        try {
-          const full = `${o.record.path}/${name}`;
-          const ls = await lstat(full);
-          // a symlink is listed only when it stays inside the share
-          if (ls.isSymbolicLink()) await checkInside(o.share.realRoot, full);
-          entries.push({ name, st: fileStatOf(ls.isSymbolicLink() ? await stat(full) : ls, o.share.readOnly, this.#meta.get(full)) });
-        } catch {
-          // gone meanwhile, or a link that leads out: not listed
-        }
-      }
-      o.dir = { entries, pos: 0, pattern: r.pattern };
+      const names = ['.', '..', ...all.sort().filter((n) => !(atRoot && n === STREAMS_DIR))].filter((n) => matchPattern(r.pattern, n));
+      o.dir = { names, pos: 0, pattern: r.pattern };
     }
     const d = o.dir!;
-    if (d.pos >= d.entries.length) fail(first ? STATUS_NO_SUCH_FILE : STATUS_NO_MORE_FILES);
-    const take = (r.flags & SMB2_QUERY_DIRECTORY_FLAG.RETURN_SINGLE_ENTRY) ? 1 : d.entries.length - d.pos;
-    const encoded = d.entries.slice(d.pos, d.pos + take).map((e) => encodeDirectoryEntry(r.infoClass, e.name, e.st));
+    // each entry is stat'ed when it is returned (a file changed during a listing shows as it is
+    // now: smbtorture's dir.modify), at most as many as the output buffer can hold (12 bytes is the
+    // smallest entry), so a long listing costs one stat per name however many calls it takes
+    const single = (r.flags & SMB2_QUERY_DIRECTORY_FLAG.RETURN_SINGLE_ENTRY) !== 0;
+    const encoded: Uint8Array[] = [];
+    const consumed: number[] = [];
+    let at = d.pos;
+    for (const limit = Math.ceil(r.outputBufferLength / 12); at < d.names.length && encoded.length < (single ? 1 : limit); at++) {
+      const st = await this.#entryStat(o, d.names[at]!);
+      if (!st) continue;
+      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st));
+      consumed.push(at + 1);
+    }
+    if (encoded.length === 0) {
+      d.pos = at;
+      fail(first ? STATUS_NO_SUCH_FILE : STATUS_NO_MORE_FILES);
+    }
     const { buffer, count } = chainDirectoryEntries(encoded, r.outputBufferLength);
     if (count === 0) fail(STATUS_INFO_LENGTH_MISMATCH, 'the output buffer cannot hold one entry');
-    d.pos += count;
+    d.pos = consumed[count - 1]!;
     return buffer;
+  }
+
+  /** A listed name's attributes now, or undefined when it is gone or is a link that leads out of
+   * the share (not listed). */
+  async #entryStat(o: Open, name: string): Promise<FileStat | undefined> {
+    if (name === '.' || name === '..') return this.#stat(o);
+    try {
+      const full = `${o.record.path}/${name}`;
+      const ls = await lstat(full);
+      if (ls.isSymbolicLink()) await checkInside(o.share.realRoot, full);
+      return fileStatOf(ls.isSymbolicLink() ? await stat(full) : ls, o.share.readOnly, this.#meta.get(full));
+    } catch {
+      return undefined;
+    }
   }
 
   async queryInfo(req: Uint8Array, sessionId: bigint, treeId: number): Promise<{ status: number; output: Uint8Array; errorData?: Uint8Array }> {
