@@ -50,7 +50,7 @@ const debug = debuglog('smbdirect_smb2');
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
 const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
-const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
+const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_DIRECTORY = 0x10, FILE_ATTRIBUTE_TEMPORARY = 0x100;
 const FILE_DELETE_CHILD = 0x40;
 const FSCTL_GET_OBJECT_ID = 0x0009009c, FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900c0;
 const MAXIMUM_ALLOWED = 0x02000000;
@@ -671,7 +671,7 @@ export class FileOps {
     if (r.infoType === SMB2_INFO.FILE) {
       // no 8.3 names (as on a Windows volume with short names off): said plainly, not "unknown class"
       if (r.infoClass === FILE_INFO.ALTERNATE_NAME) fail(STATUS_NOT_IMPLEMENTED, 'no 8.3 alternate names');
-      const st = await this.#stat(o);
+      let st = await this.#stat(o);
       let streams: FileInfoContext['streams'];
       if (r.infoClass === FILE_INFO.STREAM) {
         const base = o.stream ? await stat(o.record.path).catch((err: unknown) => fail(statusOfFsError(err))) : undefined;
@@ -680,7 +680,10 @@ export class FileOps {
           named: await listStreams(this.#streamsDir(o)),
         };
       }
-      out = encodeFileInfo(r.infoClass, { st, deletePending: o.deleteOnClose || this.#table.isDeletePending(o.record.key), position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
+      // a file whose delete is pending has one link less (Windows and Samba count the name as gone)
+      const deletePending = o.deleteOnClose || this.#table.isDeletePending(o.record.key);
+      if (deletePending) st = { ...st, nlink: Math.max(0, st.nlink - 1) };
+      out = encodeFileInfo(r.infoClass, { st, deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
       fixed = FILE_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
       const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));
@@ -774,6 +777,8 @@ export class FileOps {
           const { times, attributes } = decodeFileBasicInfo(r.buffer);
           // [MS-FSA] 2.1.5.14.2: a directory cannot be FILE_ATTRIBUTE_TEMPORARY
           if (o.isDir && (attributes & FILE_ATTRIBUTE_TEMPORARY)) fail(STATUS_INVALID_PARAMETER, 'FILE_ATTRIBUTE_TEMPORARY on a directory');
+          // ... and a file cannot be made a directory
+          if (!o.isDir && (attributes & FILE_ATTRIBUTE_DIRECTORY)) fail(STATUS_INVALID_PARAMETER, 'FILE_ATTRIBUTE_DIRECTORY on a file');
           const [ctimeBirth, atime, mtime, change] = times as [bigint, bigint, bigint, bigint];
           const keep = (t: bigint) => t === 0n || t === 0xffffffffffffffffn || t === 0xfffffffffffffffen;
           if (!keep(ctimeBirth)) this.#meta.set(o.record.path, { creationTime: ctimeBirth });
@@ -790,9 +795,12 @@ export class FileOps {
           await o.fh!.truncate(Number(decodeU64Info(r.buffer, 'FileEndOfFileInformation')));
           return;
         }
-        case FILE_INFO.ALLOCATION:
-          decodeU64Info(r.buffer, 'FileAllocationInformation'); // accepted; space is allocated as written
+        case FILE_INFO.ALLOCATION: {
+          // space is allocated as written; an allocation below the end of file cuts the file there ([MS-FSA] 2.1.5.14.1)
+          const alloc = decodeU64Info(r.buffer, 'FileAllocationInformation');
+          if (o.fh && alloc < BigInt((await o.fh.stat()).size)) await o.fh.truncate(Number(alloc));
           return;
+        }
         case FILE_INFO.POSITION:
           o.position = decodeU64Info(r.buffer, 'FilePositionInformation');
           return;
