@@ -3,7 +3,7 @@
 // of it meanwhile is STATUS_DELETE_PENDING, FileStandardInformation says so on every handle (with one
 // link less), and the file goes when its last handle closes (a disconnect counts); a disposition can
 // be taken back before that. An allocation below the end of file cuts the file; a file cannot be
-// given FILE_ATTRIBUTE_DIRECTORY.
+// given FILE_ATTRIBUTE_DIRECTORY; sizes need FILE_WRITE_DATA, times and attributes FILE_WRITE_ATTRIBUTES.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,5 +79,12 @@ describe('delete pending on the SMB3 server', () => {
     const basic = new Uint8Array(40);
     new DataView(basic.buffer).setUint32(32, 0x10, true);
     assert.equal(smb2.decodeSmb2Header(await set(4, basic)).status, smb2.STATUS_INVALID_PARAMETER);
+    // an open that may only read cannot change sizes or times
+    const reader = smb2.decodeSmb2CreateResponse(await a.rpc(smb2.encodeSmb2CreateRequest({
+      header: hdr(a.s), name: 'g.txt', desiredAccess: 0x00120089, shareAccess: 7, createDisposition: smb2.FILE_DISPOSITION.OPEN,
+    }))).fileId;
+    const setOn = (infoClass: number, buffer: Uint8Array) => a.rpc(smb2.encodeSmb2SetInfoRequest({ header: hdr(a.s), infoType: smb2.SMB2_INFO.FILE, infoClass, buffer, fileId: reader }));
+    assert.equal(smb2.decodeSmb2Header(await setOn(20, new Uint8Array(8))).status, smb2.STATUS_ACCESS_DENIED, 'end of file');
+    assert.equal(smb2.decodeSmb2Header(await setOn(4, new Uint8Array(40))).status, smb2.STATUS_ACCESS_DENIED, 'times and attributes');
   });
 });

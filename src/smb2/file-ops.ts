@@ -51,7 +51,7 @@ const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010
 const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
 const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_DIRECTORY = 0x10, FILE_ATTRIBUTE_TEMPORARY = 0x100;
-const FILE_DELETE_CHILD = 0x40;
+const FILE_DELETE_CHILD = 0x40, FILE_WRITE_ATTRIBUTES = 0x100;
 const FSCTL_GET_OBJECT_ID = 0x0009009c, FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900c0;
 const MAXIMUM_ALLOWED = 0x02000000;
 
@@ -771,6 +771,11 @@ export class FileOps {
     }
     if (r.infoType !== SMB2_INFO.FILE) fail(STATUS_INVALID_PARAMETER);
     if (o.share.readOnly && r.infoClass !== FILE_INFO.POSITION) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+    // the access each class needs ([MS-FSA] 2.1.5.14): times and attributes FILE_WRITE_ATTRIBUTES,
+    // sizes FILE_WRITE_DATA (rename and disposition check DELETE below)
+    const needs = r.infoClass === FILE_INFO.BASIC ? FILE_WRITE_ATTRIBUTES
+      : r.infoClass === FILE_INFO.END_OF_FILE || r.infoClass === FILE_INFO.ALLOCATION ? FILE_WRITE_DATA : 0;
+    if ((o.access & needs) !== needs) fail(STATUS_ACCESS_DENIED, `SET_INFO class ${r.infoClass} needs access 0x${needs.toString(16)}`);
     try {
       switch (r.infoClass) {
         case FILE_INFO.BASIC: {
