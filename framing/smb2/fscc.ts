@@ -64,7 +64,9 @@ export function isDirectoryInfoClass(c: number): boolean {
 }
 
 /** One directory entry of class `infoClass` (NextEntryOffset 0: the caller chains them). */
-export function encodeDirectoryEntry(infoClass: number, name: string, st: FileStat): Uint8Array {
+/** One directory entry of `infoClass`; classes 3 and 37 carry `shortName` (an 8.3 name, at most 12
+ * characters) in their ShortName field. */
+export function encodeDirectoryEntry(infoClass: number, name: string, st: FileStat, shortName?: string): Uint8Array {
   const nameAt = DIR_NAME_AT[infoClass];
   if (nameAt === undefined) invalid(`directory information class ${infoClass}`);
   const n = utf16(name);
@@ -74,6 +76,11 @@ export function encodeDirectoryEntry(infoClass: number, name: string, st: FileSt
     putU32le(out, 56, st.attributes);
     putU32le(out, 60, n.length);
     if (infoClass === FILE_INFO.ID_BOTH_DIRECTORY) putU64le(out, 96, st.fileId);
+    if (shortName && (infoClass === FILE_INFO.BOTH_DIRECTORY || infoClass === FILE_INFO.ID_BOTH_DIRECTORY)) {
+      const sn = utf16(shortName).subarray(0, 24);
+      out[68] = sn.length;
+      out.set(sn, 70);
+    }
     if (infoClass === FILE_INFO.ID_FULL_DIRECTORY) putU64le(out, 72, st.fileId);
   } else {
     putU32le(out, 8, n.length);
@@ -126,6 +133,8 @@ function standard(st: FileStat, deletePending: boolean): Uint8Array {
 
 export interface FileInfoContext {
   st: FileStat; deletePending: boolean; position: bigint; accessMask: number; mode: number; name: string;
+  /** FileAlternateNameInformation: the 8.3 name. */
+  shortName?: string;
   /** FileStreamInformation: the file's own data's size (a stream's handle has the stream's in `st`)
    * and its named streams; without them, the file's own data only. */
   streams?: { dataSize: bigint; dataAllocation: bigint; named: ReadonlyArray<{ name: string; size: bigint; allocation: bigint }> };
@@ -149,6 +158,14 @@ export function encodeFileInfo(infoClass: number, c: FileInfoContext): Uint8Arra
       const b = new Uint8Array(56);
       [c.st.creationTime, c.st.lastAccessTime, c.st.lastWriteTime, c.st.changeTime, c.st.allocationSize, c.st.endOfFile].forEach((v, i) => putU64le(b, 8 * i, v));
       putU32le(b, 48, c.st.attributes);
+      return b;
+    }
+    case FILE_INFO.ALTERNATE_NAME: {
+      if (c.shortName === undefined) return undefined;
+      const n = utf16(c.shortName);
+      const b = new Uint8Array(4 + n.length);
+      putU32le(b, 0, n.length);
+      b.set(n, 4);
       return b;
     }
     case FILE_INFO.NAME: { const n = utf16(c.name); const b = new Uint8Array(4 + n.length); putU32le(b, 0, n.length); b.set(n, 4); return b; }

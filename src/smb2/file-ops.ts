@@ -24,7 +24,7 @@ import {
 import {
   STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
   STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
-  STATUS_NOT_IMPLEMENTED, STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
+  STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
   STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_COMMAND } from '../../framing/smb2/header.js';
@@ -39,7 +39,7 @@ import {
 } from './security.js';
 import { Smb2Error } from './errors.js';
 import { STREAMS_DIR, listStreams, parseStreamName, prepareStream, removeStream, removeStreams, streamDataPath, streamsDirOf } from './streams.js';
-import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, statusOfFsError } from './fs-backend.js';
+import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, shortNameOf, statusOfFsError } from './fs-backend.js';
 import {
   DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey, fileKeyOf,
 } from './share-modes.js';
@@ -636,7 +636,7 @@ export class FileOps {
     for (const limit = Math.ceil(r.outputBufferLength / 12); at < d.names.length && encoded.length < (single ? 1 : limit); at++) {
       const st = await this.#entryStat(o, d.names[at]!);
       if (!st) continue;
-      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st));
+      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st, shortNameOf(d.names[at]!)));
       consumed.push(at + 1);
     }
     if (encoded.length === 0) {
@@ -669,8 +669,6 @@ export class FileOps {
     let out: Uint8Array | undefined;
     let fixed: number | undefined;
     if (r.infoType === SMB2_INFO.FILE) {
-      // no 8.3 names (as on a Windows volume with short names off): said plainly, not "unknown class"
-      if (r.infoClass === FILE_INFO.ALTERNATE_NAME) fail(STATUS_NOT_IMPLEMENTED, 'no 8.3 alternate names');
       let st = await this.#stat(o);
       let streams: FileInfoContext['streams'];
       if (r.infoClass === FILE_INFO.STREAM) {
@@ -683,7 +681,8 @@ export class FileOps {
       // a file whose delete is pending has one link less (Windows and Samba count the name as gone)
       const deletePending = o.deleteOnClose || this.#table.isDeletePending(o.record.key);
       if (deletePending) st = { ...st, nlink: Math.max(0, st.nlink - 1) };
-      out = encodeFileInfo(r.infoClass, { st, deletePending, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
+      const leaf = parseStreamName(o.name).file.split('\\').pop() ?? '';
+      out = encodeFileInfo(r.infoClass, { st, deletePending, shortName: shortNameOf(leaf) ?? '', position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
       fixed = FILE_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
       const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));

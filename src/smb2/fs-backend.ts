@@ -13,6 +13,7 @@ import {
 import { Smb2Error } from './errors.js';
 import type { SecurityDescriptor } from '../../framing/smb2/security.js';
 import { STREAMS_DIR } from './streams.js';
+import { createHash } from 'node:crypto';
 
 /** Names Windows reserves for devices, with or without an extension: refused as names. */
 const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
@@ -119,3 +120,30 @@ export function matchPattern(pattern: string, name: string): boolean {
   const re = new RegExp(`^${p.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('')}$`, 'is');
   return re.test(name);
 }
+
+/** Characters an 8.3 name may hold (besides letters and digits). */
+const SHORT_EXTRA = "!#$%&'()-@^_`{}~";
+const shortChar = (c: string) => /[A-Z0-9]/.test(c) || SHORT_EXTRA.includes(c);
+
+/**
+ * The 8.3 (short) name clients see for `name` ([MS-FSCC] 2.1.5.2.1): a name that is one already
+ * (up to 8 characters, a dot and up to 3, of the characters allowed) in capitals; any other as
+ * Windows forms one once the plain `~1` names are taken: the first two usable characters, four hex
+ * digits of a hash of the whole name, `~1`, and the first three usable characters of the
+ * extension. Unique enough for listings; not kept on disk, and a name cannot be opened by it.
+ */
+export function shortNameOf(name: string): string | undefined {
+  if (name === '.' || name === '..') return undefined;
+  const upper = name.toUpperCase();
+  const dot = upper.lastIndexOf('.');
+  const base = dot > 0 ? upper.slice(0, dot) : upper;
+  const ext = dot > 0 ? upper.slice(dot + 1) : '';
+  if (base.length >= 1 && base.length <= 8 && ext.length <= 3 && [...base, ...ext].every(shortChar) && (dot <= 0 || ext.length > 0)) {
+    return ext ? `${base}.${ext}` : base;
+  }
+  const usable = (s: string) => [...s].filter(shortChar).join('');
+  const hash = createHash('sha1').update(name).digest('hex').slice(0, 4).toUpperCase();
+  const shortExt = usable(ext).slice(0, 3);
+  return `${usable(base).slice(0, 2) || '_'}${hash}~1${shortExt ? `.${shortExt}` : ''}`;
+}
+
