@@ -118,8 +118,8 @@ describe('SMB2 LOCK and CANCEL: async responses, cancellation and teardown', () 
     assert.equal(status(await a.rpc(lockReq(a.s, a.fileId, UNLOCK))), smb2.STATUS_SUCCESS);
   });
 
-  it('malformed and invalid requests get their status and the connection serves on', async (t) => {
-    const { a } = await setup(t);
+  it('malformed and invalid requests get their status and the connection serves on; a peer cannot pile up locks', async (t) => {
+    const { server, a } = await setup(t);
     const past = lockReq(a.s, a.fileId, EXCLUSIVE | FAIL_IMMEDIATELY);
     new DataView(past.buffer).setUint16(66, 3, true); // LockCount 3, one element in the PDU
     assert.equal(status(await a.rpc(past)), smb2.STATUS_INVALID_PARAMETER);
@@ -132,6 +132,14 @@ describe('SMB2 LOCK and CANCEL: async responses, cancellation and teardown', () 
     const wrapped = smb2.encodeSmb2LockRequest({ header: hdr(a.s), fileId: a.fileId, locks: [{ offset: 1n << 63n, length: (1n << 63n) + 1n, flags: SHARED | FAIL_IMMEDIATELY }] });
     assert.equal(status(await a.rpc(wrapped)), smb2.STATUS_INVALID_LOCK_RANGE);
     assert.equal(status(await a.rpc(lockReq(a.s, { persistent: 7n, volatile: 7n }, EXCLUSIVE))), smb2.STATUS_FILE_CLOSED);
+    // bounds on what a peer makes the server keep: elements per LOCK, locks per open
+    const many = (n: number, base: number) => smb2.encodeSmb2LockRequest({ header: { ...hdr(a.s), creditCharge: 1 }, fileId: a.fileId,
+      locks: Array.from({ length: n }, (_, i) => ({ offset: BigInt(base + i), length: 1n, flags: SHARED | FAIL_IMMEDIATELY })) });
+    assert.equal(status(await a.rpc(many(1025, 0))), smb2.STATUS_INVALID_PARAMETER, 'more than 1024 elements');
+    for (let i = 0; i < 10; i++) assert.equal(status(await a.rpc(many(1000, i * 1000))), smb2.STATUS_SUCCESS);
+    assert.equal(status(await a.rpc(many(1, 20_000))), smb2.STATUS_INSUFFICIENT_RESOURCES, 'the 10001st lock of one open');
+    assert.equal(status(await a.rpc(smb2.encodeSmb2CloseRequest({ header: hdr(a.s), fileId: a.fileId }))), smb2.STATUS_SUCCESS);
+    assert.deepEqual(server.lockTable.counts, { held: 0, waiting: 0 }, 'closing the open gave them all back');
     assert.equal(status(await a.rpc(smb2.encodeSmb2Empty(smb2.SMB2_COMMAND.ECHO, hdr(a.s), false))), smb2.STATUS_SUCCESS);
   });
 });

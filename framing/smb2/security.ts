@@ -32,8 +32,9 @@ export interface SecurityDescriptor {
 
 export interface Ace { type: number; flags: number; mask: number; sid: Uint8Array }
 
-/** At most this many bytes in a descriptor (Windows limits ACLs to 64 KiB each). */
-export const MAX_SECURITY_DESCRIPTOR = 4 * 65536;
+/** At most this many bytes in a descriptor (an ACL's size is 16 bits; the server keeps what clients
+ * set in memory, so a bound per descriptor bounds what one SET_INFO can make it keep). */
+export const MAX_SECURITY_DESCRIPTOR = 65536;
 
 function bad(message: string): never {
   throw new SmbDirectProtocolError('ERR_SMB2_BAD_REQUEST', message, { status: STATUS_INVALID_PARAMETER });

@@ -39,8 +39,26 @@ export function lockRangeOverflows(r: LockRange): boolean {
 
 interface FileLocks { held: Held[]; waiting: LockWaiter[] }
 
+/** Locks one open may hold: a bound on what a peer makes the server keep (and on the cost of the
+ * conflict checks, which walk a file's locks). Beyond it a lock is refused (the caller answers
+ * STATUS_INSUFFICIENT_RESOURCES). */
+export const MAX_LOCKS_PER_OPEN = 10_000;
+
 export class LockTable {
   readonly #files = new Map<string, FileLocks>();
+  /** Locks held per owner. */
+  readonly #perOwner = new Map<object, number>();
+
+  #count(owner: object, delta: number): void {
+    const n = (this.#perOwner.get(owner) ?? 0) + delta;
+    if (n > 0) this.#perOwner.set(owner, n);
+    else this.#perOwner.delete(owner);
+  }
+
+  /** Whether `owner` may take another lock. */
+  mayLock(owner: object): boolean {
+    return (this.#perOwner.get(owner) ?? 0) < MAX_LOCKS_PER_OPEN;
+  }
 
   #file(key: string): FileLocks {
     let f = this.#files.get(key);
@@ -65,6 +83,7 @@ export class LockTable {
     if (this.#conflicts(this.#files.get(key), owner, r, exclusive)) return undefined;
     const l: Held = { offset: r.offset, length: r.length, owner, exclusive };
     this.#file(key).held.push(l);
+    this.#count(owner, 1);
     return l;
   }
 
@@ -72,7 +91,11 @@ export class LockTable {
   drop(key: string, locks: readonly object[]): void {
     const f = this.#files.get(key);
     if (!f) return;
-    f.held = f.held.filter((l) => !locks.includes(l));
+    f.held = f.held.filter((l) => {
+      if (!locks.includes(l)) return true;
+      this.#count(l.owner, -1);
+      return false;
+    });
     this.#wake(key, f);
   }
 
@@ -85,6 +108,7 @@ export class LockTable {
     if (i < 0) i = f.held.findIndex(same);
     if (i < 0) return false;
     f.held.splice(i, 1);
+    this.#count(owner, -1);
     this.#wake(key, f);
     return true;
   }
@@ -112,6 +136,7 @@ export class LockTable {
     const mine = f.waiting.filter((w) => w.owner === owner);
     f.waiting = f.waiting.filter((w) => w.owner !== owner);
     f.held = f.held.filter((l) => l.owner !== owner);
+    this.#perOwner.delete(owner);
     for (const w of mine) w.settle(false);
     this.#wake(key, f);
   }
@@ -135,6 +160,7 @@ export class LockTable {
       if (this.#conflicts(f, w.owner, w, w.exclusive)) { i++; continue; }
       f.waiting.splice(i, 1);
       f.held.push({ offset: w.offset, length: w.length, owner: w.owner, exclusive: w.exclusive });
+      this.#count(w.owner, 1);
       w.settle(true);
     }
     this.#tidy(key, f);

@@ -23,7 +23,7 @@ import {
 } from '../../framing/smb2/fscc.js';
 import {
   STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE, STATUS_FILE_CLOSED, STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCK_CONFLICT, STATUS_INVALID_LOCK_RANGE, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
-  STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
+  STATUS_INFO_LENGTH_MISMATCH, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
   STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION,
   STATUS_SUCCESS,
 } from '../../framing/smb2/ntstatus.js';
@@ -31,7 +31,7 @@ import { SMB2_COMMAND } from '../../framing/smb2/header.js';
 import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js';
 import type { Smb2IoctlRequest } from '../../framing/smb2/ioctl.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
-import { type LockWaiter, LockTable, lockRangeOverflows } from './byte-locks.js';
+import { type LockWaiter, LockTable, MAX_LOCKS_PER_OPEN, lockRangeOverflows } from './byte-locks.js';
 import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
 import {
   FILE_ALL_ACCESS, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
@@ -52,6 +52,8 @@ const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
 const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_DIRECTORY = 0x10, FILE_ATTRIBUTE_TEMPORARY = 0x100;
 const FILE_DELETE_CHILD = 0x40, FILE_WRITE_ATTRIBUTES = 0x100;
+/** Lock elements one LOCK may carry: a bound on the work one request asks for. */
+export const MAX_LOCK_ELEMENTS = 1024;
 const FSCTL_GET_OBJECT_ID = 0x0009009c, FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900c0;
 const MAXIMUM_ALLOWED = 0x02000000;
 
@@ -489,6 +491,7 @@ export class FileOps {
     const r = decodeSmb2LockRequest(req);
     const o = this.#get(r.fileId, sessionId, treeId);
     if (r.locks.length === 0) fail(STATUS_INVALID_PARAMETER, 'LockCount 0');
+    if (r.locks.length > MAX_LOCK_ELEMENTS) fail(STATUS_INVALID_PARAMETER, `LockCount ${r.locks.length} (at most ${MAX_LOCK_ELEMENTS})`);
     if (o.isDir || !o.fh) fail(STATUS_INVALID_DEVICE_REQUEST, 'a byte-range lock on a directory');
     const key = o.record.key;
     if (r.locks[0]!.flags & SMB2_LOCKFLAG.UNLOCK) {
@@ -507,6 +510,10 @@ export class FileOps {
     }
     const taken: object[] = [];
     for (const l of r.locks) {
+      if (!this.#locks.mayLock(o)) {
+        this.#locks.drop(key, taken);
+        fail(STATUS_INSUFFICIENT_RESOURCES, `an open holding ${MAX_LOCKS_PER_OPEN} byte-range locks`);
+      }
       const exclusive = (l.flags & EXCLUSIVE) !== 0;
       const got = lockRangeOverflows(l) ? undefined : this.#locks.tryLock(key, o, l, exclusive);
       if (got) { taken.push(got); continue; }

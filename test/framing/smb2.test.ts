@@ -406,6 +406,7 @@ describe('security descriptors ([MS-DTYP] 2.4.6, self-relative)', () => {
       assert.throws(() => smb2.decodeSecurityDescriptor(b), (e: unknown) => e instanceof SmbDirectProtocolError && e.code === 'ERR_SMB2_BAD_REQUEST' && what.test(e.message));
     };
     bad((b) => { b[3] = 0; }, /not self-relative/);
+    assert.throws(() => smb2.decodeSecurityDescriptor(new Uint8Array(smb2.MAX_SECURITY_DESCRIPTOR + 1)), /a security descriptor of 65537 bytes/);
     bad((b) => { new DataView(b.buffer).setUint32(4, 4000, true); }, /owner at offset 4000/);
     bad((b) => { b[21] = 16; }, /16 sub-authorities/);
     bad((b) => { new DataView(b.buffer).setUint16(20 + owner.length + 8 + 2, 200, true); }, /ACE 0 of size 200/);
