@@ -86,15 +86,14 @@ export async function listStreams(dir: string): Promise<Array<{ name: string; si
   } catch {
     return [];
   }
-  const out: Array<{ name: string; size: bigint; allocation: bigint }> = [];
-  for (const n of names) {
-    if (n.endsWith('.name')) continue;
+  // all at once (the thread pool overlaps them): a listing is one round of file system calls
+  const found = await Promise.all(names.filter((n) => !n.endsWith('.name')).map(async (n) => {
     try {
       const [name, st] = await Promise.all([readFile(join(dir, `${n}.name`), 'utf8'), stat(join(dir, n))]);
-      out.push({ name, size: BigInt(st.size), allocation: BigInt(st.blocks) * 512n });
+      return { name, size: BigInt(st.size), allocation: BigInt(st.blocks) * 512n };
     } catch {
-      // half made or half removed by another request: not a stream (yet, or any more)
+      return undefined; // half made or half removed by another request: not a stream (yet, or any more)
     }
-  }
-  return out;
+  }));
+  return found.filter((e) => e !== undefined);
 }
