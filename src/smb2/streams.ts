@@ -38,7 +38,7 @@ export function parseStreamName(name: string): StreamName {
   }
   // only the separators (and NUL) are refused: control characters and wildcards are fine in a
   // stream name (smbtorture's streams.names2 tries 0x01-0x7e)
-  if (stream.length > MAX_STREAM_NAME || /[\\/\u0000]/.test(stream)) invalid(name);
+  if (stream.length > MAX_STREAM_NAME || /[\\/]/.test(stream) || stream.includes('\0')) invalid(name);
   return { file, stream };
 }
 
