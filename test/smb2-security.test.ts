@@ -87,6 +87,12 @@ describe('security descriptors on the SMB3 server', () => {
     const created = await open(s, rpc, 'g.txt', READ_CONTROL, full);
     const back = smb2.decodeSmb2OutputResponse(await rpc(query(s, created, OWNER | GROUP | DACL)), smb2.SMB2_COMMAND.QUERY_INFO).output;
     assert.deepEqual([...back], [...full]);
+    // a descriptor without a DACL: the file gets the default one for it (the parts given win)
+    const ownerOnly = smb2.encodeSecurityDescriptor({ control: 0, owner: users });
+    const made = await open(s, rpc, 'h.txt', READ_CONTROL, ownerOnly);
+    const filled = smb2.decodeSecurityDescriptor(smb2.decodeSmb2OutputResponse(await rpc(query(s, made, OWNER | GROUP | DACL)), smb2.SMB2_COMMAND.QUERY_INFO).output);
+    assert.ok(filled.control & smb2.SE_CONTROL.DACL_PRESENT && filled.dacl, 'a DACL was filled in');
+    assert.equal(smb2.sidToString(filled.owner!), 'S-1-5-32-545', 'the owner given');
   });
 
   it('a stored DACL is checked at CREATE (MAXIMUM_ALLOWED and MxAc give what it allows) and passed on to new files, which keep DELETE from their parent', async (t) => {

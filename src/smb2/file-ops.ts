@@ -35,7 +35,7 @@ import { type LockWaiter, LockTable, MAX_LOCKS_PER_OPEN, lockRangeOverflows } fr
 import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
 import {
   FILE_ALL_ACCESS, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
-  mergeParts, selectParts,
+  mergeParts, partsOf, selectParts,
 } from './security.js';
 import { Smb2Error } from './errors.js';
 import { STREAMS_DIR, listStreams, parseStreamName, prepareStream, removeStream, removeStreams, streamDataPath, streamsDirOf } from './streams.js';
@@ -281,11 +281,10 @@ export class FileOps {
     // overwriting or superseding a file drops its named streams, as NTFS does
     if ((action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) && existing) await removeStreams(streamsDirOf(share.path, existing)).catch(() => {});
     if (action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED || action === FILE_ACTION.OVERWRITTEN) {
-      // an overwritten file keeps its descriptor; a new (or superseding) one gets the one asked for
+      // an overwritten file keeps its descriptor; a new (or superseding) one gets its own below
       const kept = action === FILE_ACTION.OVERWRITTEN ? this.#meta.get(path)?.sd : undefined;
       this.#meta.delete(path);
-      const sd = kept ?? (action !== FILE_ACTION.OVERWRITTEN ? initialSd ?? (parentSd && inheritedDescriptor(parentSd, token!, dirWanted)) : undefined);
-      if (sd) this.#meta.set(path, { sd });
+      if (kept) this.#meta.set(path, { sd: kept });
     }
     // a new, superseding or overwriting CREATE gives the file the attributes it names ([MS-FSA] 2.1.5.1.2.1)
     if (action !== FILE_ACTION.OPENED && r.fileAttributes & 0x27) this.#meta.set(path, { attributes: r.fileAttributes });
@@ -298,6 +297,13 @@ export class FileOps {
       return fail(statusOfFsError(err));
     }
     record ??= this.#table.add({ key: fileKey(raw), path, access, share: r.shareAccess });
+    if ((action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED) && (initialSd || parentSd)) {
+      // [MS-DTYP] 2.5.3.4: what the parent passes on (else the default), with the parts the SecD
+      // context gives in their place (a descriptor without DACL_PRESENT gets the inherited DACL)
+      const base = (parentSd && token && inheritedDescriptor(parentSd, token, raw.isDirectory())) || undefined;
+      const sd = initialSd ? mergeParts(base ?? defaultSecurityDescriptor(raw), initialSd, partsOf(initialSd)) : base;
+      if (sd) this.#meta.set(path, { sd });
+    }
     const st = fileStatOf(raw, share.readOnly, this.#meta.get(path));
     const id = this.#next++;
     const o: Open = {

@@ -84,6 +84,12 @@ export function mergeParts(current: SecurityDescriptor, given: SecurityDescripto
   return out;
 }
 
+/** The parts a descriptor carries, as SECURITY_INFORMATION bits. */
+export function partsOf(sd: SecurityDescriptor): number {
+  return (sd.owner ? SECINFO.OWNER : 0) | (sd.group ? SECINFO.GROUP : 0) | (sd.control & SE_CONTROL.DACL_PRESENT ? SECINFO.DACL : 0) |
+    (sd.control & SE_CONTROL.SACL_PRESENT ? SECINFO.SACL : 0);
+}
+
 /** The access SET_INFO of these parts needs ([MS-FSA] 2.1.5.16): WRITE_OWNER for owner and group,
  * WRITE_DAC for the DACL; a SACL needs ACCESS_SYSTEM_SECURITY, which no open is granted here. */
 export function accessToSet(info: number): number {
