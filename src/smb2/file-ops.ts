@@ -18,7 +18,7 @@ import {
   decodeSmb2SetInfoRequest, decodeSmb2WriteRequest,
 } from '../../framing/smb2/file.js';
 import {
-  FILE_INFO, FILE_INFO_FIXED_SIZE, FS_INFO_FIXED_SIZE, type FileInfoContext, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
+  FILE_ATTRIBUTE, FILE_INFO, FILE_INFO_FIXED_SIZE, FS_INFO_FIXED_SIZE, type FileInfoContext, type FileStat, chainDirectoryEntries, decodeFileBasicInfo, decodeFileRenameInfo, decodeU64Info, encodeDirectoryEntry, encodeFileInfo,
   encodeFsInfo, isDirectoryInfoClass, msOfFileTime,
 } from '../../framing/smb2/fscc.js';
 import {
@@ -34,7 +34,7 @@ import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, MAX_LOCKS_PER_OPEN, lockRangeOverflows } from './byte-locks.js';
 import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
 import {
-  FILE_ALL_ACCESS, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
+  FILE_ALL_ACCESS, MAXIMUM_ALLOWED, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
   mergeParts, partsOf, selectParts,
 } from './security.js';
 import { Smb2Error } from './errors.js';
@@ -48,19 +48,17 @@ const debug = debuglog('smbdirect_smb2');
 
 /** Access rights that change something ([MS-SMB2] 2.2.13.1.1): refused on a read-only share. */
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
-const FULL_ACCESS = 0x001f01ff;
 const READ_ACCESS = 0x001200a9;
-const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_DIRECTORY = 0x10, FILE_ATTRIBUTE_TEMPORARY = 0x100;
+const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
 const FILE_DELETE_CHILD = 0x40, FILE_WRITE_ATTRIBUTES = 0x100;
 /** Lock elements one LOCK may carry: a bound on the work one request asks for. */
 export const MAX_LOCK_ELEMENTS = 1024;
 const FSCTL_GET_OBJECT_ID = 0x0009009c, FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900c0;
-const MAXIMUM_ALLOWED = 0x02000000;
 
 /** The access an open is granted: what it asked for, generic rights mapped to file rights
  * ([MS-SMB2] 2.2.13.1.1), MAXIMUM_ALLOWED as everything the share allows. */
 function grantedAccess(desired: number, readOnly: boolean): number {
-  const all = readOnly ? READ_ACCESS : FULL_ACCESS;
+  const all = readOnly ? READ_ACCESS : FILE_ALL_ACCESS;
   const g = mapGeneric(desired) | (desired & MAXIMUM_ALLOWED ? all : 0);
   return (g & all) >>> 0;
 }
@@ -207,7 +205,7 @@ export class FileOps {
     if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
     const dirWanted = (r.createOptions & FILE_OPTION.DIRECTORY_FILE) !== 0, fileWanted = (r.createOptions & FILE_OPTION.NON_DIRECTORY_FILE) !== 0 || dataOnly;
     if (dataOnly && dirWanted) fail(STATUS_NOT_A_DIRECTORY, 'the ::$DATA stream of a directory');
-    // SMB2_CREATE_SD_BUFFER: the descriptor of a file this CREATE makes, checked before anything is
+    // SMB2_CREATE_SD_BUFFER: the descriptor of a file this CREATE makes, decoded before anything is made
     const sdContext = r.contexts.find((c) => c.name === CREATE_CONTEXT.SD_BUFFER);
     const initialSd = sdContext ? decodeSecurityDescriptor(sdContext.data) : undefined;
     let existing: Stats | undefined;
@@ -219,9 +217,7 @@ export class FileOps {
     if (existing && this.#table.isDeletePending(fileKey(existing))) fail(STATUS_DELETE_PENDING);
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
     if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
-    // a descriptor a client set is checked against the session's token (files without one are not)
-    const storedSd = existing && token ? this.#meta.get(path)?.sd : undefined;
-    if (storedSd && r.createDisposition !== FILE_DISPOSITION.CREATE) access = this.#checkAccess(storedSd, token!, r.desiredAccess, path, access);
+    if (existing && r.createDisposition !== FILE_DISPOSITION.CREATE) access = this.#storedAccess(path, token, r.desiredAccess, access);
     const parentSd = token ? this.#meta.get(dirname(path))?.sd : undefined;
     const d = r.createDisposition;
     // the sharing check, and the open's place in the table taken at once (before any await), so
@@ -323,7 +319,7 @@ export class FileOps {
         const data = new Uint8Array(8);
         // the most this user may get: the share's, and a stored descriptor's
         const sd = token && this.#meta.get(path)?.sd;
-        const most = (share.readOnly ? READ_ACCESS : FULL_ACCESS) & (sd ? maximalAccess(sd, token) : 0xffffffff);
+        const most = (share.readOnly ? READ_ACCESS : FILE_ALL_ACCESS) & (sd ? maximalAccess(sd, token) : 0xffffffff);
         new DataView(data.buffer).setUint32(4, most >>> 0, true);
         contexts.push({ name: c.name, data });
       } else if (c.name === CREATE_CONTEXT.QUERY_ON_DISK_ID) {
@@ -363,9 +359,7 @@ export class FileOps {
       }
       base = await statOrNone(path) ?? fail(STATUS_OBJECT_NAME_NOT_FOUND);
     }
-    let access = grantedAccess(r.desiredAccess, share.readOnly);
-    const sd = token ? this.#meta.get(path)?.sd : undefined;
-    if (sd) access = this.#checkAccess(sd, token!, r.desiredAccess, path, access);
+    const access = this.#storedAccess(path, token, r.desiredAccess, grantedAccess(r.desiredAccess, share.readOnly));
     if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && !(access & DELETE)) fail(STATUS_ACCESS_DENIED, 'FILE_DELETE_ON_CLOSE without DELETE access');
     const streamKey = `${fileKey(base)}:${stream.toLowerCase()}`;
     if (this.#table.isDeletePending(fileKey(base)) || this.#table.isDeletePending(streamKey)) fail(STATUS_DELETE_PENDING);
@@ -520,11 +514,14 @@ export class FileOps {
         this.#locks.drop(key, taken);
         fail(STATUS_INSUFFICIENT_RESOURCES, `an open holding ${MAX_LOCKS_PER_OPEN} byte-range locks`);
       }
+      if (lockRangeOverflows(l)) {
+        this.#locks.drop(key, taken);
+        fail(STATUS_INVALID_LOCK_RANGE);
+      }
       const exclusive = (l.flags & EXCLUSIVE) !== 0;
-      const got = lockRangeOverflows(l) ? undefined : this.#locks.tryLock(key, o, l, exclusive);
+      const got = this.#locks.tryLock(key, o, l, exclusive);
       if (got) { taken.push(got); continue; }
       this.#locks.drop(key, taken);
-      if (lockRangeOverflows(l)) fail(STATUS_INVALID_LOCK_RANGE);
       if (l.flags & FAIL_IMMEDIATELY || !settle) fail(STATUS_LOCK_NOT_GRANTED);
       const w: LockWaiter = { key, owner: o, offset: l.offset, length: l.length, exclusive, settle: settle! };
       this.#locks.wait(w);
@@ -643,13 +640,14 @@ export class FileOps {
     // now: smbtorture's dir.modify), at most as many as the output buffer can hold (12 bytes is the
     // smallest entry), so a long listing costs one stat per name however many calls it takes
     const single = (r.flags & SMB2_QUERY_DIRECTORY_FLAG.RETURN_SINGLE_ENTRY) !== 0;
+    const withShortNames = r.infoClass === FILE_INFO.BOTH_DIRECTORY || r.infoClass === FILE_INFO.ID_BOTH_DIRECTORY;
     const encoded: Uint8Array[] = [];
     const consumed: number[] = [];
     let at = d.pos;
     for (const limit = Math.ceil(r.outputBufferLength / 12); at < d.names.length && encoded.length < (single ? 1 : limit); at++) {
       const st = await this.#entryStat(o, d.names[at]!);
       if (!st) continue;
-      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st, shortNameOf(d.names[at]!)));
+      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st, withShortNames ? shortNameOf(d.names[at]!) : undefined));
       consumed.push(at + 1);
     }
     if (encoded.length === 0) {
@@ -694,8 +692,9 @@ export class FileOps {
       // a file whose delete is pending has one link less (Windows and Samba count the name as gone)
       const deletePending = o.deleteOnClose || this.#table.isDeletePending(o.record.key);
       if (deletePending) st = { ...st, nlink: Math.max(0, st.nlink - 1) };
-      const leaf = parseStreamName(o.name).file.split('\\').pop() ?? '';
-      out = encodeFileInfo(r.infoClass, { st, deletePending, shortName: shortNameOf(leaf) ?? '', position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
+      // (the 8.3 name, a hash for a long name, only for the class that carries it)
+      const shortName = r.infoClass === FILE_INFO.ALTERNATE_NAME ? shortNameOf(parseStreamName(o.name).file.split('\\').pop() ?? '') ?? '' : undefined;
+      out = encodeFileInfo(r.infoClass, { st, deletePending, shortName, position: o.position, accessMask: o.access, mode: 0, name: `\\${o.name}`, streams });
       fixed = FILE_INFO_FIXED_SIZE[r.infoClass];
     } else if (r.infoType === SMB2_INFO.FILESYSTEM) {
       const fs = await statfs(o.share.path).catch((err: unknown) => fail(statusOfFsError(err)));
@@ -725,12 +724,15 @@ export class FileOps {
   }
 
   /**
-   * The access an open of a file with a stored descriptor gets ([MS-FSA] 2.1.5.1.2.1): what it asked
-   * for (MAXIMUM_ALLOWED: all the DACL allows) within what `share` grants, DELETE also when the
+   * The access an open of `path` gets ([MS-FSA] 2.1.5.1.2.1): what the share grants when no client
+   * set a descriptor on it (those are not checked); with a stored one, what it asked for
+   * (MAXIMUM_ALLOWED: all the DACL allows) within what the share grants, DELETE also when the
    * parent's descriptor grants FILE_DELETE_CHILD; anything asked and not allowed is
    * STATUS_ACCESS_DENIED.
    */
-  #checkAccess(sd: SecurityDescriptor, token: Token, desired: number, path: string, shareGrants: number): number {
+  #storedAccess(path: string, token: Token | undefined, desired: number, shareGrants: number): number {
+    const sd = token && this.#meta.get(path)?.sd;
+    if (!sd) return shareGrants;
     let allowed = maximalAccess(sd, token);
     if (!(allowed & DELETE)) {
       const parent = this.#meta.get(dirname(path))?.sd;
@@ -795,7 +797,7 @@ export class FileOps {
           // [MS-FSA] 2.1.5.14.2: a directory cannot be FILE_ATTRIBUTE_TEMPORARY
           if (o.isDir && (attributes & FILE_ATTRIBUTE_TEMPORARY)) fail(STATUS_INVALID_PARAMETER, 'FILE_ATTRIBUTE_TEMPORARY on a directory');
           // ... and a file cannot be made a directory
-          if (!o.isDir && (attributes & FILE_ATTRIBUTE_DIRECTORY)) fail(STATUS_INVALID_PARAMETER, 'FILE_ATTRIBUTE_DIRECTORY on a file');
+          if (!o.isDir && (attributes & FILE_ATTRIBUTE.DIRECTORY)) fail(STATUS_INVALID_PARAMETER, 'FILE_ATTRIBUTE_DIRECTORY on a file');
           const [ctimeBirth, atime, mtime, change] = times as [bigint, bigint, bigint, bigint];
           const keep = (t: bigint) => t === 0n || t === 0xffffffffffffffffn || t === 0xfffffffffffffffen;
           if (!keep(ctimeBirth)) this.#meta.set(o.record.path, { creationTime: ctimeBirth });

@@ -12,13 +12,13 @@ import {
 } from '../../framing/smb2/security.js';
 import { STATUS_INVALID_PARAMETER } from '../../framing/smb2/ntstatus.js';
 import { Smb2Error } from './errors.js';
+import { DELETE } from './share-modes.js';
 
 export const READ_CONTROL = 0x00020000;
 export const WRITE_DAC = 0x00040000;
 export const WRITE_OWNER = 0x00080000;
 
 const FILE_GENERIC_READ = 0x00120089, FILE_GENERIC_WRITE = 0x00120116, FILE_GENERIC_EXECUTE = 0x001200a0;
-const DELETE = 0x00010000;
 const EVERYONE = sidFromString('S-1-1-0');
 
 function maskOf(bits: number): number {

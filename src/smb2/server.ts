@@ -128,19 +128,12 @@ function ioCharge(req: Uint8Array, command: number): number {
   return Math.ceil(length / 65536);
 }
 
-/** A message that is a lone CANCEL. */
-function isCancel(pdu: Uint8Array): boolean {
-  if (pdu.length < 64) return false;
+/** The command of a message that is one request (NextCommand 0), read from its header without
+ * decoding it; undefined for a compound or a message too short for a header. */
+function loneCommand(pdu: Uint8Array): number | undefined {
+  if (pdu.length < 64) return undefined;
   const next = pdu[20]! | (pdu[21]! << 8) | (pdu[22]! << 16) | (pdu[23]! << 24);
-  return (pdu[12]! | (pdu[13]! << 8)) === SMB2_COMMAND.CANCEL && next === 0;
-}
-
-/** A message that is a lone READ or WRITE (not a compound): the requests that may run side by side. */
-function isSingleIo(pdu: Uint8Array): boolean {
-  if (pdu.length < 64) return false;
-  const command = pdu[12]! | (pdu[13]! << 8);
-  const next = pdu[20]! | (pdu[21]! << 8) | (pdu[22]! << 16) | (pdu[23]! << 24);
-  return (command === SMB2_COMMAND.READ || command === SMB2_COMMAND.WRITE) && next === 0;
+  return next === 0 ? pdu[12]! | (pdu[13]! << 8) : undefined;
 }
 
 /** A counting semaphore: take() waits for a free slot, give() frees one (to the longest waiter). */
@@ -214,8 +207,10 @@ class ServerConnection {
    * order, as [MS-SMB2] allows (3.3.4.1: a client matches them by MessageId).
    */
   onMessage(pdu: Uint8Array): Promise<void> {
-    const single = isSingleIo(pdu);
-    if (isCancel(pdu)) {
+    const command = loneCommand(pdu);
+    // a lone READ or WRITE: the requests that may run side by side
+    const single = command === SMB2_COMMAND.READ || command === SMB2_COMMAND.WRITE;
+    if (command === SMB2_COMMAND.CANCEL) {
       // CANCEL has no response and must not wait behind the request it cancels
       this.#cancel(pdu);
       return Promise.resolve();
@@ -733,8 +728,6 @@ class ServerConnection {
     }));
   }
 }
-
-/** Responses of a compound chain, each 8-byte aligned, NextCommand set (3.3.4.1.3). */
 
 function lookupUser(users: Smb2ServerOptions['users'], name: string): Uint8Array | undefined {
   if (!users) return undefined;
