@@ -9,15 +9,13 @@ import { join } from 'node:path';
 
 import { smb2 } from '../framing/index.js';
 import { createServer } from '../src/smb2/index.js';
-import { type TestSession, testSession } from '../test/support/smb2-client.js';
+import { type TestSession, attachClient, testSession } from '../test/support/smb2-client.js';
 
 const arg = process.argv.indexOf('--ops');
 const OPS = arg > 0 ? Number(process.argv[arg + 1]) : 2000;
 const dir = mkdtempSync(join(tmpdir(), 'smb2-meta-bench-'));
 const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
-const inbox: Uint8Array[] = [];
-const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => {} });
-const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+const { conn, rpc } = attachClient(server);
 const s: TestSession = await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' });
 const hdr = (charge = 1) => ({ messageId: s.nextId(charge), credits: charge + 1, sessionId: s.sessionId, treeId: s.treeId });
 const data = new Uint8Array(4096).fill(7);

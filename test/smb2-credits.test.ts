@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { smb2 } from '../framing/index.js';
 import { CreditWindow, MAX_CREDITS } from '../src/smb2/credit-window.js';
 import { createServer } from '../src/smb2/index.js';
-import { createFile, testSession } from './support/smb2-client.js';
+import { attachClient, createFile, testSession } from './support/smb2-client.js';
 
 describe('the command sequence window', () => {
   it('ids are granted by responses, used once each, in any order; a skipped id holds the window at MAX_CREDITS', () => {
@@ -42,12 +42,9 @@ describe('the SMB3 server keeps the window', () => {
     const dir = mkdtempSync(join(tmpdir(), 'smb2-credits-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
-    const inbox: Uint8Array[] = [];
-    let closed = false;
-    const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => { closed = true; } });
-    const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+    const { conn, rpc, inbox, closed } = attachClient(server);
     const s = await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' });
-    return { s, rpc, conn, inbox, isClosed: () => closed, fileId: await createFile(s, 'f.bin') };
+    return { s, rpc, conn, inbox, isClosed: closed, fileId: await createFile(s, 'f.bin') };
   }
 
   it('a READ or WRITE larger than its CreditCharge pays for is STATUS_INVALID_PARAMETER; one that pays consumes its charge', async (t) => {

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { smb2 } from '../framing/index.js';
 import { shortNameOf } from '../src/smb2/fs-backend.js';
 import { createServer } from '../src/smb2/index.js';
-import { testSession } from './support/smb2-client.js';
+import { attachClient, testSession } from './support/smb2-client.js';
 
 describe('8.3 names', () => {
   it('a name that is 8.3 already comes back in capitals; a longer one is mangled, stable, with its extension', () => {
@@ -31,9 +31,7 @@ describe('8.3 names', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'Quarterly Report 2026.xlsx'), 'x');
     const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
-    const inbox: Uint8Array[] = [];
-    const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => {} });
-    const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+    const { rpc } = attachClient(server);
     const s = await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' });
     const hdr = () => ({ messageId: s.nextId(), credits: 8, sessionId: s.sessionId, treeId: s.treeId });
     const f = smb2.decodeSmb2CreateResponse(await rpc(smb2.encodeSmb2CreateRequest({

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 
 import { smb2 } from '../framing/index.js';
 import { createServer } from '../src/smb2/index.js';
-import { type TestSession, createFile, testSession } from './support/smb2-client.js';
+import { type TestSession, attachClient, createFile, testSession } from './support/smb2-client.js';
 
 const { OWNER, GROUP, DACL } = smb2.SECINFO;
 const READ_CONTROL = 0x20000, WRITE_DAC = 0x40000;
@@ -21,9 +21,7 @@ async function connect(t: { after(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'smb2-sd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
-  const inbox: Uint8Array[] = [];
-  const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => {} });
-  const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+  const { rpc } = attachClient(server);
   return { dir, rpc, s: await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' }) };
 }
 

@@ -12,12 +12,10 @@ import { describe, it } from 'node:test';
 
 import { smb2 } from '../framing/index.js';
 import { createServer } from '../src/smb2/index.js';
-import { type TestSession, testSession } from './support/smb2-client.js';
+import { type TestSession, attachClient, testSession } from './support/smb2-client.js';
 
 async function client(server: ReturnType<typeof createServer>) {
-  const inbox: Uint8Array[] = [];
-  const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => {} });
-  const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+  const { conn, rpc } = attachClient(server);
   return { conn, rpc, s: await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' }) };
 }
 

@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { smb2 } from '../framing/index.js';
 import { createServer } from '../src/smb2/index.js';
 import { STREAMS_DIR } from '../src/smb2/streams.js';
-import { type TestSession, testSession } from './support/smb2-client.js';
+import { type TestSession, attachClient, testSession } from './support/smb2-client.js';
 
 const { OPEN, CREATE, OPEN_IF, OVERWRITE } = smb2.FILE_DISPOSITION;
 const ALL = 0x001f01ff;
@@ -22,9 +22,7 @@ async function connect(t: { after(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'smb2-streams-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
-  const inbox: Uint8Array[] = [];
-  const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => {} });
-  const rpc = async (m: Uint8Array) => { await conn.message(m); return inbox.shift()!; };
+  const { rpc } = attachClient(server);
   return { dir, rpc, s: await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' }) };
 }
 

@@ -5,8 +5,20 @@ import assert from 'node:assert/strict';
 
 import { smb2 } from '../../framing/index.js';
 import { ntHash, ntlmv2Response } from '../../src/smb2/auth/ntlm.js';
+import type { Smb2Server } from '../../src/smb2/index.js';
 
 export type Rpc = (message: Uint8Array) => Promise<Uint8Array>;
+
+/** A connection to `server` in this process (its `attach`, no transport): `rpc` sends one message
+ * and gives back its response; `inbox` holds what the server sent and was not taken; `closed()`
+ * says whether the server ended the connection. */
+export function attachClient(server: Smb2Server): { conn: ReturnType<Smb2Server['attach']>; rpc: Rpc; inbox: Uint8Array[]; closed: () => boolean } {
+  const inbox: Uint8Array[] = [];
+  let closed = false;
+  const conn = server.attach({ send: (m) => { inbox.push(m); }, close: () => { closed = true; } });
+  const rpc: Rpc = async (m) => { await conn.message(m); return inbox.shift()!; };
+  return { conn, rpc, inbox, closed: () => closed };
+}
 
 export interface TestSession {
   rpc: Rpc;
