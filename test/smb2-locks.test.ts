@@ -63,6 +63,10 @@ describe('SMB2 LOCK and CANCEL: async responses, cancellation and teardown', () 
     assert.deepEqual(server.lockTable.counts, { held: 1, waiting: 0 });
     // a CANCEL of nothing has no answer and changes nothing
     b.send(smb2.encodeSmb2CancelRequest({ messageId: 999n, sessionId: b.s.sessionId, flags: smb2.SMB2_FLAGS.ASYNC_COMMAND, asyncId: 12345n }));
+    // nor does a malformed one (StructureSize 9): it is dropped, the connection serves on
+    const bad = smb2.encodeSmb2CancelRequest({ messageId: 998n, sessionId: b.s.sessionId });
+    new DataView(bad.buffer).setUint16(64, 9, true);
+    b.send(bad);
     assert.equal(status(await b.rpc(smb2.encodeSmb2Empty(smb2.SMB2_COMMAND.ECHO, hdr(b.s), false))), smb2.STATUS_SUCCESS);
     assert.equal(b.pending(), 0, 'no response to a CANCEL');
   });
