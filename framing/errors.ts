@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   ERR_SMB2_BAD_COMMAND: 'SMB2 header Command is not one of the 19 commands',
   ERR_SMB2_BAD_NEGOTIATE: 'NEGOTIATE request/response malformed: sizes, dialects, or negotiate contexts (offsets, lengths, duplicates, missing preauth)',
   ERR_SMB2_NEGOTIATE_FAILED: 'NEGOTIATE response carries a failure Status (error.status)',
+  ERR_SMB2_BAD_TRANSFORM: 'TRANSFORM_HEADER malformed: Flags not 0x0001, or OriginalMessageSize not what follows the header (at least 64 bytes)',
   ERR_SMB2_BAD_REQUEST: 'an SMB2 request/response body malformed: wrong command or direction, StructureSize, too short, a buffer outside the PDU',
   ERR_SPNEGO_BAD_TOKEN: 'SPNEGO token malformed: a DER length past its container or indefinite, an unexpected tag, not SPNEGO, no mechTypes, too long',
   ERR_NTLM_BAD_MESSAGE: 'NTLMSSP message malformed: signature, type, a field outside the message, odd UTF-16, AV pairs without EOL, too long',

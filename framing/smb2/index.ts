@@ -14,3 +14,4 @@ export * from './fscc.js';
 export * from './ntstatus.js';
 export * from './ntlmssp.js';
 export * from './spnego.js';
+export * from './transform.js';

@@ -14,13 +14,13 @@ import { SmbDirectProtocolError } from '../../framing/errors.js';
 import { LAST_COMMAND, MAX_COMPOUND, SMB2_COMMAND, SMB2_FLAGS, type Smb2Header, splitSmb2Compound } from '../../framing/smb2/header.js';
 import {
   SMB2_DIALECT, SMB2_GLOBAL_CAP, SMB2_NEGOTIATE_SIGNING_ENABLED, SMB2_NEGOTIATE_SIGNING_REQUIRED, SMB2_PREAUTH_INTEGRITY_SHA512,
-  SMB2_SIGNING, chooseSmb2Dialect, decodeSmb2NegotiateRequest, encodeSmb2NegotiateResponse, encryptionContext, preauthContext, signingContext,
+  SMB2_CIPHER, SMB2_SIGNING, chooseSmb2Dialect, decodeSmb2NegotiateRequest, encodeSmb2NegotiateResponse, encryptionContext, preauthContext, signingContext,
 } from '../../framing/smb2/negotiate.js';
 import {
   MSV_AV, NTLMSSP, decodeNtlmAuthenticate, decodeNtlmNegotiate, encodeNtlmChallenge, utf16le,
 } from '../../framing/smb2/ntlmssp.js';
 import {
-  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_CANCELLED, STATUS_FS_DRIVER_REQUIRED, STATUS_PENDING, STATUS_RANGE_NOT_LOCKED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
+  STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_CANCELLED, STATUS_FS_DRIVER_REQUIRED, STATUS_PENDING, STATUS_RANGE_NOT_LOCKED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INTERNAL_ERROR, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
   STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_SESSION_FLAG, decodeSmb2SessionSetupRequest, encodeSmb2ErrorResponse, encodeSmb2SessionSetupResponse } from '../../framing/smb2/session.js';
@@ -45,9 +45,11 @@ import { type LockWaiter, LockTable } from './byte-locks.js';
 import { decodeSmb2CancelRequest, encodeSmb2LockResponse } from '../../framing/smb2/lock.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
-import { exportedSessionKey, fileTimeNow, ntHash, verifyNtlmv2 } from './auth/ntlm.js';
+import { exportedSessionKey, fileTimeNow, ntHash, ntlmsspSignature, verifyNtlmv2 } from './auth/ntlm.js';
 import { PreauthIntegrity } from './preauth.js';
 import { signMessage, signingKey, verifySignature } from './signing.js';
+import { SessionCipher, chooseCipher } from './encryption.js';
+import { decodeSmb2TransformHeader, isSmb2Transform } from '../../framing/smb2/transform.js';
 
 const debug = debuglog('smbdirect_smb2');
 
@@ -64,6 +66,8 @@ interface ChainCtx {
   sessionId: bigint; treeId: number; failed: number | undefined;
   /** Whether the message is one request (only then may a request go async: a blocking LOCK). */
   single: boolean;
+  /** Whether the request being served is the last of its message. */
+  last: boolean;
   /** Requests of this message that went async: their final responses wait for the interim one. */
   wentAsync: AsyncOp[];
 }
@@ -90,7 +94,14 @@ const isError = (status: number) => (status >>> 30) === 3;
 
 const COMMAND_NAMES: Readonly<Record<number, string>> = Object.freeze(Object.fromEntries(Object.entries(SMB2_COMMAND).map(([k, v]) => [v, k])));
 
-export interface Smb2Share { name: string; path: string; readOnly?: boolean }
+export interface Smb2Share {
+  name: string; path: string; readOnly?: boolean;
+  /** Requests on this share must be encrypted (SMB2_SHAREFLAG_ENCRYPT_DATA). Default false. */
+  encryptData?: boolean;
+}
+
+/** SMB2_SHAREFLAG_ENCRYPT_DATA (2.2.10). */
+const SHAREFLAG_ENCRYPT_DATA = 0x00008000;
 
 export interface Smb2ServerOptions {
   shares?: readonly Smb2Share[];
@@ -100,6 +111,10 @@ export interface Smb2ServerOptions {
   guest?: boolean;
   /** Require signed requests once a session is set up. Default false. */
   signingRequired?: boolean;
+  /** SMB3 encryption (AES-128/256-GCM/CCM): 'off' offers none; 'on' (default) offers it to clients
+   * that want it; 'required' sets every session's ENCRYPT_DATA flag and refuses unencrypted
+   * requests (and sessions that cannot encrypt: guests, clients without a common cipher). */
+  encryption?: 'off' | 'on' | 'required';
   /** Dialects offered, highest wins (default 3.1.1, 3.0.2, 3.0). */
   dialects?: readonly number[];
   /** The NetBIOS name and domain in the NTLM CHALLENGE (default SMBDIRECT / WORKGROUP). */
@@ -159,12 +174,16 @@ interface Session {
   id: bigint;
   state: 'in-progress' | 'valid';
   preauth?: PreauthIntegrity;
-  challenge?: { serverChallenge: Uint8Array; spnego: boolean };
+  challenge?: { serverChallenge: Uint8Array; spnego: boolean; mechTypesDer?: Uint8Array };
   user?: string;
   guest: boolean;
   /** Who the session is for access checks against stored security descriptors (made on first use). */
   token?: Token;
   signingKey?: Uint8Array;
+  /** Its encryption keys (when the connection negotiated a cipher and the user authenticated). */
+  cipher?: SessionCipher;
+  /** Session.EncryptData: its requests must be encrypted. */
+  encryptData: boolean;
   trees: Map<number, { share: string; type: number; def?: Smb2Share }>;
 }
 
@@ -177,6 +196,10 @@ class ServerConnection {
   readonly #files: FileOps;
   #dialect = 0;
   #signingAlgorithm: number = SMB2_SIGNING.AES_CMAC;
+  /** Connection.CipherId: 0 when the connection cannot encrypt. */
+  #cipher = 0;
+  /** The capabilities of the NEGOTIATE response (VALIDATE_NEGOTIATE_INFO repeats them). */
+  #capabilities = SMB2_GLOBAL_CAP.LARGE_MTU;
   #preauth?: PreauthIntegrity;
   /** What the client's NEGOTIATE said, for FSCTL_VALIDATE_NEGOTIATE_INFO. */
   #clientNegotiate?: { capabilities: number; guid: Uint8Array; securityMode: number; dialects: number[] };
@@ -206,7 +229,23 @@ class ServerConnection {
    * related file) never changes under a running request, and responses to I/O may leave in any
    * order, as [MS-SMB2] allows (3.3.4.1: a client matches them by MessageId).
    */
-  onMessage(pdu: Uint8Array): Promise<void> {
+  onMessage(message: Uint8Array): Promise<void> {
+    let pdu = message;
+    let sealedFor: Session | undefined;
+    if (isSmb2Transform(message)) {
+      // 3.3.5.2.1.1: a message that does not decrypt (unknown session, no keys, a bad tag) ends
+      // the connection
+      try {
+        const t = decodeSmb2TransformHeader(message);
+        sealedFor = this.#sessions.get(t.sessionId);
+        if (!sealedFor?.cipher) throw new Error(`no session 0x${t.sessionId.toString(16)} with encryption keys`);
+        pdu = sealedFor.cipher.decrypt(t);
+      } catch (err) {
+        debug('an encrypted message that does not decrypt: %s; disconnecting', (err as Error).message);
+        this.#close();
+        return Promise.resolve();
+      }
+    }
     const command = loneCommand(pdu);
     // a lone READ or WRITE: the requests that may run side by side
     const single = command === SMB2_COMMAND.READ || command === SMB2_COMMAND.WRITE;
@@ -216,12 +255,12 @@ class ServerConnection {
       return Promise.resolve();
     }
     const done = (single ? this.#othersDone : this.#allDone).then(async () => {
-      if (!single) return this.#process(pdu);
+      if (!single) return this.#process(pdu, sealedFor);
       await this.#ioSlots.take();
       const io = this.#server.io;
       io.peakInFlight = Math.max(io.peakInFlight, ++io.inFlight);
       try {
-        await this.#process(pdu);
+        await this.#process(pdu, sealedFor);
       } finally {
         io.inFlight--;
         this.#ioSlots.give();
@@ -241,7 +280,9 @@ class ServerConnection {
   #othersDone: Promise<void> = Promise.resolve();
   readonly #ioSlots = new Slots(MAX_IO_IN_FLIGHT);
 
-  async #process(pdu: Uint8Array): Promise<void> {
+  /** Serves one message; `sealedFor` is the session it came encrypted for (its responses go
+   * encrypted, unsigned). */
+  async #process(pdu: Uint8Array, sealedFor?: Session): Promise<void> {
     let items: ReturnType<typeof splitSmb2Compound>;
     try {
       items = splitSmb2Compound(pdu, MAX_COMPOUND, true);
@@ -255,9 +296,10 @@ class ServerConnection {
     // a related chain (cifs: CREATE + QUERY_INFO + CLOSE) carries on the previous request's
     // session, tree and file; a CREATE that fails ends the rest of it with its status (Windows and
     // Samba; the failure of another command does not: smbtorture's compound.related6)
-    const chainCtx: ChainCtx = { sessionId: 0n, treeId: 0, failed: undefined, single: items.length === 1, wentAsync: [] };
+    const chainCtx: ChainCtx = { sessionId: 0n, treeId: 0, failed: undefined, single: items.length === 1, last: false, wentAsync: [] };
     this.#files.relatedFileId = undefined;
-    for (const item of items) {
+    for (const [index, item] of items.entries()) {
+      chainCtx.last = index === items.length - 1;
       const req = pdu.subarray(item.offset, item.offset + item.length);
       let h = item.header;
       if (!this.#window.consume(h.messageId, h.creditCharge)) {
@@ -270,7 +312,8 @@ class ServerConnection {
       // 3.3.5.2.7.2: a chain cannot start related
       const badStart = (h.flags & SMB2_FLAGS.RELATED_OPERATIONS) !== 0 && responses.length === 0;
       if (related) h = { ...h, sessionId: chainCtx.sessionId, treeId: chainCtx.treeId };
-      else {
+      if (sealedFor) this.#sealed.add(h);
+      if (!related) {
         this.#files.relatedFileId = undefined;
         chainCtx.failed = undefined;
       }
@@ -278,7 +321,14 @@ class ServerConnection {
       // a V1_INVALIDATE READ/WRITE gets its token invalidated by whatever response it gets
       if (this.#placement) invalidate = channelInvalidateToken(req, h.command) ?? invalidate;
       if (related && chainCtx.failed !== undefined) resp = this.#error(h, chainCtx.failed);
-      else if (badStart) resp = this.#error(h, STATUS_INVALID_PARAMETER);
+      else if (related && !this.#sessions.has(h.sessionId) && h.command !== SMB2_COMMAND.SESSION_SETUP && h.command !== SMB2_COMMAND.ECHO) {
+        // 3.3.5.2.7.2: the request before it named no session there is: nothing to relate to
+        resp = this.#error(h, STATUS_INVALID_PARAMETER);
+      }
+      else if (sealedFor && h.sessionId !== sealedFor.id && h.command !== SMB2_COMMAND.NEGOTIATE) {
+        // a request encrypted with one session's key acting for another
+        resp = this.#error(h, STATUS_ACCESS_DENIED);
+      } else if (badStart) resp = this.#error(h, STATUS_INVALID_PARAMETER);
       else if (Math.max(1, h.creditCharge) < ioCharge(req, h.command)) {
         // 3.3.5.2.5: a READ or WRITE larger than its CreditCharge pays for (0 counts as 1)
         resp = this.#error(h, STATUS_INVALID_PARAMETER);
@@ -301,7 +351,8 @@ class ServerConnection {
       chainCtx.treeId = h.treeId;
       responses.push(resp);
     }
-    this.#send(responses.length === 1 ? responses[0]! : this.#chain(responses), invalidate);
+    const out = responses.length === 1 ? responses[0]! : this.#chain(responses);
+    this.#send(sealedFor ? sealedFor.cipher!.encrypt(out, sealedFor.id) : out, invalidate);
     for (const op of chainCtx.wentAsync) {
       op.interimSent = true;
       if (op.early !== undefined) this.#finishAsync(op, op.early);
@@ -340,7 +391,8 @@ class ServerConnection {
     if (this.#ended) return;
     const header = { ...this.#header(op.h, status, { credits: 0 }), flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId: op.asyncId };
     const resp = status === STATUS_SUCCESS ? encodeSmb2LockResponse(header) : encodeSmb2ErrorResponse({ ...header, command: op.h.command });
-    this.#send(this.#signed(op.h, resp));
+    const s = this.#sealed.has(op.h) ? this.#sessions.get(op.h.sessionId) : undefined;
+    this.#send(s?.cipher ? s.cipher.encrypt(resp, s.id) : this.#signed(op.h, resp));
   }
 
   /** CANCEL (3.3.5.16): of an async request by AsyncId, of one not async yet by MessageId. A
@@ -391,6 +443,7 @@ class ServerConnection {
   /** Signs a response when its request was signed or the session requires it (and remembers the
    * key: in a compound the signature covers the padding `#chain` adds). */
   #signed(h: Smb2Header, resp: Uint8Array): Uint8Array {
+    if (this.#sealed.has(h)) return resp; // its message goes encrypted: the AEAD's tag is its proof
     const s = this.#sessions.get(h.sessionId);
     if (s?.signingKey && s.state === 'valid' && ((h.flags & SMB2_FLAGS.SIGNED) || this.#server.options.signingRequired)) {
       signMessage(s.signingKey, this.#signingAlgorithm, resp);
@@ -400,6 +453,8 @@ class ServerConnection {
   }
 
   readonly #signedWith = new WeakMap<Uint8Array, Uint8Array>();
+  /** Requests that came encrypted (their responses go encrypted, not signed). */
+  readonly #sealed = new WeakSet<Smb2Header>();
 
   /**
    * A compound response: each response padded to 8 bytes, the last too (as Windows does:
@@ -433,11 +488,22 @@ class ServerConnection {
     }
     const s = this.#sessions.get(h.sessionId);
     if (s?.state !== 'valid') return plain(this.#error(h, STATUS_USER_SESSION_DELETED));
-    if (s.signingKey && (h.flags & SMB2_FLAGS.SIGNED) && !verifySignature(s.signingKey, this.#signingAlgorithm, req)) {
+    const sealed = this.#sealed.has(h);
+    if (!sealed && (s.encryptData || (s.trees.get(h.treeId)?.def?.encryptData && h.command !== SMB2_COMMAND.TREE_DISCONNECT))) {
+      // 3.3.5.2.9, 3.3.5.2.11: a session or share that requires encryption refuses plain requests
+      debug('session %s: an unencrypted request (command 0x%s) where encryption is required', h.sessionId, h.command.toString(16));
+      return plain(this.#error(h, STATUS_ACCESS_DENIED));
+    }
+    if (!sealed && s.signingKey && (h.flags & SMB2_FLAGS.SIGNED) && !verifySignature(s.signingKey, this.#signingAlgorithm, req)) {
       debug('session %s: a request with a bad signature', h.sessionId);
       return plain(this.#error(h, STATUS_ACCESS_DENIED));
     }
-    if (this.#server.options.signingRequired && s.signingKey && !(h.flags & SMB2_FLAGS.SIGNED)) return plain(this.#error(h, STATUS_ACCESS_DENIED));
+    if (!sealed && this.#server.options.signingRequired && s.signingKey && !(h.flags & SMB2_FLAGS.SIGNED)) return plain(this.#error(h, STATUS_ACCESS_DENIED));
+    if (h.command === SMB2_COMMAND.CHANGE_NOTIFY) {
+      // not built: NOT_SUPPORTED; but a notify waits for a change, and a request that would wait
+      // inside a compound, not last, fails STATUS_INTERNAL_ERROR (3.3.5.2.7, Windows and Samba)
+      return plain(this.#error(h, chainCtx.last ? STATUS_NOT_SUPPORTED : STATUS_INTERNAL_ERROR));
+    }
     if (FILE_COMMANDS.has(h.command) || (h.command === SMB2_COMMAND.IOCTL && !SESSION_FSCTLS.has(decodeSmb2IoctlRequest(req).ctlCode))) {
       return this.#fileCommand(req, h, s, chainCtx);
     }
@@ -568,20 +634,27 @@ class ServerConnection {
       if (!r.preauthIntegrity?.hashAlgorithms.includes(SMB2_PREAUTH_INTEGRITY_SHA512)) return this.#error(h, STATUS_INVALID_PARAMETER);
       this.#preauth = new PreauthIntegrity().update(req);
       contexts.push(preauthContext(randomBytes(32)));
-      // no encryption yet: "no common cipher" (a CipherCount of 1 naming cipher 0, 3.3.5.4)
-      if (r.ciphers) contexts.push(encryptionContext([0]));
+      // 3.3.5.4: the cipher both support, or "no common cipher" (a CipherCount of 1 naming 0)
+      if (r.ciphers) {
+        this.#cipher = o.encryption === 'off' ? 0 : chooseCipher(r.ciphers);
+        contexts.push(encryptionContext([this.#cipher]));
+      }
       if (r.signingAlgorithms) {
         this.#signingAlgorithm = r.signingAlgorithms.includes(SMB2_SIGNING.AES_GMAC) ? SMB2_SIGNING.AES_GMAC : SMB2_SIGNING.AES_CMAC;
         contexts.push(signingContext([this.#signingAlgorithm]));
       }
+    } else if (o.encryption !== 'off' && (r.capabilities & SMB2_GLOBAL_CAP.ENCRYPTION)) {
+      // 3.0 and 3.0.2 have one cipher, AES-128-CCM, agreed by the capability
+      this.#cipher = SMB2_CIPHER.AES_128_CCM;
+      this.#capabilities |= SMB2_GLOBAL_CAP.ENCRYPTION;
     }
     const resp = encodeSmb2NegotiateResponse({
       header: this.#header(h, STATUS_SUCCESS), dialect, serverGuid: this.#server.guid,
-      securityMode: this.#securityModeOf(), capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, maxTransactSize: MAX_TRANSACT, maxReadSize: this.#maxIo, maxWriteSize: this.#maxIo,
+      securityMode: this.#securityModeOf(), capabilities: this.#capabilities, maxTransactSize: MAX_TRANSACT, maxReadSize: this.#maxIo, maxWriteSize: this.#maxIo,
       systemTime: fileTimeNow(), securityBuffer: encodeSpnegoInit({ mechTypes: [OID_NTLMSSP], hint: SPNEGO_HINT_IGNORE }), contexts,
     });
     this.#preauth?.update(resp);
-    debug('NEGOTIATE: dialect 0x%s, signing %d', dialect.toString(16), this.#signingAlgorithm);
+    debug('NEGOTIATE: dialect 0x%s, signing %d, cipher %d', dialect.toString(16), this.#signingAlgorithm, this.#cipher);
     return resp;
   }
 
@@ -605,7 +678,7 @@ class ServerConnection {
           this.#close();
           return new Uint8Array(0);
         }
-        return ok(encodeValidateNegotiateResponse({ capabilities: SMB2_GLOBAL_CAP.LARGE_MTU, guid: this.#server.guid, securityMode: this.#securityModeOf(), dialect: this.#dialect }));
+        return ok(encodeValidateNegotiateResponse({ capabilities: this.#capabilities, guid: this.#server.guid, securityMode: this.#securityModeOf(), dialect: this.#dialect }));
       }
       case FSCTL.QUERY_NETWORK_INTERFACE_INFO:
         return ok(encodeNetworkInterfaceInfo(this.#server.interfaces()));
@@ -625,7 +698,7 @@ class ServerConnection {
     if (s?.state === 'valid') return this.#error(h, STATUS_REQUEST_NOT_ACCEPTED); // re-authentication: not yet
     if (!s) {
       if (this.#sessions.size >= MAX_SESSIONS_PER_CONNECTION) return this.#error(h, STATUS_INSUFFICIENT_RESOURCES);
-      s = { id: this.#server.nextSessionId(), state: 'in-progress', guest: false, trees: new Map(), preauth: this.#preauth?.fork() };
+      s = { id: this.#server.nextSessionId(), state: 'in-progress', guest: false, encryptData: false, trees: new Map(), preauth: this.#preauth?.fork() };
       this.#sessions.set(s.id, s);
     }
     const session = s;
@@ -646,6 +719,8 @@ class ServerConnection {
     // the token: SPNEGO around NTLMSSP, or NTLMSSP as it is
     let spnego = false;
     let ntlm: Uint8Array | undefined;
+    let mechTypesDer: Uint8Array | undefined;
+    let clientMic: Uint8Array | undefined;
     if (buf.length >= 8 && Buffer.from(buf.subarray(0, 8)).toString('latin1') === 'NTLMSSP\0') ntlm = buf;
     else if (buf.length) {
       spnego = true;
@@ -653,7 +728,11 @@ class ServerConnection {
       if (t.kind === 'init') {
         if (!t.mechTypes.includes(OID_NTLMSSP)) return fail(STATUS_NOT_SUPPORTED);
         ntlm = t.mechToken;
-      } else ntlm = t.responseToken;
+        mechTypesDer = Uint8Array.from(t.mechTypesDer);
+      } else {
+        ntlm = t.responseToken;
+        clientMic = t.mechListMIC;
+      }
     }
     if (!ntlm || ntlm.length < 12) return fail(STATUS_INVALID_PARAMETER);
     const type = Buffer.from(ntlm.buffer, ntlm.byteOffset, ntlm.length).readUInt32LE(8);
@@ -675,7 +754,7 @@ class ServerConnection {
           { id: MSV_AV.TIMESTAMP, value: timestamp },
         ],
       });
-      session.challenge = { serverChallenge, spnego };
+      session.challenge = { serverChallenge, spnego, mechTypesDer };
       const token = spnego ? encodeSpnegoResp({ negState: NEG_STATE.ACCEPT_INCOMPLETE, supportedMech: OID_NTLMSSP, responseToken: challenge }) : challenge;
       const resp = encodeSmb2SessionSetupResponse({ header: this.#header(h, STATUS_MORE_PROCESSING_REQUIRED, { sessionId: session.id }), securityBuffer: token });
       session.preauth?.update(resp);
@@ -687,6 +766,7 @@ class ServerConnection {
     const anonymous = a.user === '' && a.ntChallengeResponse.length === 0;
     const entry = anonymous ? undefined : lookupUser(o.users, a.user);
     let baseKey: Uint8Array | undefined;
+    let serverMic: Uint8Array | undefined;
     if (entry) baseKey = verifyNtlmv2({ hash: entry, user: a.user, domain: a.domain, serverChallenge: session.challenge.serverChallenge, ntChallengeResponse: a.ntChallengeResponse });
     if (!baseKey) {
       if (!(o.guest && (anonymous || !entry))) {
@@ -695,15 +775,36 @@ class ServerConnection {
       }
       session.guest = true;
     } else {
-      const key = exportedSessionKey(baseKey, (a.flags & NTLMSSP.NEGOTIATE_KEY_EXCH) !== 0, a.encryptedRandomSessionKey);
+      const keyExchange = (a.flags & NTLMSSP.NEGOTIATE_KEY_EXCH) !== 0;
+      const key = exportedSessionKey(baseKey, keyExchange, a.encryptedRandomSessionKey);
+      const mechTypes = session.challenge.mechTypesDer;
+      if (clientMic && mechTypes) {
+        // [MS-SPNG] 3.3.5.1: the client's mechListMIC proves the mechanism list was not rewritten;
+        // a client that sent one (Samba's, wanting signing or sealing) wants ours
+        if (!equalBytes(clientMic, ntlmsspSignature(key, false, mechTypes, keyExchange))) {
+          debug('SESSION_SETUP: the client\'s SPNEGO mechListMIC does not check');
+          return fail(STATUS_ACCESS_DENIED);
+        }
+        serverMic = ntlmsspSignature(key, true, mechTypes, keyExchange);
+      }
       session.signingKey = signingKey(key.subarray(0, 16), this.#dialect, session.preauth?.value);
+      if (this.#cipher) session.cipher = new SessionCipher(key.subarray(0, 16), this.#dialect, this.#cipher, session.preauth?.value);
+    }
+    if (o.encryption === 'required') {
+      // 3.3.5.5.3: a session that must encrypt but cannot (a guest, no common cipher) is refused
+      if (!session.cipher) {
+        debug('SESSION_SETUP: encryption is required and session of %j cannot encrypt', a.user);
+        return fail(STATUS_ACCESS_DENIED);
+      }
+      session.encryptData = true;
     }
     session.user = a.user;
     session.state = 'valid';
     session.challenge = undefined;
-    const token = spnego ? encodeSpnegoResp({ negState: NEG_STATE.ACCEPT_COMPLETED }) : new Uint8Array(0);
+    const token = spnego ? encodeSpnegoResp({ negState: NEG_STATE.ACCEPT_COMPLETED, mechListMIC: serverMic }) : new Uint8Array(0);
     const resp = encodeSmb2SessionSetupResponse({
-      header: this.#header(h, STATUS_SUCCESS, { sessionId: session.id }), sessionFlags: session.guest ? SMB2_SESSION_FLAG.IS_GUEST : 0, securityBuffer: token,
+      header: this.#header(h, STATUS_SUCCESS, { sessionId: session.id }), securityBuffer: token,
+      sessionFlags: (session.guest ? SMB2_SESSION_FLAG.IS_GUEST : 0) | (session.encryptData ? SMB2_SESSION_FLAG.ENCRYPT_DATA : 0),
     });
     // the final SESSION_SETUP response of an authenticated (not guest) session is signed on every
     // 3.x dialect (3.3.5.5.3; a client that requires signing checks it, as smbclient does)
@@ -718,16 +819,20 @@ class ServerConnection {
     if (name === undefined) return this.#error(h, STATUS_BAD_NETWORK_NAME);
     const share = name.toUpperCase() === IPC ? undefined : this.#server.options.shares?.find((x) => x.name.toLowerCase() === name.toLowerCase());
     if (name.toUpperCase() !== IPC && !share) return this.#error(h, STATUS_BAD_NETWORK_NAME);
+    // a share that requires encryption takes only sessions that can encrypt (3.3.5.7)
+    if (share?.encryptData && !s.cipher) return this.#error(h, STATUS_ACCESS_DENIED);
     const treeId = this.#nextTree++;
     const type = share ? SMB2_SHARE_TYPE.DISK : SMB2_SHARE_TYPE.PIPE;
     s.trees.set(treeId, { share: share?.name ?? IPC, type, def: share });
     debug('TREE_CONNECT %s: tree %d%s', r.path, treeId, h.flags & SMB2_FLAGS.SIGNED ? ' (signed request, verified)' : '');
     return this.#signed(h, encodeSmb2TreeConnectResponse({
-      header: this.#header(h, STATUS_SUCCESS, { treeId }), shareType: type,
+      header: this.#header(h, STATUS_SUCCESS, { treeId }), shareType: type, shareFlags: share?.encryptData ? SHAREFLAG_ENCRYPT_DATA : 0,
       maximalAccess: share?.readOnly ? 0x001200a9 : 0x001f01ff,
     }));
   }
 }
+
+const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && timingSafeEqual(a, b);
 
 function lookupUser(users: Smb2ServerOptions['users'], name: string): Uint8Array | undefined {
   if (!users) return undefined;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { smb2 } from '../../framing/index.js';
 import { ntHash, ntlmv2Response } from '../../src/smb2/auth/ntlm.js';
 import type { Smb2Server } from '../../src/smb2/index.js';
+import { SessionCipher } from '../../src/smb2/encryption.js';
 
 export type Rpc = (message: Uint8Array) => Promise<Uint8Array>;
 
@@ -25,14 +26,23 @@ export interface TestSession {
   sessionId: bigint;
   treeId: number;
   maxRead: number;
+  /** With `encrypt`: the client's keys (rpc encrypts each request and decrypts each response with
+   * them); `plainRpc` sends as it is. */
+  cipher?: SessionCipher;
+  plainRpc: Rpc;
   /** The next MessageId: a request takes as many as its CreditCharge (`charge`, default 1). */
   nextId(charge?: number): bigint;
 }
 
-export async function testSession(rpc: Rpc, o: { user: string; password: string; share: string }): Promise<TestSession> {
+/** `encrypt`: offer SMB2_GLOBAL_CAP_ENCRYPTION and, when the server agrees (AES-128-CCM on 3.0.2),
+ * send everything after SESSION_SETUP encrypted. */
+export async function testSession(plainRpc: Rpc, o: { user: string; password: string; share: string; encrypt?: boolean }): Promise<TestSession> {
   let id = 0n;
   const nextId = (charge = 1) => { const at = id; id += BigInt(Math.max(1, charge)); return at; };
-  const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({ dialects: [0x302], clientGuid: new Uint8Array(16).fill(3), header: { messageId: nextId(), credits: 64 } })));
+  let rpc = plainRpc;
+  const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({
+    dialects: [0x302], clientGuid: new Uint8Array(16).fill(3), header: { messageId: nextId(), credits: 64 }, capabilities: o.encrypt ? smb2.SMB2_GLOBAL_CAP.ENCRYPTION : 0,
+  })));
   const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({
     header: { messageId: nextId(), credits: 64 }, securityBuffer: smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM),
   })));
@@ -45,9 +55,16 @@ export async function testSession(rpc: Rpc, o: { user: string; password: string;
     securityBuffer: smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: o.user, workstation: 'T', encryptedRandomSessionKey: new Uint8Array(0) }),
   })));
   assert.equal(r2.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(r2.status));
-  const tc = smb2.decodeSmb2TreeConnectResponse(await rpc(smb2.encodeSmb2TreeConnectRequest({ header: { messageId: nextId(), credits: 64, sessionId }, path: `\\\\h\\${o.share}` })));
-  assert.equal(tc.header.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(tc.header.status));
-  return { rpc, sessionId, treeId: tc.header.treeId, maxRead: neg.maxReadSize, nextId };
+  let cipher: SessionCipher | undefined;
+  if (o.encrypt && neg.capabilities & smb2.SMB2_GLOBAL_CAP.ENCRYPTION) {
+    const c = (cipher = new SessionCipher(v2.sessionBaseKey, 0x302, smb2.SMB2_CIPHER.AES_128_CCM, undefined, 'client'));
+    rpc = async (m) => c.decrypt(smb2.decodeSmb2TransformHeader(await plainRpc(c.encrypt(m, sessionId))));
+  }
+  const tcReply = await rpc(smb2.encodeSmb2TreeConnectRequest({ header: { messageId: nextId(), credits: 64, sessionId }, path: `\\\\h\\${o.share}` }));
+  const tcStatus = smb2.decodeSmb2Header(tcReply).status;
+  assert.equal(tcStatus, smb2.STATUS_SUCCESS, smb2.ntstatusName(tcStatus));
+  const tc = smb2.decodeSmb2TreeConnectResponse(tcReply);
+  return { rpc, plainRpc, cipher, sessionId, treeId: tc.header.treeId, maxRead: neg.maxReadSize, nextId };
 }
 
 /** CREATE (OVERWRITE_IF a file, read/write): its FileId. */

@@ -1,7 +1,7 @@
 // NTLMv2 ([MS-NLMP] 3.3.2) for both sides: the client's response to a CHALLENGE and the server's
 // check of it against its user table, each giving the session base key that SMB2 signing keys are
 // derived from. Nothing here does I/O; a wrong password is an answer (undefined), never a throw.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { md4, rc4 } from './legacy-crypto.js';
 
@@ -82,4 +82,20 @@ export function ntlmMic(exportedKey: Uint8Array, negotiate: Uint8Array, challeng
   const zeroed = Uint8Array.from(authenticate);
   zeroed.fill(0, 72, 88);
   return hmacMd5(exportedKey, negotiate, challenge, zeroed);
+}
+
+/**
+ * An NTLMSSP message signature ([MS-NLMP] 3.4.4.2, extended session security): version 1, the
+ * first 8 bytes of HMAC-MD5(SigningKey, seq || message), RC4-sealed under the direction's
+ * SealingKey with NTLMSSP_NEGOTIATE_KEY_EXCH, then seq. The RC4 state is a fresh one: this serves
+ * the SPNEGO mechListMIC, each direction's first (sequence 0) use of its keys.
+ */
+export function ntlmsspSignature(exportedKey: Uint8Array, fromServer: boolean, message: Uint8Array, keyExchange: boolean, seq = 0): Uint8Array {
+  const dir = fromServer ? 'server-to-client' : 'client-to-server';
+  const md5 = (label: string) => createHash('md5').update(exportedKey).update(`session key to ${dir} ${label} key magic constant\0`, 'latin1').digest();
+  const seqBytes = Buffer.alloc(4);
+  seqBytes.writeUInt32LE(seq);
+  let checksum: Uint8Array = hmacMd5(md5('signing'), seqBytes, message).subarray(0, 8);
+  if (keyExchange) checksum = rc4(md5('sealing'), checksum);
+  return Buffer.concat([Buffer.from([1, 0, 0, 0]), checksum, seqBytes]);
 }
