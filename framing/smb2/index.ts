@@ -15,3 +15,4 @@ export * from './ntstatus.js';
 export * from './ntlmssp.js';
 export * from './spnego.js';
 export * from './transform.js';
+export * from './oplock.js';

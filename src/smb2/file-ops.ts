@@ -38,6 +38,8 @@ import {
   mergeParts, partsOf, selectParts,
 } from './security.js';
 import { Smb2Error } from './errors.js';
+import { OPLOCK_BREAK_TIMEOUT_MS, OplockBreakPending, acknowledgeBreak, breakLevelII, breakOplocks, grantOplock, releaseOplock } from './oplocks.js';
+import { SMB2_OPLOCK_LEVEL } from '../../framing/smb2/oplock.js';
 import { STREAMS_DIR, listStreams, parseStreamName, prepareStream, removeStream, removeStreams, streamDataPath, streamsDirOf } from './streams.js';
 import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, shortNameOf, statusOfFsError } from './fs-backend.js';
 import {
@@ -176,6 +178,16 @@ export class FileOps {
   /** The FileId a related compound request's all-ones FileId stands for (3.3.5.2.7.2). */
   relatedFileId?: Smb2FileId;
 
+  /** Sends the client an oplock break of one of its opens (set by the connection). */
+  onOplockBreak?: (fileId: Smb2FileId, sessionId: bigint, level: number) => void;
+  /** How long a CREATE waits for an oplock holder's acknowledgment. */
+  oplockBreakTimeoutMs = OPLOCK_BREAK_TIMEOUT_MS;
+
+  /** OPLOCK_BREAK acknowledgment (3.3.5.22.1): the level the open keeps. */
+  acknowledgeOplockBreak(fileId: Smb2FileId, sessionId: bigint, treeId: number, level: number): number {
+    return acknowledgeBreak(this.#get(fileId, sessionId, treeId).record, level);
+  }
+
   #get(id: Smb2FileId, sessionId: bigint, treeId: number): Open {
     if (id.persistent === 0xffffffffffffffffn && id.volatile === 0xffffffffffffffffn && this.relatedFileId) id = this.relatedFileId;
     const o = this.#opens.get(id.volatile);
@@ -184,7 +196,7 @@ export class FileOps {
   }
 
   async create(req: Uint8Array, sessionId: bigint, treeId: number, share: ShareRef, token?: Token): Promise<{
-    fileId: Smb2FileId; action: number; st: FileStat; contexts: CreateContext[];
+    fileId: Smb2FileId; action: number; st: FileStat; contexts: CreateContext[]; oplockLevel?: number;
   }> {
     const r = decodeSmb2CreateRequest(req);
     if (this.#opens.size >= MAX_OPENS_PER_CONNECTION) fail(STATUS_INVALID_PARAMETER, 'too many opens on this connection');
@@ -224,6 +236,13 @@ export class FileOps {
     // that two CREATEs of one file cannot both pass; given back if the CREATE fails
     let record: OpenRecord | undefined;
     if (existing && d !== FILE_DISPOSITION.CREATE) { // (CREATE of an existing name: a collision, below)
+      // oplocks in the way are broken first: BATCH before the sharing check (its holder may close
+      // and so end the conflict), EXCLUSIVE once it passed
+      const key = fileKey(existing);
+      const breaks = (step: 'batch' | 'others') => existing.isDirectory() ? undefined : breakOplocks(this.#table, key, access, d, step, this.oplockBreakTimeoutMs);
+      let wait = breaks('batch');
+      if (!wait && !this.#table.conflicts(key, access, r.shareAccess)) wait = breaks('others');
+      if (wait) throw new OplockBreakPending(wait);
       record = this.#table.claim({ key: fileKey(existing), path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
     }
     let action: number = FILE_ACTION.OPENED;
@@ -307,8 +326,10 @@ export class FileOps {
       access, record, deleteOnClose: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
     };
     this.#opens.set(id, o);
+    const oplockLevel = grantOplock(this.#table, record, r.requestedOplockLevel, st.isDirectory);
+    if (oplockLevel !== SMB2_OPLOCK_LEVEL.NONE) record.oplock = { level: oplockLevel, notify: (level) => this.onOplockBreak?.(o.id, sessionId, level) };
     const contexts = this.#answerContexts(r.contexts, share, path, st, token);
-    return { fileId: o.id, action, st, contexts };
+    return { fileId: o.id, action, st, contexts, oplockLevel };
   }
 
   /** The create contexts answered (3.3.5.9): MxAc (maximal access) and QFid; the rest ignored. */
@@ -449,6 +470,7 @@ export class FileOps {
    * file's (or stream's) delete pending. */
   #forget(o: Open): void {
     this.#opens.delete(o.id.volatile);
+    releaseOplock(o.record);
     this.#table.remove(o.record);
     this.#locks.release(o.record.key, o);
     if (o.deleteOnClose) this.#table.setDeletePending(o.record.key, true);
@@ -590,6 +612,7 @@ export class FileOps {
     if (!(o.access & (FILE_WRITE_DATA | FILE_APPEND_DATA))) fail(STATUS_ACCESS_DENIED, 'the open has no write access');
     const length = r.descriptors.length ? r.remainingBytes : r.data.length;
     if (this.#locks.ioConflict(o.record.key, o, r.offset, BigInt(length), true)) fail(STATUS_FILE_LOCK_CONFLICT);
+    breakLevelII(this.#table, o.record);
     let data = r.data;
     let pooled: Uint8Array | undefined;
     try {
@@ -811,6 +834,7 @@ export class FileOps {
         }
         case FILE_INFO.END_OF_FILE: {
           if (!o.fh) fail(STATUS_INVALID_PARAMETER);
+          breakLevelII(this.#table, o.record);
           await o.fh!.truncate(Number(decodeU64Info(r.buffer, 'FileEndOfFileInformation')));
           return;
         }

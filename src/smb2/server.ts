@@ -21,7 +21,7 @@ import {
 } from '../../framing/smb2/ntlmssp.js';
 import {
   STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_CANCELLED, STATUS_FS_DRIVER_REQUIRED, STATUS_PENDING, STATUS_RANGE_NOT_LOCKED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INTERNAL_ERROR, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED,
-  STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
+  STATUS_NETWORK_NAME_DELETED, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SHARING_VIOLATION, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ntstatusName,
 } from '../../framing/smb2/ntstatus.js';
 import { SMB2_SESSION_FLAG, decodeSmb2SessionSetupRequest, encodeSmb2ErrorResponse, encodeSmb2SessionSetupResponse } from '../../framing/smb2/session.js';
 import { NEG_STATE, OID_NTLMSSP, SPNEGO_HINT_IGNORE, decodeSpnego, encodeSpnegoInit, encodeSpnegoResp } from '../../framing/smb2/spnego.js';
@@ -43,6 +43,9 @@ import { CreditWindow } from './credit-window.js';
 import { type Token, tokenFor } from './security.js';
 import { type LockWaiter, LockTable } from './byte-locks.js';
 import { decodeSmb2CancelRequest, encodeSmb2LockResponse } from '../../framing/smb2/lock.js';
+import { SMB2_NOTIFICATION_MESSAGE_ID, decodeSmb2OplockBreak, encodeSmb2OplockBreak } from '../../framing/smb2/oplock.js';
+import { OplockBreakPending } from './oplocks.js';
+import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type ServerOptions as SmbDirectServerOptions, createServer as createSmbDirectServer, type SmbDirectServer } from '../smbdirect/server.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { exportedSessionKey, fileTimeNow, ntHash, ntlmsspSignature, verifyNtlmv2 } from './auth/ntlm.js';
@@ -56,7 +59,7 @@ const debug = debuglog('smbdirect_smb2');
 /** The commands on a file of a share (file-ops.ts). */
 const FILE_COMMANDS = new Set<number>([
   SMB2_COMMAND.CREATE, SMB2_COMMAND.CLOSE, SMB2_COMMAND.READ, SMB2_COMMAND.WRITE, SMB2_COMMAND.FLUSH, SMB2_COMMAND.QUERY_DIRECTORY,
-  SMB2_COMMAND.QUERY_INFO, SMB2_COMMAND.SET_INFO, SMB2_COMMAND.LOCK,
+  SMB2_COMMAND.QUERY_INFO, SMB2_COMMAND.SET_INFO, SMB2_COMMAND.LOCK, SMB2_COMMAND.OPLOCK_BREAK,
 ]);
 
 /** FSCTLs of the connection or session, not of a file (#ioctl); the others go to the file (FileOps.fsctl). */
@@ -78,6 +81,8 @@ interface AsyncOp {
   /** The request's header (MessageId, session, signing). */
   h: Smb2Header;
   waiter?: LockWaiter;
+  /** A CREATE waiting for oplock breaks: run again (`req`) once `wait` settles. */
+  resume?: { wait: Promise<void>; req: Uint8Array };
   /** The interim response has gone out (the final one may follow). */
   interimSent: boolean;
   /** A final status that came before the interim response went out. */
@@ -109,6 +114,9 @@ export interface Smb2ServerOptions {
   users?: Readonly<Record<string, string | { ntHash: Uint8Array | string }>>;
   /** Anonymous and unknown users get a guest session (no signing). Default false. */
   guest?: boolean;
+  /** How long a CREATE waits for an oplock holder to acknowledge its break before going on
+   * (default 35 000 ms, as Windows). */
+  oplockBreakTimeoutMs?: number;
   /** Require signed requests once a session is set up. Default false. */
   signingRequired?: boolean;
   /** SMB3 encryption (AES-128/256-GCM/CCM): 'off' offers none; 'on' (default) offers it to clients
@@ -177,6 +185,8 @@ interface Session {
   challenge?: { serverChallenge: Uint8Array; spnego: boolean; mechTypesDer?: Uint8Array };
   user?: string;
   guest: boolean;
+  /** An anonymous (NULL) session: no key; it may connect IPC$ only (disk shares too with `guest`). */
+  anonymous?: boolean;
   /** Who the session is for access checks against stored security descriptors (made on first use). */
   token?: Token;
   signingKey?: Uint8Array;
@@ -216,6 +226,18 @@ class ServerConnection {
     this.#close = close;
     this.#placement = placement;
     this.#files = new FileOps(server.fileCounters, server.meta, server.openTable, server.lockTable);
+    if (server.options.oplockBreakTimeoutMs !== undefined) this.#files.oplockBreakTimeoutMs = server.options.oplockBreakTimeoutMs;
+    this.#files.onOplockBreak = (fileId, sessionId, level) => this.#sendOplockBreak(fileId, sessionId, level);
+  }
+
+  /** An oplock break notification (2.2.23.1, 3.3.4.6): unsolicited, MessageId all ones, no
+   * session in its header; encrypted when its session requires encryption. */
+  #sendOplockBreak(fileId: Smb2FileId, sessionId: bigint, level: number): void {
+    if (this.#ended) return;
+    const m = encodeSmb2OplockBreak({ header: { messageId: SMB2_NOTIFICATION_MESSAGE_ID, credits: 0 }, oplockLevel: level, fileId }, true);
+    const s = this.#sessions.get(sessionId);
+    debug('oplock break of session 0x%s\'s open %s to level %d', sessionId.toString(16), fileId.volatile, level);
+    this.#send(s?.encryptData && s.cipher ? s.cipher.encrypt(m, s.id) : m);
   }
 
 
@@ -249,6 +271,13 @@ class ServerConnection {
     const command = loneCommand(pdu);
     // a lone READ or WRITE: the requests that may run side by side
     const single = command === SMB2_COMMAND.READ || command === SMB2_COMMAND.WRITE;
+    if (command === SMB2_COMMAND.OPLOCK_BREAK) {
+      // an acknowledgment goes at once: a CREATE of this connection may be waiting for it
+      return this.#process(pdu, sealedFor).catch((err: unknown) => {
+        debug('internal error: %s', (err as Error).stack);
+        this.#close();
+      });
+    }
     if (command === SMB2_COMMAND.CANCEL) {
       // CANCEL has no response and must not wait behind the request it cancels
       this.#cancel(pdu);
@@ -333,15 +362,7 @@ class ServerConnection {
         // 3.3.5.2.5: a READ or WRITE larger than its CreditCharge pays for (0 counts as 1)
         resp = this.#error(h, STATUS_INVALID_PARAMETER);
       } else {
-        try {
-          resp = (await this.#handle(req, h, chainCtx)).resp;
-        } catch (err) {
-          const status = err instanceof Smb2Error ? err.status
-            : err instanceof SmbDirectProtocolError && err.status !== undefined ? err.status : STATUS_INVALID_PARAMETER;
-          if (!(err instanceof SmbDirectProtocolError) && !(err instanceof Smb2Error)) debug('internal error on command 0x%s: %s', h.command.toString(16), (err as Error).stack);
-          else debug('command 0x%s: %s', h.command.toString(16), (err as Error).message);
-          resp = this.#error(h, status);
-        }
+        resp = await this.#answer(req, h, chainCtx);
       }
       if (resp.length === 0) return; // the connection is being closed
       const status = new DataView(resp.buffer, resp.byteOffset).getUint32(8, true);
@@ -356,12 +377,52 @@ class ServerConnection {
     for (const op of chainCtx.wentAsync) {
       op.interimSent = true;
       if (op.early !== undefined) this.#finishAsync(op, op.early);
+      else if (op.resume) void op.resume.wait.then(() => this.#resume(op));
     }
   }
+
+  /** A request's response, its failure included (the status its error names). */
+  async #answer(req: Uint8Array, h: Smb2Header, chainCtx: ChainCtx): Promise<Uint8Array> {
+    try {
+      return (await this.#handle(req, h, chainCtx)).resp;
+    } catch (err) {
+      const status = err instanceof Smb2Error ? err.status
+        : err instanceof SmbDirectProtocolError && err.status !== undefined ? err.status : STATUS_INVALID_PARAMETER;
+      if (!(err instanceof SmbDirectProtocolError) && !(err instanceof Smb2Error)) debug('internal error on command 0x%s: %s', h.command.toString(16), (err as Error).stack);
+      else debug('command 0x%s: %s', h.command.toString(16), (err as Error).message);
+      return this.#error(h, status);
+    }
+  }
+
+  /** A CREATE that went async for oplock breaks, run again once they are done: after everything
+   * received before it, as any other request (its final response carries its AsyncId, no credits). */
+  #resume(op: AsyncOp): void {
+    const task = this.#allDone.then(async () => {
+      if (this.#ended || !this.#async.delete(op.asyncId)) return; // cancelled, or the connection ended
+      const h = { ...op.h };
+      this.#continuations.set(h, op.asyncId);
+      if (this.#sealed.has(op.h)) this.#sealed.add(h);
+      this.#files.relatedFileId = undefined;
+      const resp = await this.#answer(op.resume!.req, h, { sessionId: h.sessionId, treeId: h.treeId, failed: undefined, single: true, last: true, wentAsync: [] });
+      if (resp.length === 0 || this.#ended) return;
+      this.#server.count(h.command, new DataView(resp.buffer, resp.byteOffset).getUint32(8, true));
+      const s = this.#sealed.has(h) ? this.#sessions.get(h.sessionId) : undefined;
+      this.#send(s?.cipher ? s.cipher.encrypt(resp, s.id) : resp);
+    }).catch((err: unknown) => {
+      debug('internal error: %s', (err as Error).stack);
+      this.#close();
+    });
+    this.#allDone = Promise.all([this.#allDone, task]).then(() => {});
+    this.#othersDone = task;
+  }
+
+  /** Requests run again after going async (#resume), with their AsyncId. */
+  readonly #continuations = new WeakMap<Smb2Header, bigint>();
 
   /** Ends the connection's opens and waiting requests (its end). */
   async end(): Promise<void> {
     this.#ended = true;
+    for (const id of this.#sessions.keys()) if (this.#server.sessions.get(id) === this) this.#server.sessions.delete(id);
     for (const op of this.#async.values()) if (op.waiter) this.#files.cancelLock(op.waiter);
     this.#async.clear();
     await this.#files.closeAll(() => true);
@@ -416,6 +477,7 @@ class ServerConnection {
     }
     if (op.h.sessionId !== h.sessionId) return;
     if (op.waiter && this.#files.cancelLock(op.waiter)) this.#finishAsync(op, STATUS_CANCELLED);
+    else if (op.resume && op.interimSent) this.#finishAsync(op, STATUS_CANCELLED); // a CREATE waiting for a break
   }
 
   /** The credits a request's response grants, decided once per request (a request whose first
@@ -430,6 +492,9 @@ class ServerConnection {
   readonly #granted = new WeakMap<Smb2Header, number>();
 
   #header(h: Smb2Header, status: number, extra: { sessionId?: bigint; treeId?: number; credits?: number } = {}) {
+    const asyncId = this.#continuations.get(h);
+    // the final response of a request that went async: its AsyncId, no credits (the interim gave them)
+    if (asyncId !== undefined) return { status, messageId: h.messageId, credits: 0, creditCharge: h.creditCharge, sessionId: h.sessionId, flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId };
     return {
       status, messageId: h.messageId, credits: extra.credits ?? this.#credits(h), creditCharge: h.creditCharge, sessionId: extra.sessionId ?? h.sessionId,
       treeId: extra.treeId ?? h.treeId, processId: h.processId,
@@ -516,8 +581,7 @@ class ServerConnection {
         decodeSmb2Empty(req, SMB2_COMMAND.LOGOFF, false);
         {
           const resp = this.#signed(h, encodeSmb2Empty(SMB2_COMMAND.LOGOFF, this.#header(h, STATUS_SUCCESS), true));
-          this.#sessions.delete(h.sessionId);
-          void this.#files.closeAll((sid) => sid === s.id);
+          this.#dropSession(s.id);
           return resp;
         }
       case SMB2_COMMAND.ECHO:
@@ -552,12 +616,27 @@ class ServerConnection {
     switch (h.command) {
       case SMB2_COMMAND.CREATE: {
         s.token ??= tokenFor(this.#server.guid, s.user, s.guest);
-        const c = await f.create(req, s.id, h.treeId, ref, s.token);
+        let c: Awaited<ReturnType<FileOps['create']>> | undefined;
+        for (let tries = 0; !c; tries++) {
+          try {
+            c = await f.create(req, s.id, h.treeId, ref, s.token);
+          } catch (err) {
+            if (!(err instanceof OplockBreakPending)) throw err;
+            // a lone CREATE waits async (its connection serves on: the holder may be on it); one
+            // in a compound, or one run again, waits here (each wait bounded by the break deadline)
+            if (chainCtx.single && !this.#continuations.has(h) && this.#async.size < MAX_ASYNC_PER_CONNECTION) {
+              const op: AsyncOp = { asyncId: this.#nextAsyncId++, h, interimSent: false, resume: { wait: err.wait, req } };
+              return { resp: this.#goAsync(h, chainCtx, op) };
+            }
+            if (tries >= 4) throw new Smb2Error(STATUS_SHARING_VIOLATION, 'oplocks granted again while this CREATE waited');
+            await err.wait;
+          }
+        }
         f.relatedFileId = c.fileId;
         void chainCtx;
         const st = c.st;
         return ok(encodeSmb2CreateResponse({
-          header: hdr(), oplockLevel: 0, createAction: c.action, creationTime: st.creationTime, lastAccessTime: st.lastAccessTime,
+          header: hdr(), oplockLevel: c.oplockLevel ?? 0, createAction: c.action, creationTime: st.creationTime, lastAccessTime: st.lastAccessTime,
           lastWriteTime: st.lastWriteTime, changeTime: st.changeTime, allocationSize: st.allocationSize, endOfFile: st.endOfFile,
           fileAttributes: st.attributes, fileId: c.fileId, contexts: c.contexts,
         }));
@@ -597,6 +676,11 @@ class ServerConnection {
         const r = decodeSmb2IoctlRequest(req);
         const output = await f.fsctl(r, s.id, h.treeId);
         return ok(encodeSmb2IoctlResponse({ header: hdr(), ctlCode: r.ctlCode, fileId: r.fileId, output }));
+      }
+      case SMB2_COMMAND.OPLOCK_BREAK: {
+        const r = decodeSmb2OplockBreak(req, false);
+        const level = f.acknowledgeOplockBreak(r.fileId, s.id, h.treeId, r.oplockLevel);
+        return ok(encodeSmb2OplockBreak({ header: hdr(), oplockLevel: level, fileId: r.fileId }, true));
       }
       case SMB2_COMMAND.LOCK: {
         // a blocking lock that must wait goes async, in a message of its own only (compounds fail it)
@@ -695,7 +779,8 @@ class ServerConnection {
     const r = decodeSmb2SessionSetupRequest(req);
     let s = h.sessionId === 0n ? undefined : this.#sessions.get(h.sessionId);
     if (h.sessionId !== 0n && !s) return this.#error(h, STATUS_USER_SESSION_DELETED);
-    if (s?.state === 'valid') return this.#error(h, STATUS_REQUEST_NOT_ACCEPTED); // re-authentication: not yet
+    // a valid session may authenticate again (3.3.5.5.2: re-authentication): it stays valid, with
+    // its keys, meanwhile; a failed one ends it
     if (!s) {
       if (this.#sessions.size >= MAX_SESSIONS_PER_CONNECTION) return this.#error(h, STATUS_INSUFFICIENT_RESOURCES);
       s = { id: this.#server.nextSessionId(), state: 'in-progress', guest: false, encryptData: false, trees: new Map(), preauth: this.#preauth?.fork() };
@@ -703,18 +788,37 @@ class ServerConnection {
     }
     const session = s;
     try {
-      return this.#authenticate(req, h, r.securityBuffer, session);
+      return this.#authenticate(req, h, r.securityBuffer, session, r.previousSessionId);
     } catch (err) {
-      this.#sessions.delete(session.id); // a malformed token ends the exchange it belongs to
+      this.#dropSession(session.id); // a malformed token ends the exchange it belongs to
       throw err;
     }
   }
 
-  #authenticate(req: Uint8Array, h: Smb2Header, buf: Uint8Array, session: Session): Uint8Array {
-    session.preauth?.update(req);
+  /** Ends one session of this connection: its opens close (LOGOFF, a failed re-authentication, a
+   * reconnect that names it as PreviousSessionId). */
+  #dropSession(id: bigint): void {
+    if (!this.#sessions.delete(id)) return;
+    this.#server.sessions.delete(id);
+    void this.#files.closeAll((sid) => sid === id);
+  }
+
+  /** @internal The server drops a session of this connection that a new one replaces (3.3.5.5.3). */
+  expireSession(id: bigint, user: string): boolean {
+    const s = this.#sessions.get(id);
+    if (s?.state !== 'valid' || s.anonymous || s.user?.toLowerCase() !== user.toLowerCase()) return false;
+    debug('session 0x%s is replaced by a reconnect: its opens close', id.toString(16));
+    this.#dropSession(id);
+    return true;
+  }
+
+  #authenticate(req: Uint8Array, h: Smb2Header, buf: Uint8Array, session: Session, previousSessionId: bigint): Uint8Array {
+    const reauth = session.state === 'valid';
+    if (!reauth) session.preauth?.update(req);
     const fail = (status: number): Uint8Array => {
-      this.#sessions.delete(session.id);
-      return this.#error({ ...h, sessionId: session.id }, status);
+      const resp = this.#error({ ...h, sessionId: session.id }, status);
+      this.#dropSession(session.id);
+      return resp;
     };
     // the token: SPNEGO around NTLMSSP, or NTLMSSP as it is
     let spnego = false;
@@ -736,7 +840,7 @@ class ServerConnection {
     }
     if (!ntlm || ntlm.length < 12) return fail(STATUS_INVALID_PARAMETER);
     const type = Buffer.from(ntlm.buffer, ntlm.byteOffset, ntlm.length).readUInt32LE(8);
-    if (type === 1 && !session.challenge) {
+    if (type === 1 && (!session.challenge || reauth)) {
       const n = decodeNtlmNegotiate(ntlm);
       const serverChallenge = randomBytes(8);
       const o = this.#server.options;
@@ -757,6 +861,7 @@ class ServerConnection {
       session.challenge = { serverChallenge, spnego, mechTypesDer };
       const token = spnego ? encodeSpnegoResp({ negState: NEG_STATE.ACCEPT_INCOMPLETE, supportedMech: OID_NTLMSSP, responseToken: challenge }) : challenge;
       const resp = encodeSmb2SessionSetupResponse({ header: this.#header(h, STATUS_MORE_PROCESSING_REQUIRED, { sessionId: session.id }), securityBuffer: token });
+      if (reauth) return this.#signed(h, resp);
       session.preauth?.update(resp);
       return resp;
     }
@@ -767,13 +872,25 @@ class ServerConnection {
     const entry = anonymous ? undefined : lookupUser(o.users, a.user);
     let baseKey: Uint8Array | undefined;
     let serverMic: Uint8Array | undefined;
+    let guest = false;
     if (entry) baseKey = verifyNtlmv2({ hash: entry, user: a.user, domain: a.domain, serverChallenge: session.challenge.serverChallenge, ntChallengeResponse: a.ntChallengeResponse });
     if (!baseKey) {
-      if (!(o.guest && (anonymous || !entry))) {
+      // anonymous is a NULL session (as Windows: it proves nothing, so it gets nothing but IPC$);
+      // an unknown user is a guest only where the server allows guests
+      if (!anonymous && !(o.guest && !entry)) {
         debug('SESSION_SETUP: logon failure for user %j in %j', a.user, a.domain);
         return fail(STATUS_LOGON_FAILURE);
       }
-      session.guest = true;
+      guest = !anonymous;
+    } else if (reauth) {
+      // re-authentication keeps the session's keys (3.3.5.5.3); the mechListMIC is checked as at first
+      const keyExchange = (a.flags & NTLMSSP.NEGOTIATE_KEY_EXCH) !== 0;
+      const key = exportedSessionKey(baseKey, keyExchange, a.encryptedRandomSessionKey);
+      const mechTypes = session.challenge.mechTypesDer;
+      if (clientMic && mechTypes) {
+        if (!equalBytes(clientMic, ntlmsspSignature(key, false, mechTypes, keyExchange))) return fail(STATUS_ACCESS_DENIED);
+        serverMic = ntlmsspSignature(key, true, mechTypes, keyExchange);
+      }
     } else {
       const keyExchange = (a.flags & NTLMSSP.NEGOTIATE_KEY_EXCH) !== 0;
       const key = exportedSessionKey(baseKey, keyExchange, a.encryptedRandomSessionKey);
@@ -790,7 +907,7 @@ class ServerConnection {
       session.signingKey = signingKey(key.subarray(0, 16), this.#dialect, session.preauth?.value);
       if (this.#cipher) session.cipher = new SessionCipher(key.subarray(0, 16), this.#dialect, this.#cipher, session.preauth?.value);
     }
-    if (o.encryption === 'required') {
+    if (o.encryption === 'required' && !reauth) {
       // 3.3.5.5.3: a session that must encrypt but cannot (a guest, no common cipher) is refused
       if (!session.cipher) {
         debug('SESSION_SETUP: encryption is required and session of %j cannot encrypt', a.user);
@@ -799,12 +916,18 @@ class ServerConnection {
       session.encryptData = true;
     }
     session.user = a.user;
+    session.guest = guest;
+    session.anonymous = anonymous;
+    session.token = undefined; // made again for whoever the session is now
     session.state = 'valid';
     session.challenge = undefined;
+    this.#server.sessions.set(session.id, this);
+    // a client reconnecting names its previous session: that one ends (3.3.5.5.3), its opens close
+    if (previousSessionId !== 0n && previousSessionId !== session.id && !anonymous) this.#server.sessions.get(previousSessionId)?.expireSession(previousSessionId, a.user);
     const token = spnego ? encodeSpnegoResp({ negState: NEG_STATE.ACCEPT_COMPLETED, mechListMIC: serverMic }) : new Uint8Array(0);
     const resp = encodeSmb2SessionSetupResponse({
       header: this.#header(h, STATUS_SUCCESS, { sessionId: session.id }), securityBuffer: token,
-      sessionFlags: (session.guest ? SMB2_SESSION_FLAG.IS_GUEST : 0) | (session.encryptData ? SMB2_SESSION_FLAG.ENCRYPT_DATA : 0),
+      sessionFlags: (session.guest ? SMB2_SESSION_FLAG.IS_GUEST : 0) | (anonymous ? SMB2_SESSION_FLAG.IS_NULL : 0) | (session.encryptData ? SMB2_SESSION_FLAG.ENCRYPT_DATA : 0),
     });
     // the final SESSION_SETUP response of an authenticated (not guest) session is signed on every
     // 3.x dialect (3.3.5.5.3; a client that requires signing checks it, as smbclient does)
@@ -819,6 +942,8 @@ class ServerConnection {
     if (name === undefined) return this.#error(h, STATUS_BAD_NETWORK_NAME);
     const share = name.toUpperCase() === IPC ? undefined : this.#server.options.shares?.find((x) => x.name.toLowerCase() === name.toLowerCase());
     if (name.toUpperCase() !== IPC && !share) return this.#error(h, STATUS_BAD_NETWORK_NAME);
+    // a NULL session reaches IPC$ only, unless the server takes guests
+    if (share && s.anonymous && !this.#server.options.guest) return this.#error(h, STATUS_ACCESS_DENIED);
     // a share that requires encryption takes only sessions that can encrypt (3.3.5.7)
     if (share?.encryptData && !s.cipher) return this.#error(h, STATUS_ACCESS_DENIED);
     const treeId = this.#nextTree++;
@@ -930,6 +1055,9 @@ export class Smb2Server extends EventEmitter {
     }
     return out;
   }
+
+  /** @internal Every valid session of every connection, by id (a reconnect's PreviousSessionId). */
+  readonly sessions = new Map<bigint, ServerConnection>();
 
   /** @internal */
   nextSessionId(): bigint {

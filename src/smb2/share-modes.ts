@@ -5,6 +5,8 @@
 // and a renamed file stay one file. A later issue's leases and durable handles hang off the same
 // records.
 
+import type { OplockState } from './oplocks.js';
+
 export const FILE_READ_DATA = 0x1;
 export const FILE_WRITE_DATA = 0x2;
 export const FILE_APPEND_DATA = 0x4;
@@ -25,6 +27,8 @@ export interface OpenRecord {
   path: string;
   access: number;
   share: number;
+  /** Its oplock (oplocks.ts), when it was granted one. */
+  oplock?: OplockState;
 }
 
 /** Whether an open with `access`/`share` conflicts with an existing one ([MS-FSA] 2.1.5.1.2). */
@@ -99,6 +103,11 @@ export class OpenTable {
     if (!set) this.#byKey.set(rec.key, (set = new Set()));
     set.add(rec);
     return rec;
+  }
+
+  /** The opens of `key` (a file's, or one stream's). */
+  opensOf(key: string): Iterable<OpenRecord> {
+    return this.#byKey.get(key) ?? [];
   }
 
   remove(rec: OpenRecord): void {

@@ -43,21 +43,12 @@ export async function testSession(plainRpc: Rpc, o: { user: string; password: st
   const neg = smb2.decodeSmb2NegotiateResponse(await rpc(smb2.encodeSmb2NegotiateRequest({
     dialects: [0x302], clientGuid: new Uint8Array(16).fill(3), header: { messageId: nextId(), credits: 64 }, capabilities: o.encrypt ? smb2.SMB2_GLOBAL_CAP.ENCRYPTION : 0,
   })));
-  const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({
-    header: { messageId: nextId(), credits: 64 }, securityBuffer: smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM),
-  })));
-  assert.equal(r1.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED);
-  const ch = smb2.decodeNtlmChallenge(r1.securityBuffer);
-  const v2 = ntlmv2Response({ hash: ntHash(o.password), user: o.user, domain: 'W', serverChallenge: ch.serverChallenge, targetInfo: ch.targetInfoBytes });
-  const sessionId = r1.header.sessionId;
-  const r2 = smb2.decodeSmb2Header(await rpc(smb2.encodeSmb2SessionSetupRequest({
-    header: { messageId: nextId(), credits: 64, sessionId },
-    securityBuffer: smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: o.user, workstation: 'T', encryptedRandomSessionKey: new Uint8Array(0) }),
-  })));
-  assert.equal(r2.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(r2.status));
+  const auth = await sessionSetup(rpc, nextId, o);
+  assert.equal(auth.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(auth.status));
+  const { sessionId, sessionBaseKey } = auth;
   let cipher: SessionCipher | undefined;
   if (o.encrypt && neg.capabilities & smb2.SMB2_GLOBAL_CAP.ENCRYPTION) {
-    const c = (cipher = new SessionCipher(v2.sessionBaseKey, 0x302, smb2.SMB2_CIPHER.AES_128_CCM, undefined, 'client'));
+    const c = (cipher = new SessionCipher(sessionBaseKey, 0x302, smb2.SMB2_CIPHER.AES_128_CCM, undefined, 'client'));
     rpc = async (m) => c.decrypt(smb2.decodeSmb2TransformHeader(await plainRpc(c.encrypt(m, sessionId))));
   }
   const tcReply = await rpc(smb2.encodeSmb2TreeConnectRequest({ header: { messageId: nextId(), credits: 64, sessionId }, path: `\\\\h\\${o.share}` }));
@@ -65,6 +56,28 @@ export async function testSession(plainRpc: Rpc, o: { user: string; password: st
   assert.equal(tcStatus, smb2.STATUS_SUCCESS, smb2.ntstatusName(tcStatus));
   const tc = smb2.decodeSmb2TreeConnectResponse(tcReply);
   return { rpc, plainRpc, cipher, sessionId, treeId: tc.header.treeId, maxRead: neg.maxReadSize, nextId };
+}
+
+/** An NTLMv2 SESSION_SETUP exchange (raw NTLMSSP, no key exchange): a new session, or with
+ * `sessionId` a re-authentication of that one; `user: ''` is anonymous. */
+export async function sessionSetup(rpc: Rpc, nextId: () => bigint, o: { user: string; password: string; sessionId?: bigint; previousSessionId?: bigint }): Promise<{
+  status: number; sessionId: bigint; sessionFlags: number; sessionBaseKey: Uint8Array;
+}> {
+  const r1 = smb2.decodeSmb2SessionSetupResponse(await rpc(smb2.encodeSmb2SessionSetupRequest({
+    header: { messageId: nextId(), credits: 64, sessionId: o.sessionId ?? 0n }, securityBuffer: smb2.encodeNtlmNegotiate(smb2.NTLMSSP.NEGOTIATE_UNICODE | smb2.NTLMSSP.NEGOTIATE_NTLM),
+  })));
+  assert.equal(r1.header.status, smb2.STATUS_MORE_PROCESSING_REQUIRED, smb2.ntstatusName(r1.header.status));
+  const ch = smb2.decodeNtlmChallenge(r1.securityBuffer);
+  const v2 = o.user === '' ? { ntChallengeResponse: new Uint8Array(0), lmChallengeResponse: new Uint8Array(0), sessionBaseKey: new Uint8Array(16) }
+    : ntlmv2Response({ hash: ntHash(o.password), user: o.user, domain: 'W', serverChallenge: ch.serverChallenge, targetInfo: ch.targetInfoBytes });
+  const sessionId = r1.header.sessionId;
+  const reply = await rpc(smb2.encodeSmb2SessionSetupRequest({
+    header: { messageId: nextId(), credits: 64, sessionId }, previousSessionId: o.previousSessionId,
+    securityBuffer: smb2.encodeNtlmAuthenticate({ flags: ch.flags, lmChallengeResponse: v2.lmChallengeResponse, ntChallengeResponse: v2.ntChallengeResponse, domain: 'W', user: o.user, workstation: 'T', encryptedRandomSessionKey: new Uint8Array(0) }),
+  }));
+  const status = smb2.decodeSmb2Header(reply).status;
+  const sessionFlags = status === smb2.STATUS_SUCCESS ? smb2.decodeSmb2SessionSetupResponse(reply).sessionFlags : 0;
+  return { status, sessionId, sessionFlags, sessionBaseKey: v2.sessionBaseKey };
 }
 
 /** CREATE (OVERWRITE_IF a file, read/write): its FileId. */
