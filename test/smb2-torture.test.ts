@@ -19,7 +19,8 @@ const PASSING = [
   'smb2.create.dir-alloc-size', 'smb2.create.dosattr_tmp_dir', 'smb2.create.brlocked', 'smb2.credits', 'smb2.create.aclfile', 'smb2.create.acldir',
   'smb2.getinfo.qsec_buffercheck',
   'smb2.delete-on-close-perms',
-  ...['dir', 'io', 'sharemodes', 'names', 'names2', 'rename', 'create-disposition', 'delete', 'zero-byte', 'basefile-rename-with-open-stream'].map((t) => `smb2.streams.${t}`),
+  ...['dir', 'io', 'sharemodes', 'names', 'names2', 'names3', 'rename', 'rename2', 'create-disposition', 'delete', 'zero-byte', 'basefile-rename-with-open-stream']
+    .map((t) => `smb2.streams.${t}`),
   'smb2.scan', 'smb2.maxfid',
   // smb2.compound but interim1 (a CHANGE_NOTIFY that waits). related1, related2 and invalid2 need a
   // negotiated cipher (smbtorture's client copies the session with nonces only a cipher gives)
@@ -27,7 +28,7 @@ const PASSING = [
     'invalid3', 'invalid4', 'interim2', 'compound-break', 'compound-padding', 'create-write-close'].map((t) => `smb2.compound.${t}`),
   // smb2.session: the subtests ksmbd's CI runs (the rest bind channels or ask for leases)
   ...['reconnect1', 'reconnect2', 'reauth1', 'reauth2', 'reauth3', 'reauth4'].map((t) => `smb2.session.${t}`),
-  'smb2.dir.find', 'smb2.dir.fixed', 'smb2.dir.one', 'smb2.dir.many', 'smb2.dir.sorted', 'smb2.dir.large-files',
+  'smb2.dir', 'smb2.create.open', 'smb2.create.nulldacl',
   'smb2.getinfo.granted', 'smb2.getinfo.fsinfo', 'smb2.getinfo.qfs_buffercheck', 'smb2.getinfo.qfile_buffercheck',
   // smb2.lock but rw-none (W2K8's bug: skipped by every other server) and the replay subtests
   // (durable handles); async, cancel, cancel-tdis and cancel-logoff wait for a blocking lock

@@ -63,14 +63,15 @@ export function isDirectoryInfoClass(c: number): boolean {
   return DIR_NAME_AT[c] !== undefined;
 }
 
-/** One directory entry of class `infoClass` (NextEntryOffset 0: the caller chains them). */
-/** One directory entry of `infoClass`; classes 3 and 37 carry `shortName` (an 8.3 name, at most 12
- * characters) in their ShortName field. */
-export function encodeDirectoryEntry(infoClass: number, name: string, st: FileStat, shortName?: string): Uint8Array {
+/** One directory entry of `infoClass` (NextEntryOffset 0: the caller chains them); classes 3 and 37
+ * carry `shortName` (an 8.3 name, at most 12 characters) in their ShortName field; `fileIndex` is
+ * the entry's FileIndex (its place in the listing; 0 says the server gives none). */
+export function encodeDirectoryEntry(infoClass: number, name: string, st: FileStat, shortName?: string, fileIndex = 0): Uint8Array {
   const nameAt = DIR_NAME_AT[infoClass];
   if (nameAt === undefined) invalid(`directory information class ${infoClass}`);
   const n = utf16(name);
   const out = new Uint8Array(nameAt + n.length);
+  putU32le(out, 4, fileIndex >>> 0);
   if (infoClass !== FILE_INFO.NAMES) {
     [st.creationTime, st.lastAccessTime, st.lastWriteTime, st.changeTime, st.endOfFile, st.allocationSize].forEach((v, i) => putU64le(out, 8 + 8 * i, v));
     putU32le(out, 56, st.attributes);

@@ -5,7 +5,7 @@
 import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { debuglog } from 'node:util';
 
@@ -32,7 +32,7 @@ import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js
 import type { Smb2IoctlRequest } from '../../framing/smb2/ioctl.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, MAX_LOCKS_PER_OPEN, lockRangeOverflows } from './byte-locks.js';
-import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
+import { SECINFO, SE_CONTROL, type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
 import {
   FILE_ALL_ACCESS, MAXIMUM_ALLOWED, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
   mergeParts, partsOf, selectParts,
@@ -41,7 +41,7 @@ import { Smb2Error } from './errors.js';
 import { OPLOCK_BREAK_TIMEOUT_MS, OplockBreakPending, acknowledgeBreak, breakLevelII, breakOplocks, grantOplock, releaseOplock } from './oplocks.js';
 import { SMB2_OPLOCK_LEVEL } from '../../framing/smb2/oplock.js';
 import { STREAMS_DIR, listStreams, parseStreamName, prepareStream, removeStream, removeStreams, streamDataPath, streamsDirOf } from './streams.js';
-import { MetaStore, checkInside, fileStatOf, matchPattern, resolveInShare, shortNameOf, statusOfFsError } from './fs-backend.js';
+import { MetaStore, checkInside, fileStatOf, findCase, matchPattern, resolveInShare, shortNameOf, statusOfFsError } from './fs-backend.js';
 import {
   DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA, type OpenRecord, OpenTable, SHARE_READ, SHARE_WRITE, fileKey, fileKeyOf,
 } from './share-modes.js';
@@ -202,13 +202,14 @@ export class FileOps {
     if (this.#opens.size >= MAX_OPENS_PER_CONNECTION) fail(STATUS_INVALID_PARAMETER, 'too many opens on this connection');
     // 3.3.5.9: Anonymous, Identification, Impersonation, Delegate, nothing else
     if (r.impersonationLevel > 3) fail(STATUS_BAD_IMPERSONATION_LEVEL);
+    if (r.createDisposition > FILE_DISPOSITION.OVERWRITE_IF) fail(STATUS_INVALID_PARAMETER, `CreateDisposition ${r.createDisposition}`);
     // names are relative to the share: Windows and Samba refuse a leading separator
     if (r.name.startsWith('\\')) fail(STATUS_INVALID_PARAMETER, 'a name with a leading backslash');
     const named = parseStreamName(r.name);
     if (named.stream !== undefined) return this.#createStream(r, named.file, named.stream, sessionId, treeId, share, token);
     // "file::$DATA" is the file's own data: never a directory
     const dataOnly = named.file !== r.name;
-    const path = resolveInShare(share.path, named.file);
+    const path = await findCase(share.path, resolveInShare(share.path, named.file));
     await checkInside(share.realRoot, path);
     const wantsWrite = (r.desiredAccess & WRITE_ACCESS) !== 0 || r.createDisposition !== FILE_DISPOSITION.OPEN || (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0;
     if (share.readOnly && wantsWrite && r.createDisposition !== FILE_DISPOSITION.OPEN_IF) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
@@ -361,7 +362,7 @@ export class FileOps {
     fileId: Smb2FileId; action: number; st: FileStat; contexts: CreateContext[];
   }> {
     if (r.createOptions & FILE_OPTION.DIRECTORY_FILE) fail(STATUS_NOT_A_DIRECTORY, 'a stream is not a directory');
-    const path = resolveInShare(share.path, file);
+    const path = await findCase(share.path, resolveInShare(share.path, file));
     await checkInside(share.realRoot, path);
     const d = r.createDisposition;
     const mayCreate = d !== FILE_DISPOSITION.OPEN && d !== FILE_DISPOSITION.OVERWRITE;
@@ -670,7 +671,7 @@ export class FileOps {
     for (const limit = Math.ceil(r.outputBufferLength / 12); at < d.names.length && encoded.length < (single ? 1 : limit); at++) {
       const st = await this.#entryStat(o, d.names[at]!);
       if (!st) continue;
-      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st, withShortNames ? shortNameOf(d.names[at]!) : undefined));
+      encoded.push(encodeDirectoryEntry(r.infoClass, d.names[at]!, st, withShortNames ? shortNameOf(d.names[at]!) : undefined, at + 1));
       consumed.push(at + 1);
     }
     if (encoded.length === 0) {
@@ -777,12 +778,30 @@ export class FileOps {
     }
   }
 
-  /** A stream renamed to another stream of its file (":new" or ":new:$DATA"). */
+  /** A stream renamed to another stream of its file (":new" or ":new:$DATA"), or to the file's own
+   * data ("::$DATA", which must be empty). */
   async #renameStream(o: Open, name: string, replace: boolean): Promise<void> {
-    if (!o.stream || !name.startsWith(':')) fail(STATUS_INVALID_PARAMETER, 'a stream is renamed only to another stream of its file');
+    if (o.stream && !name.startsWith(':')) {
+      // "file:stream" names a path: the stream's own file is in use through this very handle
+      // (Windows's answer, smbtorture streams.rename2); any other path is not a stream's to take
+      const target = await findCase(o.share.path, resolveInShare(o.share.path, parseStreamName(name).file));
+      fail(target === o.record.path ? STATUS_SHARING_VIOLATION : STATUS_INVALID_PARAMETER, 'a stream is renamed only within its file');
+    }
+    if (!o.stream) fail(STATUS_INVALID_PARAMETER, 'a file is not renamed to a stream');
     if (!(o.access & DELETE)) fail(STATUS_ACCESS_DENIED, 'a rename needs DELETE access on the open');
-    const to = parseStreamName(`f${name}`).stream ?? fail(STATUS_INVALID_PARAMETER, 'renaming a stream to the file\'s own data');
+    const to = parseStreamName(`f${name}`).stream;
     const { dir, name: from } = o.stream!;
+    if (to === undefined) {
+      // onto the file's data: only an empty one is replaced (as NTFS); the stream is gone after
+      const size = (await stat(o.record.path)).size;
+      if (size > 0) fail(replace ? STATUS_INVALID_PARAMETER : STATUS_OBJECT_NAME_COLLISION, 'the file\'s data is not empty');
+      await copyFile(streamDataPath(dir, from), o.record.path);
+      await o.fh?.close().catch(() => {});
+      o.fh = await open(o.record.path, 'r+');
+      await removeStream(dir, from);
+      o.stream = undefined;
+      return;
+    }
     if (to.toLowerCase() === from.toLowerCase()) return;
     const target = streamDataPath(dir, to);
     // onto an existing stream: a collision, or (replacing) refused unless that stream is empty, as NTFS does
@@ -802,7 +821,12 @@ export class FileOps {
       if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
       const needed = accessToSet(r.additionalInformation);
       if ((o.access & needed) !== needed) fail(STATUS_ACCESS_DENIED, `setting these parts needs access 0x${needed.toString(16)}`);
-      const given = decodeSecurityDescriptor(r.buffer);
+      let given = decodeSecurityDescriptor(r.buffer);
+      // a DACL set without DACL_PRESENT is a NULL DACL (no ACL: everyone may do anything), as on
+      // Windows and Samba (smbtorture create.nulldacl); a CREATE's SecD context differs (inherited)
+      if (r.additionalInformation & SECINFO.DACL && !(given.control & SE_CONTROL.DACL_PRESENT)) {
+        given = { ...given, control: given.control | SE_CONTROL.DACL_PRESENT, dacl: undefined };
+      }
       this.#meta.set(o.record.path, { sd: mergeParts(await this.#securityOf(o), given, r.additionalInformation) });
       return;
     }

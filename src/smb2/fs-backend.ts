@@ -2,8 +2,8 @@
 // file system says turned into SMB's shapes (FileStat, NTSTATUS). The one place that touches the
 // disk for the server.
 import type { Stats } from 'node:fs';
-import { realpath } from 'node:fs/promises';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 
 import { FILE_ATTRIBUTE, type FileStat, fileTimeOf } from '../../framing/smb2/fscc.js';
 import {
@@ -39,6 +39,33 @@ export function resolveInShare(root: string, name: string): string {
     if (p.toLowerCase() === STREAMS_DIR) throw new Smb2Error(STATUS_ACCESS_DENIED, `${STREAMS_DIR} holds the share's named streams`);
   }
   return join(root, ...parts);
+}
+
+/**
+ * `path` (under `root`, from resolveInShare) with each component that does not exist as given
+ * replaced by the one entry of its directory that matches it case-insensitively, as Windows names
+ * work (smbtorture's dir.modify opens "T017-17.txt" for "t017-17.txt"). An exact name costs one
+ * lstat; a missing one a readdir of its directory, as ksmbd's caseless lookup does. What matches
+ * nothing is kept as given (a name to create).
+ */
+export async function findCase(root: string, path: string, depth = 0): Promise<string> {
+  if (path === root || depth > 64 || !path.startsWith(root)) return path;
+  try {
+    await lstat(path);
+    return path;
+  } catch {
+    // not there as given: look for it in its (case-resolved) directory
+  }
+  const parent = await findCase(root, dirname(path), depth + 1);
+  const name = basename(path);
+  const upper = name.toUpperCase();
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return join(parent, name);
+  }
+  return join(parent, names.find((n) => n.toUpperCase() === upper) ?? name);
 }
 
 /** Throws STATUS_ACCESS_DENIED when `path`'s real location (symlinks followed) is outside the real

@@ -299,7 +299,17 @@ cases('SMB2 header and NEGOTIATE (framing/smb2)', [
     contexts: [f.smb2.preauthContext(new Uint8Array(0)), f.smb2.encryptionContext([1, 2])],
   }))],
   ['encode: a 15-byte client GUID', 'ERR_FRAMING_INVALID_ARGUMENT', () => f.smb2.encodeSmb2NegotiateRequest({ dialects: [0x311], clientGuid: new Uint8Array(15) })],
+  ['a TRANSFORM_HEADER with Flags 2', 'ERR_SMB2_BAD_TRANSFORM', () => f.smb2.decodeSmb2TransformHeader(transform((b) => { b[42] = 2; }))],
+  ['a TRANSFORM_HEADER whose OriginalMessageSize is not what follows', 'ERR_SMB2_BAD_TRANSFORM', () => f.smb2.decodeSmb2TransformHeader(transform((b) => { b[36] = 65; }))],
 ]);
+
+/** A TRANSFORM_HEADER around 64 bytes, then `edit`. */
+function transform(edit: (b: Uint8Array) => void): Uint8Array {
+  const b = new Uint8Array(52 + 64);
+  f.smb2.encodeSmb2TransformHeader(b, { nonce: new Uint8Array(12), originalMessageSize: 64, sessionId: 1n });
+  edit(b);
+  return b;
+}
 
 /** An NTLMSSP AUTHENTICATE message with `edit` applied. */
 function ntlmAuth(edit: (b: Uint8Array) => void): Uint8Array {
