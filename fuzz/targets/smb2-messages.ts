@@ -2,7 +2,7 @@
 // 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
 // 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType), 4: the other
 // requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CREATE, CLOSE,
-// FLUSH, LOCK, CANCEL, a security descriptor), each tried on the same bytes. What decodes
+// FLUSH, LOCK, CANCEL, OPLOCK_BREAK, a TRANSFORM_HEADER, a security descriptor), each tried on the same bytes. What decodes
 // obeys the rules checked, and a NEGOTIATE request's fields survive encode + decode.
 import { smb2 } from '../../framing/index.js';
 import { check, decode } from '../lib/oracle.js';
@@ -53,6 +53,9 @@ export function fuzz(data: Buffer): void {
       const lk = decode('decodeSmb2LockRequest', () => smb2.decodeSmb2LockRequest(input));
       if (lk) check(88 + Math.max(0, lk.locks.length - 1) * 24 + 24 <= input.length, `${lk.locks.length} lock elements past the PDU accepted`);
       decode('decodeSmb2CancelRequest', () => smb2.decodeSmb2CancelRequest(input));
+      decode('decodeSmb2OplockBreak', () => smb2.decodeSmb2OplockBreak(input, false));
+      const tf = decode('decodeSmb2TransformHeader', () => smb2.decodeSmb2TransformHeader(input));
+      if (tf) check(tf.originalMessageSize === input.length - 52 && tf.ciphertext.length >= 64, 'a TRANSFORM_HEADER whose size is not what follows accepted');
       const sd = decode('decodeSecurityDescriptor', () => smb2.decodeSecurityDescriptor(input));
       if (sd) {
         const again = decode('decodeSecurityDescriptor(encode(...))', () => smb2.decodeSecurityDescriptor(smb2.encodeSecurityDescriptor(sd)));
