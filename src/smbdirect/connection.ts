@@ -752,8 +752,14 @@ export class SmbDirectConnection extends EventEmitter {
     // the idle clock is read once per batch, not per receive: a clock read costs ~7 us in the VM
     if (this.#s.fragmentsReceived !== received) this.#lastReceive = now();
     if (this.#state !== 'closed') {
-      this.#pump();
-      this.#checkIdle();
+      // a failure here ends this connection, never the process (it runs in the provider's
+      // completion handler: seen once in the VM, a send region released while the server stopped)
+      try {
+        this.#pump();
+        this.#checkIdle();
+      } catch (err) {
+        this.#finish(asError(err));
+      }
     }
   }
 
