@@ -19,7 +19,7 @@ const SHARE_ALL = 7;
 
 function setup(t: { after(fn: () => unknown): void }, options: Partial<Smb2ServerOptions> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'smb2-oplock-'));
-  const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret', bob: 'pw' }, ...options });
+  const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret', bob: 'pw' }, oplocks: true, ...options });
   t.after(async () => { await server.close(); rmSync(dir, { recursive: true, force: true }); });
   const client = async () => {
     const c = attachClient(server);

@@ -82,7 +82,8 @@ describe('smbtorture (Samba) against the SMB3 server over TCP', () => {
     // a suite that cannot run where it should fails loudly: CI installs samba-testsuite
     assert.ok(installed('smbtorture'), 'smbtorture is not installed: run `bash ci/setup-host.sh` as root (Debian package samba-testsuite)');
     dir = mkdtempSync(join(tmpdir(), 'smbd-torture-'));
-    server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
+    // oplocks on: smb2.session's subtests open with a BATCH oplock first
+    server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' }, oplocks: true });
     ({ port } = await server.listen({ transport: 'tcp', host: '127.0.0.1', port: 0 }));
   });
   after(async () => {

@@ -180,6 +180,8 @@ export class FileOps {
 
   /** Sends the client an oplock break of one of its opens (set by the connection). */
   onOplockBreak?: (fileId: Smb2FileId, sessionId: bigint, level: number) => void;
+  /** Whether opens get the oplocks they ask for (the server's `oplocks` option). */
+  grantOplocks = false;
   /** How long a CREATE waits for an oplock holder's acknowledgment. */
   oplockBreakTimeoutMs = OPLOCK_BREAK_TIMEOUT_MS;
 
@@ -327,7 +329,7 @@ export class FileOps {
       access, record, deleteOnClose: (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0, position: 0n,
     };
     this.#opens.set(id, o);
-    const oplockLevel = grantOplock(this.#table, record, r.requestedOplockLevel, st.isDirectory);
+    const oplockLevel = this.grantOplocks ? grantOplock(this.#table, record, r.requestedOplockLevel, st.isDirectory) : SMB2_OPLOCK_LEVEL.NONE;
     if (oplockLevel !== SMB2_OPLOCK_LEVEL.NONE) record.oplock = { level: oplockLevel, notify: (level) => this.onOplockBreak?.(o.id, sessionId, level) };
     const contexts = this.#answerContexts(r.contexts, share, path, st, token);
     return { fileId: o.id, action, st, contexts, oplockLevel };

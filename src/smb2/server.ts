@@ -114,6 +114,10 @@ export interface Smb2ServerOptions {
   users?: Readonly<Record<string, string | { ntHash: Uint8Array | string }>>;
   /** Anonymous and unknown users get a guest session (no signing). Default false. */
   guest?: boolean;
+  /** Grant oplocks (BATCH, EXCLUSIVE, LEVEL_II) when asked. Default false: opens get none, as
+   * before, until the leases issue proves them with the kernel's cifs client (which keeps
+   * byte-range locks to itself under an oplock). */
+  oplocks?: boolean;
   /** How long a CREATE waits for an oplock holder to acknowledge its break before going on
    * (default 35 000 ms, as Windows). */
   oplockBreakTimeoutMs?: number;
@@ -226,6 +230,7 @@ class ServerConnection {
     this.#close = close;
     this.#placement = placement;
     this.#files = new FileOps(server.fileCounters, server.meta, server.openTable, server.lockTable);
+    this.#files.grantOplocks = server.options.oplocks === true;
     if (server.options.oplockBreakTimeoutMs !== undefined) this.#files.oplockBreakTimeoutMs = server.options.oplockBreakTimeoutMs;
     this.#files.onOplockBreak = (fileId, sessionId, level) => this.#sendOplockBreak(fileId, sessionId, level);
   }
