@@ -652,6 +652,11 @@ export class VerbsEndpoint extends EndpointBase implements RdmaEndpoint, Complet
     this.freed = true;
     this.placement?.release(); // polls what is still queued for us first
     this.flushRemaining();
+    // the last completions (received messages among them) reach their handler while its memory is
+    // still registered: closed first, a handler that read a message or filled a send slot touched a
+    // detached buffer (seen in the VM: a TypeError out of the completion handler at server stop);
+    // its posts are refused meanwhile (state CLOSING/ERROR: ERR_INVALID_STATE)
+    this.flushPending();
     this.memory?.close();
     this.provider.cm.remove(this.id); // closes the cm_id and with it the QP
     if (this.ctx) {
