@@ -32,10 +32,10 @@ import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js
 import type { Smb2IoctlRequest } from '../../framing/smb2/ioctl.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, MAX_LOCKS_PER_OPEN, lockRangeOverflows } from './byte-locks.js';
-import { SECINFO, SE_CONTROL, type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor } from '../../framing/smb2/security.js';
+import { SECINFO, SE_CONTROL, type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor, sidFromString } from '../../framing/smb2/security.js';
 import {
   FILE_ALL_ACCESS, MAXIMUM_ALLOWED, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
-  mergeParts, partsOf, selectParts,
+  mergeParts, normalizeDacl, partsOf, selectParts,
 } from './security.js';
 import { Smb2Error } from './errors.js';
 import { OPLOCK_BREAK_TIMEOUT_MS, OplockBreakPending, acknowledgeBreak, breakLevelII, breakOplocks, grantOplock, releaseOplock } from './oplocks.js';
@@ -52,7 +52,7 @@ const debug = debuglog('smbdirect_smb2');
 const WRITE_ACCESS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000100 | 0x00010000 | 0x40000000 | 0x10000000;
 const READ_ACCESS = 0x001200a9;
 const FILE_ATTRIBUTE_READONLY = 0x1, FILE_ATTRIBUTE_TEMPORARY = 0x100;
-const FILE_DELETE_CHILD = 0x40, FILE_WRITE_ATTRIBUTES = 0x100;
+const FILE_DELETE_CHILD = 0x40, FILE_WRITE_ATTRIBUTES = 0x100, FILE_READ_ATTRIBUTES = 0x80, FILE_LIST_DIRECTORY = 0x1;
 /** Lock elements one LOCK may carry: a bound on the work one request asks for. */
 export const MAX_LOCK_ELEMENTS = 1024;
 const FSCTL_GET_OBJECT_ID = 0x0009009c, FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900c0;
@@ -232,7 +232,11 @@ export class FileOps {
     if (existing && this.#table.isDeletePending(fileKey(existing))) fail(STATUS_DELETE_PENDING);
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
     if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
-    if (existing && r.createDisposition !== FILE_DISPOSITION.CREATE) access = this.#storedAccess(path, token, r.desiredAccess, access);
+    if (existing && r.createDisposition !== FILE_DISPOSITION.CREATE) {
+      // overwriting or superseding writes the file whatever was asked: FILE_WRITE_DATA is checked too (as Windows and Samba)
+      const overwrites = r.createDisposition === FILE_DISPOSITION.OVERWRITE || r.createDisposition === FILE_DISPOSITION.OVERWRITE_IF || r.createDisposition === FILE_DISPOSITION.SUPERSEDE;
+      access = this.#storedAccess(path, token, r.desiredAccess, access, overwrites ? FILE_WRITE_DATA : 0);
+    }
     const parentSd = token ? this.#meta.get(dirname(path))?.sd : undefined;
     const d = r.createDisposition;
     // the sharing check, and the open's place in the table taken at once (before any await), so
@@ -259,6 +263,10 @@ export class FileOps {
         }
         const truncate = d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF;
         if (truncate && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
+        // a read-only file is not overwritten or superseded ([MS-FSA] 2.1.5.1.2.1)
+        if (truncate && !existing.isDirectory() && (fileStatOf(existing, share.readOnly, this.#meta.get(path)).attributes & FILE_ATTRIBUTE_READONLY)) {
+          fail(STATUS_ACCESS_DENIED, 'overwriting a read-only file');
+        }
         action = truncate ? (d === FILE_DISPOSITION.SUPERSEDE ? FILE_ACTION.SUPERSEDED : FILE_ACTION.OVERWRITTEN) : FILE_ACTION.OPENED;
         if (!existing.isDirectory()) {
           fh = await open(path, writable ? 'r+' : 'r');
@@ -318,7 +326,9 @@ export class FileOps {
     if ((action === FILE_ACTION.CREATED || action === FILE_ACTION.SUPERSEDED) && (initialSd || parentSd)) {
       // [MS-DTYP] 2.5.3.4: what the parent passes on (else the default), with the parts the SecD
       // context gives in their place (a descriptor without DACL_PRESENT gets the inherited DACL)
-      const base = (parentSd && token && inheritedDescriptor(parentSd, token, raw.isDirectory())) || undefined;
+      // the owner is who owns the file on disk (the server's POSIX user, whom every session acts
+      // as), as in the descriptors made for files nobody set one on: one owner throughout
+      const base = (parentSd && token && inheritedDescriptor(parentSd, token, raw.isDirectory(), sidFromString(`S-1-22-1-${raw.uid}`))) || undefined;
       const sd = initialSd ? mergeParts(base ?? defaultSecurityDescriptor(raw), initialSd, partsOf(initialSd)) : base;
       if (sd) this.#meta.set(path, { sd });
     }
@@ -756,15 +766,20 @@ export class FileOps {
    * parent's descriptor grants FILE_DELETE_CHILD; anything asked and not allowed is
    * STATUS_ACCESS_DENIED.
    */
-  #storedAccess(path: string, token: Token | undefined, desired: number, shareGrants: number): number {
+  #storedAccess(path: string, token: Token | undefined, desired: number, shareGrants: number, implied = 0): number {
     const sd = token && this.#meta.get(path)?.sd;
     if (!sd) return shareGrants;
     let allowed = maximalAccess(sd, token);
-    if (!(allowed & DELETE)) {
+    if (!(allowed & DELETE) || !(allowed & FILE_READ_ATTRIBUTES)) {
+      // what the parent grants on its children ([MS-FSA] 2.1.5.1.2.1): DELETE through
+      // FILE_DELETE_CHILD, FILE_READ_ATTRIBUTES through FILE_LIST_DIRECTORY
       const parent = this.#meta.get(dirname(path))?.sd;
-      if (!parent || maximalAccess(parent, token) & FILE_DELETE_CHILD) allowed |= DELETE;
+      const onChildren = parent ? maximalAccess(parent, token) : FILE_ALL_ACCESS;
+      if (onChildren & FILE_DELETE_CHILD) allowed |= DELETE;
+      if (onChildren & FILE_LIST_DIRECTORY) allowed |= FILE_READ_ATTRIBUTES;
     }
-    const wanted = mapGeneric(desired) & FILE_ALL_ACCESS;
+    // every bit asked for must be granted, those no file has (0x200-0x8000) included: never
+    const wanted = ((mapGeneric(desired) | implied) & ~MAXIMUM_ALLOWED) >>> 0;
     if (wanted & ~allowed) fail(STATUS_ACCESS_DENIED, `access 0x${(wanted & ~allowed).toString(16)} not allowed by the file's DACL`);
     return desired & MAXIMUM_ALLOWED ? shareGrants & allowed : shareGrants;
   }
@@ -828,6 +843,13 @@ export class FileOps {
       // Windows and Samba (smbtorture create.nulldacl); a CREATE's SecD context differs (inherited)
       if (r.additionalInformation & SECINFO.DACL && !(given.control & SE_CONTROL.DACL_PRESENT)) {
         given = { ...given, control: given.control | SE_CONTROL.DACL_PRESENT, dacl: undefined };
+      }
+      if (r.additionalInformation & SECINFO.DACL) {
+        // AUTO_INHERIT_REQ asks for automatic inheritance and is not kept; without it a DACL set is
+        // not AUTO_INHERITED (as Windows: smbtorture acls.INHERITFLAGS)
+        const req = SE_CONTROL.DACL_AUTO_INHERIT_REQ, auto = SE_CONTROL.DACL_AUTO_INHERITED;
+        const control = given.control & ~req & ((given.control & (req | auto)) === (req | auto) ? ~0 : ~auto);
+        given = { ...given, control, dacl: given.dacl && normalizeDacl(given.dacl) };
       }
       this.#meta.set(o.record.path, { sd: mergeParts(await this.#securityOf(o), given, r.additionalInformation) });
       return;

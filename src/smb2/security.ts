@@ -21,8 +21,9 @@ export const WRITE_OWNER = 0x00080000;
 const FILE_GENERIC_READ = 0x00120089, FILE_GENERIC_WRITE = 0x00120116, FILE_GENERIC_EXECUTE = 0x001200a0;
 const EVERYONE = sidFromString('S-1-1-0');
 
-function maskOf(bits: number): number {
-  return (bits & 4 ? FILE_GENERIC_READ : 0) | (bits & 2 ? FILE_GENERIC_WRITE : 0) | (bits & 1 ? FILE_GENERIC_EXECUTE : 0);
+function maskOf(bits: number, isDir: boolean): number {
+  // write on a directory lets POSIX remove its entries: FILE_DELETE_CHILD (as Samba maps it)
+  return (bits & 4 ? FILE_GENERIC_READ : 0) | (bits & 2 ? FILE_GENERIC_WRITE | (isDir ? 0x40 : 0) : 0) | (bits & 1 ? FILE_GENERIC_EXECUTE : 0);
 }
 
 /** The descriptor of a file nobody set one for: owner S-1-22-1-<uid> and group S-1-22-2-<gid>
@@ -31,10 +32,11 @@ function maskOf(bits: number): number {
 export function defaultSecurityDescriptor(st: { uid: number; gid: number; mode: number }): SecurityDescriptor {
   const owner = sidFromString(`S-1-22-1-${st.uid}`);
   const group = sidFromString(`S-1-22-2-${st.gid}`);
+  const isDir = (st.mode & 0o170000) === 0o040000;
   const dacl = encodeAcl([
-    { type: ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: maskOf(st.mode >> 6) | READ_CONTROL | WRITE_DAC | WRITE_OWNER | DELETE, sid: owner },
-    { type: ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: maskOf(st.mode >> 3), sid: group },
-    { type: ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: maskOf(st.mode), sid: EVERYONE },
+    { type: ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: maskOf(st.mode >> 6, isDir) | READ_CONTROL | WRITE_DAC | WRITE_OWNER | DELETE, sid: owner },
+    { type: ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: maskOf(st.mode >> 3, isDir), sid: group },
+    { type: ACE_TYPE.ACCESS_ALLOWED, flags: 0, mask: maskOf(st.mode, isDir), sid: EVERYONE },
   ]);
   return { control: SE_CONTROL.SELF_RELATIVE | SE_CONTROL.DACL_PRESENT, owner, group, dacl };
 }
@@ -186,7 +188,7 @@ export function maximalAccess(sd: SecurityDescriptor, t: Token): number {
 }
 
 const ACE_FLAG_INHERIT_ONLY = 0x8;
-const OI = 0x1, CI = 0x2, NP = 0x4, IO = 0x8, INHERITED = 0x10;
+const OI = 0x1, CI = 0x2, NP = 0x4, IO = 0x8, INHERITED_ACE = 0x10;
 
 /**
  * The descriptor a new file or directory gets from its parent's ([MS-DTYP] 2.5.3.4, the common
@@ -195,11 +197,14 @@ const OI = 0x1, CI = 0x2, NP = 0x4, IO = 0x8, INHERITED = 0x10;
  * inherit-only), marked INHERITED, CREATOR OWNER / CREATOR GROUP made the owner and group, generic
  * rights mapped. Undefined when the parent passes nothing on (the child keeps the default).
  */
-export function inheritedDescriptor(parent: SecurityDescriptor, t: Token, isDir: boolean): SecurityDescriptor | undefined {
+export function inheritedDescriptor(parent: SecurityDescriptor, t: Token, isDir: boolean, owner: Uint8Array = t.user): SecurityDescriptor | undefined {
   if (!parent.dacl) return undefined;
-  const owner = t.user;
   const group = parent.group ?? t.user;
   const out: Ace[] = [];
+  // inherited ACEs say so only under automatic inheritance (a parent whose DACL is AUTO_INHERITED,
+  // as Windows makes them): a DACL a client set without it passes plain copies (acls.INHERITANCE)
+  const auto = (parent.control & SE_CONTROL.DACL_AUTO_INHERITED) !== 0;
+  const INHERITED = auto ? INHERITED_ACE : 0;
   for (const a of acesOf(parent.dacl)) {
     const toFiles = (a.flags & OI) !== 0, toDirs = (a.flags & CI) !== 0;
     if (!isDir && !toFiles) continue;
@@ -217,5 +222,31 @@ export function inheritedDescriptor(parent: SecurityDescriptor, t: Token, isDir:
     }
   }
   if (!out.length) return undefined;
-  return { control: SE_CONTROL.SELF_RELATIVE | SE_CONTROL.DACL_PRESENT | SE_CONTROL.DACL_AUTO_INHERITED, owner, group, dacl: encodeAcl(out) };
+  return { control: SE_CONTROL.SELF_RELATIVE | SE_CONTROL.DACL_PRESENT | (auto ? SE_CONTROL.DACL_AUTO_INHERITED : 0), owner, group, dacl: encodeAcl(out) };
+}
+
+const GENERIC_ANY = GENERIC_READ | GENERIC_WRITE | GENERIC_EXECUTE | GENERIC_ALL;
+
+/**
+ * A DACL as Windows stores one a client sets: generic rights in an ACE that applies to the object
+ * mapped to specific ones; one that is also inheritable split in two, the object's own (mapped, not
+ * inheritable) and an INHERIT_ONLY copy that keeps the generic rights for the children to map
+ * (smbtorture acls.CREATOR and INHERITANCE compare what comes back). An ACL with other ACE types
+ * than allow, deny and audit is kept as it is.
+ */
+export function normalizeDacl(dacl: Uint8Array): Uint8Array {
+  const count = dacl[4]! | (dacl[5]! << 8);
+  const aces = acesOf(dacl);
+  if (aces.length !== count || !aces.some((a) => a.mask & GENERIC_ANY && !(a.flags & IO))) return dacl;
+  const out: Ace[] = [];
+  for (const a of aces) {
+    if (!(a.mask & GENERIC_ANY) || a.flags & IO) {
+      out.push(a);
+      continue;
+    }
+    const inheritable = (a.flags & (OI | CI)) !== 0;
+    out.push({ type: a.type, flags: inheritable ? a.flags & ~(OI | CI | NP) : a.flags, mask: mapGeneric(a.mask), sid: a.sid });
+    if (inheritable) out.push({ type: a.type, flags: a.flags | IO, mask: a.mask, sid: a.sid });
+  }
+  return encodeAcl(out);
 }
