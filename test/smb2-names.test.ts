@@ -1,9 +1,9 @@
 // 8.3 (short) names on the SMB3 server ([MS-FSCC] 2.1.5.2.1, 2.4.5, 2.4.8): a name that is one
 // already in capitals, any other formed as Windows does once `~1` is taken (two characters, four hex
 // digits of a hash, `~1`, the extension's first three); FileAlternateNameInformation and the
-// ShortName of FileBothDirectoryInformation agree.
+// ShortName of FileBothDirectoryInformation agree. And names are found case-insensitively (findCase).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -49,5 +49,27 @@ describe('8.3 names', () => {
       header: hdr(), infoClass: 3, fileId: root.fileId, pattern: 'Quarterly*', outputBufferLength: 4096,
     })), smb2.SMB2_COMMAND.QUERY_DIRECTORY).output;
     assert.equal(Buffer.from(list.subarray(70, 70 + list[68]!)).toString('utf16le'), altName);
+  });
+});
+
+describe('names are case-insensitive, as Windows names are', () => {
+  it('an existing file or directory is found whatever the case of each component; CREATE of it is a collision; a new name keeps its case', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'smb2-case-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'Sub Dir'));
+    writeFileSync(join(dir, 'Sub Dir', 'Report.TXT'), 'the report');
+    const server = createServer({ shares: [{ name: 'share', path: dir }], users: { alice: 'secret' } });
+    t.after(() => server.close());
+    const { rpc } = attachClient(server);
+    const s = await testSession(rpc, { user: 'alice', password: 'secret', share: 'share' });
+    const create = (name: string, disposition: number) => rpc(smb2.encodeSmb2CreateRequest({
+      header: { messageId: s.nextId(), credits: 8, sessionId: s.sessionId, treeId: s.treeId }, name, desiredAccess: 0x0012019f, createDisposition: disposition,
+    }));
+    const opened = smb2.decodeSmb2CreateResponse(await create('SUB DIR\\report.txt', smb2.FILE_DISPOSITION.OPEN));
+    assert.equal(opened.header.status, smb2.STATUS_SUCCESS, smb2.ntstatusName(opened.header.status));
+    assert.equal(opened.endOfFile, 10n, 'the existing file, not a new one');
+    assert.equal(smb2.decodeSmb2Header(await create('sub dir\\REPORT.txt', smb2.FILE_DISPOSITION.CREATE)).status, smb2.STATUS_OBJECT_NAME_COLLISION);
+    assert.equal(smb2.decodeSmb2Header(await create('sub dir\\New File.Txt', smb2.FILE_DISPOSITION.CREATE)).status, smb2.STATUS_SUCCESS);
+    assert.deepEqual(readdirSync(join(dir, 'Sub Dir')).sort(), ['New File.Txt', 'Report.TXT'], 'no second file under another case; the new one as named');
   });
 });
