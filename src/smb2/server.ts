@@ -1,9 +1,8 @@
-// The SMB2/3 server (`smbdirect/smb2` createServer, DESIGN.md's settled names). Built so far: the
-// protocol's front door on direct TCP and on SMB Direct: NEGOTIATE (3.0, 3.0.2, 3.1.1 with preauth
-// integrity and signing capabilities), SESSION_SETUP with NTLMv2 through SPNEGO or raw NTLMSSP
-// against the user table (and opt-in guest), signing, TREE_CONNECT / TREE_DISCONNECT, ECHO, LOGOFF.
-// Every other command is answered STATUS_NOT_SUPPORTED for now (docs/smb2/README.md lists what
-// is built). A malformed request gets the status its decoder names; the connection keeps serving.
+// The SMB2/3 server (`smbdirect/smb2` createServer, DESIGN.md's settled names) on direct TCP and
+// on SMB Direct: this module is the connection and session layer (NEGOTIATE, SESSION_SETUP with
+// NTLMv2, signing, encryption, credits, compounds, async requests and CANCEL, trees, IOCTLs of the
+// session); the file commands are file-ops.ts's. docs/smb2/README.md lists what is built. A
+// malformed request gets the status its decoder names; the connection keeps serving.
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { EventEmitter } from 'node:events';
@@ -638,7 +637,6 @@ class ServerConnection {
           }
         }
         f.relatedFileId = c.fileId;
-        void chainCtx;
         const st = c.st;
         return ok(encodeSmb2CreateResponse({
           header: hdr(), oplockLevel: c.oplockLevel ?? 0, createAction: c.action, creationTime: st.creationTime, lastAccessTime: st.lastAccessTime,
