@@ -2,7 +2,6 @@
 // FLUSH, QUERY_DIRECTORY, QUERY_INFO, SET_INFO ([MS-SMB2] 3.3.5.9-3.3.5.21). One instance per
 // connection holds its opens. Paths stay inside the share (fs-backend.ts); a failure is an
 // Smb2Error whose status the connection answers with.
-import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, statfs, utimes, writeFile } from 'node:fs/promises';
@@ -211,7 +210,7 @@ export class FileOps {
     if (named.stream !== undefined) return this.#createStream(r, named.file, named.stream, sessionId, treeId, share, token);
     // "file::$DATA" is the file's own data: never a directory
     const dataOnly = named.file !== r.name;
-    const path = await findCase(share.path, resolveInShare(share.path, named.file));
+    let path = resolveInShare(share.path, named.file);
     await checkInside(share.realRoot, path);
     const wantsWrite = (r.desiredAccess & WRITE_ACCESS) !== 0 || r.createDisposition !== FILE_DISPOSITION.OPEN || (r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) !== 0;
     if (share.readOnly && wantsWrite && r.createDisposition !== FILE_DISPOSITION.OPEN_IF) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
@@ -223,11 +222,23 @@ export class FileOps {
     // SMB2_CREATE_SD_BUFFER: the descriptor of a file this CREATE makes, decoded before anything is made
     const sdContext = r.contexts.find((c) => c.name === CREATE_CONTEXT.SD_BUFFER);
     const initialSd = sdContext ? decodeSecurityDescriptor(sdContext.data) : undefined;
-    let existing: Stats | undefined;
-    try {
-      existing = await stat(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(statusOfFsError(err));
+    const statOf = async (p: string) => {
+      try {
+        return await stat(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(statusOfFsError(err));
+        return undefined;
+      }
+    };
+    let existing = await statOf(path);
+    if (!existing) {
+      // not there as named: under another case, as Windows names work (the exact name costs nothing more)
+      const found = await findCase(share.path, path, 0, true);
+      if (found !== path) {
+        path = found;
+        await checkInside(share.realRoot, path);
+        existing = await statOf(path);
+      }
     }
     if (existing && this.#table.isDeletePending(fileKey(existing))) fail(STATUS_DELETE_PENDING);
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);

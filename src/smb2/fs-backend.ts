@@ -42,19 +42,22 @@ export function resolveInShare(root: string, name: string): string {
 }
 
 /**
- * `path` (under `root`, from resolveInShare) with each component that does not exist as given
+ * `path` (under `root`, from resolveInShare; `missing`: the caller knows it is not there as given)
+ * with each component that does not exist as given
  * replaced by the one entry of its directory that matches it case-insensitively, as Windows names
  * work (smbtorture's dir.modify opens "T017-17.txt" for "t017-17.txt"). An exact name costs one
  * lstat; a missing one a readdir of its directory, as ksmbd's caseless lookup does. What matches
  * nothing is kept as given (a name to create).
  */
-export async function findCase(root: string, path: string, depth = 0): Promise<string> {
+export async function findCase(root: string, path: string, depth = 0, missing = false): Promise<string> {
   if (path === root || depth > 64 || !path.startsWith(root)) return path;
-  try {
-    await lstat(path);
-    return path;
-  } catch {
-    // not there as given: look for it in its (case-resolved) directory
+  if (!missing) {
+    try {
+      await lstat(path);
+      return path;
+    } catch {
+      // not there as given: look for it in its (case-resolved) directory
+    }
   }
   const parent = await findCase(root, dirname(path), depth + 1);
   const name = basename(path);
