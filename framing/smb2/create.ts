@@ -9,6 +9,9 @@ import { STATUS_INVALID_PARAMETER } from './ntstatus.js';
 import { type Smb2FileId, type Smb2FileTimesAndSizes, smb2Body, smb2Pdu, writeFileId, readFileId } from './tree.js';
 
 export const FILE_DISPOSITION = Object.freeze({ SUPERSEDE: 0, OPEN: 1, CREATE: 2, OPEN_IF: 3, OVERWRITE: 4, OVERWRITE_IF: 5 });
+/** Whether a CreateDisposition replaces an existing file's data (SUPERSEDE, OVERWRITE, OVERWRITE_IF). */
+export const replacesData = (disposition: number): boolean =>
+  disposition === FILE_DISPOSITION.SUPERSEDE || disposition === FILE_DISPOSITION.OVERWRITE || disposition === FILE_DISPOSITION.OVERWRITE_IF;
 export const FILE_OPTION = Object.freeze({
   DIRECTORY_FILE: 0x00000001, WRITE_THROUGH: 0x00000002, SEQUENTIAL_ONLY: 0x00000004, NO_INTERMEDIATE_BUFFERING: 0x00000008,
   NON_DIRECTORY_FILE: 0x00000040, DELETE_ON_CLOSE: 0x00001000, OPEN_BY_FILE_ID: 0x00002000, OPEN_REPARSE_POINT: 0x00200000,

@@ -10,7 +10,7 @@ import { debuglog } from 'node:util';
 
 import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import {
-  CREATE_CONTEXT, type CreateContext, FILE_ACTION, FILE_DISPOSITION, FILE_OPTION, type Smb2CreateRequest, decodeSmb2CreateRequest,
+  CREATE_CONTEXT, type CreateContext, FILE_ACTION, FILE_DISPOSITION, FILE_OPTION, type Smb2CreateRequest, decodeSmb2CreateRequest, replacesData,
 } from '../../framing/smb2/create.js';
 import {
   SMB2_CHANNEL, SMB2_INFO, SMB2_QUERY_DIRECTORY_FLAG, decodeSmb2QueryDirectoryRequest, decodeSmb2QueryInfoRequest, decodeSmb2ReadRequest,
@@ -31,10 +31,10 @@ import { SMB2_LOCKFLAG, decodeSmb2LockRequest } from '../../framing/smb2/lock.js
 import type { Smb2IoctlRequest } from '../../framing/smb2/ioctl.js';
 import type { Smb2FileId } from '../../framing/smb2/tree.js';
 import { type LockWaiter, LockTable, MAX_LOCKS_PER_OPEN, lockRangeOverflows } from './byte-locks.js';
-import { SECINFO, SE_CONTROL, type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor, sidFromString } from '../../framing/smb2/security.js';
+import { type SecurityDescriptor, decodeSecurityDescriptor, encodeSecurityDescriptor, sidFromString } from '../../framing/smb2/security.js';
 import {
   FILE_ALL_ACCESS, MAXIMUM_ALLOWED, READ_CONTROL, type Token, accessToSet, defaultSecurityDescriptor, inheritedDescriptor, mapGeneric, maximalAccess,
-  mergeParts, normalizeDacl, partsOf, selectParts,
+  descriptorAsSet, mergeParts, partsOf, selectParts,
 } from './security.js';
 import { Smb2Error } from './errors.js';
 import { OPLOCK_BREAK_TIMEOUT_MS, OplockBreakPending, acknowledgeBreak, breakLevelII, breakOplocks, grantOplock, releaseOplock } from './oplocks.js';
@@ -243,13 +243,11 @@ export class FileOps {
     if (existing && this.#table.isDeletePending(fileKey(existing))) fail(STATUS_DELETE_PENDING);
     if (existing && dirWanted && !existing.isDirectory()) fail(STATUS_NOT_A_DIRECTORY);
     if (existing && fileWanted && existing.isDirectory()) fail(STATUS_FILE_IS_A_DIRECTORY);
-    if (existing && r.createDisposition !== FILE_DISPOSITION.CREATE) {
-      // overwriting or superseding writes the file whatever was asked: FILE_WRITE_DATA is checked too (as Windows and Samba)
-      const overwrites = r.createDisposition === FILE_DISPOSITION.OVERWRITE || r.createDisposition === FILE_DISPOSITION.OVERWRITE_IF || r.createDisposition === FILE_DISPOSITION.SUPERSEDE;
-      access = this.#storedAccess(path, token, r.desiredAccess, access, overwrites ? FILE_WRITE_DATA : 0);
-    }
-    const parentSd = token ? this.#meta.get(dirname(path))?.sd : undefined;
     const d = r.createDisposition;
+    const truncate = replacesData(d);
+    // overwriting or superseding writes the file whatever was asked: FILE_WRITE_DATA is checked too (as Windows and Samba)
+    if (existing && d !== FILE_DISPOSITION.CREATE) access = this.#storedAccess(path, token, r.desiredAccess, access, truncate ? FILE_WRITE_DATA : 0);
+    const parentSd = token ? this.#meta.get(dirname(path))?.sd : undefined;
     // the sharing check, and the open's place in the table taken at once (before any await), so
     // that two CREATEs of one file cannot both pass; given back if the CREATE fails
     let record: OpenRecord | undefined;
@@ -272,7 +270,6 @@ export class FileOps {
         if ((r.createOptions & FILE_OPTION.DELETE_ON_CLOSE) && (fileStatOf(existing, share.readOnly, this.#meta.get(path)).attributes & FILE_ATTRIBUTE_READONLY)) {
           fail(STATUS_CANNOT_DELETE);
         }
-        const truncate = d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF;
         if (truncate && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
         // a read-only file is not overwritten or superseded ([MS-FSA] 2.1.5.1.2.1)
         if (truncate && !existing.isDirectory() && (fileStatOf(existing, share.readOnly, this.#meta.get(path)).attributes & FILE_ATTRIBUTE_READONLY)) {
@@ -413,7 +410,7 @@ export class FileOps {
     const exists = (await statOrNone(data)) !== undefined;
     if (exists && d === FILE_DISPOSITION.CREATE) fail(STATUS_OBJECT_NAME_COLLISION);
     if (!exists && !mayCreate) fail(STATUS_OBJECT_NAME_NOT_FOUND);
-    const truncate = exists && (d === FILE_DISPOSITION.SUPERSEDE || d === FILE_DISPOSITION.OVERWRITE || d === FILE_DISPOSITION.OVERWRITE_IF);
+    const truncate = exists && replacesData(d);
     if ((truncate || !exists) && share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
     const writable = !share.readOnly && ((r.desiredAccess & WRITE_ACCESS) !== 0 || d !== FILE_DISPOSITION.OPEN);
     const record = this.#table.claim({ key: streamKey, path, access, share: r.shareAccess }) ?? fail(STATUS_SHARING_VIOLATION);
@@ -849,19 +846,7 @@ export class FileOps {
       if (o.share.readOnly) fail(STATUS_ACCESS_DENIED, 'the share is read-only');
       const needed = accessToSet(r.additionalInformation);
       if ((o.access & needed) !== needed) fail(STATUS_ACCESS_DENIED, `setting these parts needs access 0x${needed.toString(16)}`);
-      let given = decodeSecurityDescriptor(r.buffer);
-      // a DACL set without DACL_PRESENT is a NULL DACL (no ACL: everyone may do anything), as on
-      // Windows and Samba (smbtorture create.nulldacl); a CREATE's SecD context differs (inherited)
-      if (r.additionalInformation & SECINFO.DACL && !(given.control & SE_CONTROL.DACL_PRESENT)) {
-        given = { ...given, control: given.control | SE_CONTROL.DACL_PRESENT, dacl: undefined };
-      }
-      if (r.additionalInformation & SECINFO.DACL) {
-        // AUTO_INHERIT_REQ asks for automatic inheritance and is not kept; without it a DACL set is
-        // not AUTO_INHERITED (as Windows: smbtorture acls.INHERITFLAGS)
-        const req = SE_CONTROL.DACL_AUTO_INHERIT_REQ, auto = SE_CONTROL.DACL_AUTO_INHERITED;
-        const control = given.control & ~req & ((given.control & (req | auto)) === (req | auto) ? ~0 : ~auto);
-        given = { ...given, control, dacl: given.dacl && normalizeDacl(given.dacl) };
-      }
+      const given = descriptorAsSet(decodeSecurityDescriptor(r.buffer), r.additionalInformation);
       this.#meta.set(o.record.path, { sd: mergeParts(await this.#securityOf(o), given, r.additionalInformation) });
       return;
     }

@@ -5,7 +5,7 @@
 // LEVEL_II holders to NONE without waiting. The state hangs off the share-mode table's records
 // (every connection's opens), so the leases issue can put its lease keys beside it.
 import { SMB2_OPLOCK_LEVEL } from '../../framing/smb2/oplock.js';
-import { FILE_DISPOSITION } from '../../framing/smb2/create.js';
+import { replacesData } from '../../framing/smb2/create.js';
 import { STATUS_INVALID_OPLOCK_PROTOCOL, STATUS_INVALID_PARAMETER } from '../../framing/smb2/ntstatus.js';
 import { Smb2Error } from './errors.js';
 import type { OpenRecord, OpenTable } from './share-modes.js';
@@ -52,7 +52,7 @@ function finish(rec: OpenRecord, level: number): void {
  */
 export function breakOplocks(table: OpenTable, key: string, access: number, disposition: number, step: 'batch' | 'others', timeoutMs = OPLOCK_BREAK_TIMEOUT_MS): Promise<void> | undefined {
   if (isStatOpen(access)) return undefined;
-  const overwrites = disposition === FILE_DISPOSITION.OVERWRITE || disposition === FILE_DISPOSITION.OVERWRITE_IF || disposition === FILE_DISPOSITION.SUPERSEDE;
+  const overwrites = replacesData(disposition);
   const waits: Promise<void>[] = [];
   for (const rec of table.opensOf(key)) {
     const o = rec.oplock;

@@ -19,11 +19,12 @@ export const WRITE_DAC = 0x00040000;
 export const WRITE_OWNER = 0x00080000;
 
 const FILE_GENERIC_READ = 0x00120089, FILE_GENERIC_WRITE = 0x00120116, FILE_GENERIC_EXECUTE = 0x001200a0;
+const FILE_DELETE_CHILD = 0x00000040;
 const EVERYONE = sidFromString('S-1-1-0');
 
 function maskOf(bits: number, isDir: boolean): number {
   // write on a directory lets POSIX remove its entries: FILE_DELETE_CHILD (as Samba maps it)
-  return (bits & 4 ? FILE_GENERIC_READ : 0) | (bits & 2 ? FILE_GENERIC_WRITE | (isDir ? 0x40 : 0) : 0) | (bits & 1 ? FILE_GENERIC_EXECUTE : 0);
+  return (bits & 4 ? FILE_GENERIC_READ : 0) | (bits & 2 ? FILE_GENERIC_WRITE | (isDir ? FILE_DELETE_CHILD : 0) : 0) | (bits & 1 ? FILE_GENERIC_EXECUTE : 0);
 }
 
 /** The descriptor of a file nobody set one for: owner S-1-22-1-<uid> and group S-1-22-2-<gid>
@@ -173,7 +174,7 @@ export function maximalAccess(sd: SecurityDescriptor, t: Token): number {
   if (!(sd.control & SE_CONTROL.DACL_PRESENT) || !sd.dacl) return FILE_ALL_ACCESS;
   let granted = 0;
   let denied = 0;
-  const aces = acesOf(sd.dacl).filter((a) => !(a.flags & ACE_FLAG_INHERIT_ONLY));
+  const aces = acesOf(sd.dacl).filter((a) => !(a.flags & IO));
   const isOwner = sd.owner !== undefined && holds(t, sd.owner);
   const ownerRights = aces.some((a) => same(a.sid, OWNER_RIGHTS));
   for (const a of aces) {
@@ -187,7 +188,6 @@ export function maximalAccess(sd: SecurityDescriptor, t: Token): number {
   return (granted & FILE_ALL_ACCESS) >>> 0;
 }
 
-const ACE_FLAG_INHERIT_ONLY = 0x8;
 const OI = 0x1, CI = 0x2, NP = 0x4, IO = 0x8, INHERITED_ACE = 0x10;
 
 /**
@@ -249,4 +249,19 @@ export function normalizeDacl(dacl: Uint8Array): Uint8Array {
     if (inheritable) out.push({ type: a.type, flags: a.flags | IO, mask: a.mask, sid: a.sid });
   }
   return encodeAcl(out);
+}
+
+/**
+ * A descriptor a client sets (SET_INFO with `info`) as Windows stores it: a DACL part without
+ * DACL_PRESENT is a NULL DACL (no ACL: everyone may do anything; smbtorture create.nulldacl);
+ * AUTO_INHERIT_REQ asks for automatic inheritance and is not kept, and without it the DACL is not
+ * AUTO_INHERITED (acls.INHERITFLAGS); generic rights mapped (normalizeDacl). A CREATE's SecD
+ * context differs: its missing DACL is the inherited one (mergeParts with the base).
+ */
+export function descriptorAsSet(given: SecurityDescriptor, info: number): SecurityDescriptor {
+  if (!(info & SECINFO.DACL)) return given;
+  const req = SE_CONTROL.DACL_AUTO_INHERIT_REQ, auto = SE_CONTROL.DACL_AUTO_INHERITED;
+  const control = given.control & ~req & ((given.control & (req | auto)) === (req | auto) ? ~0 : ~auto);
+  if (!(given.control & SE_CONTROL.DACL_PRESENT)) return { ...given, control: control | SE_CONTROL.DACL_PRESENT, dacl: undefined };
+  return { ...given, control, dacl: given.dacl && normalizeDacl(given.dacl) };
 }

@@ -95,6 +95,8 @@ export const MAX_ASYNC_PER_CONNECTION = 256;
 const EARLY_CANCELS = 64;
 
 const isError = (status: number) => (status >>> 30) === 3;
+/** The NTSTATUS of an encoded response. */
+const statusOf = (resp: Uint8Array) => new DataView(resp.buffer, resp.byteOffset).getUint32(8, true);
 
 const COMMAND_NAMES: Readonly<Record<number, string>> = Object.freeze(Object.fromEntries(Object.entries(SMB2_COMMAND).map(([k, v]) => [v, k])));
 
@@ -369,7 +371,7 @@ class ServerConnection {
         resp = await this.#answer(req, h, chainCtx);
       }
       if (resp.length === 0) return; // the connection is being closed
-      const status = new DataView(resp.buffer, resp.byteOffset).getUint32(8, true);
+      const status = statusOf(resp);
       this.#server.count(h.command, status);
       if (isError(status) && (h.command === SMB2_COMMAND.CREATE || badStart)) chainCtx.failed = status;
       chainCtx.sessionId = h.sessionId;
@@ -409,9 +411,8 @@ class ServerConnection {
       this.#files.relatedFileId = undefined;
       const resp = await this.#answer(op.resume!.req, h, { sessionId: h.sessionId, treeId: h.treeId, failed: undefined, single: true, last: true, wentAsync: [] });
       if (resp.length === 0 || this.#ended) return;
-      this.#server.count(h.command, new DataView(resp.buffer, resp.byteOffset).getUint32(8, true));
-      const s = this.#sealed.has(h) ? this.#sessions.get(h.sessionId) : undefined;
-      this.#send(s?.cipher ? s.cipher.encrypt(resp, s.id) : resp);
+      this.#server.count(h.command, statusOf(resp));
+      this.#send(this.#seal(h, resp));
     }).catch((err: unknown) => {
       debug('internal error: %s', (err as Error).stack);
       this.#close();
@@ -456,8 +457,14 @@ class ServerConnection {
     if (this.#ended) return;
     const header = { ...this.#header(op.h, status, { credits: 0 }), flags: SMB2_FLAGS.ASYNC_COMMAND, asyncId: op.asyncId };
     const resp = status === STATUS_SUCCESS ? encodeSmb2LockResponse(header) : encodeSmb2ErrorResponse({ ...header, command: op.h.command });
-    const s = this.#sealed.has(op.h) ? this.#sessions.get(op.h.sessionId) : undefined;
-    this.#send(s?.cipher ? s.cipher.encrypt(resp, s.id) : this.#signed(op.h, resp));
+    this.#send(this.#seal(op.h, this.#signed(op.h, resp)));
+  }
+
+  /** A response to a request that came encrypted, encrypted for its session (as it is otherwise);
+   * a whole message's is sealed in #process, for the session it came encrypted for. */
+  #seal(h: Smb2Header, resp: Uint8Array): Uint8Array {
+    const s = this.#sealed.has(h) ? this.#sessions.get(h.sessionId) : undefined;
+    return s?.cipher ? s.cipher.encrypt(resp, s.id) : resp;
   }
 
   /** CANCEL (3.3.5.16): of an async request by AsyncId, of one not async yet by MessageId. A
@@ -885,15 +892,6 @@ class ServerConnection {
         return fail(STATUS_LOGON_FAILURE);
       }
       guest = !anonymous;
-    } else if (reauth) {
-      // re-authentication keeps the session's keys (3.3.5.5.3); the mechListMIC is checked as at first
-      const keyExchange = (a.flags & NTLMSSP.NEGOTIATE_KEY_EXCH) !== 0;
-      const key = exportedSessionKey(baseKey, keyExchange, a.encryptedRandomSessionKey);
-      const mechTypes = session.challenge.mechTypesDer;
-      if (clientMic && mechTypes) {
-        if (!equalBytes(clientMic, ntlmsspSignature(key, false, mechTypes, keyExchange))) return fail(STATUS_ACCESS_DENIED);
-        serverMic = ntlmsspSignature(key, true, mechTypes, keyExchange);
-      }
     } else {
       const keyExchange = (a.flags & NTLMSSP.NEGOTIATE_KEY_EXCH) !== 0;
       const key = exportedSessionKey(baseKey, keyExchange, a.encryptedRandomSessionKey);
@@ -907,8 +905,11 @@ class ServerConnection {
         }
         serverMic = ntlmsspSignature(key, true, mechTypes, keyExchange);
       }
-      session.signingKey = signingKey(key.subarray(0, 16), this.#dialect, session.preauth?.value);
-      if (this.#cipher) session.cipher = new SessionCipher(key.subarray(0, 16), this.#dialect, this.#cipher, session.preauth?.value);
+      // re-authentication keeps the session's keys (3.3.5.5.3)
+      if (!reauth) {
+        session.signingKey = signingKey(key.subarray(0, 16), this.#dialect, session.preauth?.value);
+        if (this.#cipher) session.cipher = new SessionCipher(key.subarray(0, 16), this.#dialect, this.#cipher, session.preauth?.value);
+      }
     }
     if (o.encryption === 'required' && !reauth) {
       // 3.3.5.5.3: a session that must encrypt but cannot (a guest, no common cipher) is refused
