@@ -4,7 +4,6 @@
 // a hand-written client checks the rules a peer cannot be trusted with (a forged message ends the
 // connection, a share or server that requires encryption refuses plain requests).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, connect as tcpConnect, createServer as createTcpServer } from 'node:net';
@@ -17,6 +16,7 @@ import { smb2 } from '../framing/index.js';
 import { DecryptError, SessionCipher, chooseCipher } from '../src/smb2/encryption.js';
 import { createServer } from '../src/smb2/index.js';
 import { attachClient, testSession } from './support/smb2-client.js';
+import { smbclient } from './support/samba.js';
 
 const C = smb2.SMB2_CIPHER;
 const CIPHERS = [C.AES_128_CCM, C.AES_128_GCM, C.AES_256_CCM, C.AES_256_GCM];
@@ -65,17 +65,6 @@ describe('SMB3 encryption: the AEAD and the TRANSFORM_HEADER', () => {
   });
 });
 
-/** Runs smbclient (bounded: 60 s). */
-function smbclient(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('smbclient', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
-  });
-}
 
 /** A TCP proxy to `port` that keeps every byte each way. */
 async function recordingProxy(port: number): Promise<{ server: Server; port: number; up: Buffer[]; down: Buffer[] }> {
@@ -119,7 +108,7 @@ describe('SMB3 encryption against smbclient, through a recording proxy', () => {
       const data = randomBytes(1 << 20);
       writeFileSync(join(dir, 'in.bin'), data);
       const r = await smbclient([`//127.0.0.1/${c.share ?? 'share'}`, '-p', String(proxy.port), '-U', 'alice%secret', ...c.args,
-        '-c', `put ${join(dir, 'in.bin')} up.bin; get up.bin ${join(dir, 'back.bin')}`]);
+        '-c', `put ${join(dir, 'in.bin')} up.bin; get up.bin ${join(dir, 'back.bin')}`], { timeoutMs: 60_000 });
       assert.equal(r.code, 0, r.out);
       assert.ok(readFileSync(join(dir, 'up.bin')).equals(data), 'the put file is byte-identical');
       assert.ok(readFileSync(join(dir, 'back.bin')).equals(data), 'the got file is byte-identical');

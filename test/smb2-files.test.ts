@@ -18,18 +18,9 @@ import { encodeSmb2ReadWriteChannel as smb2ChannelRequest, smb2 } from '../frami
 import { connect as smbdConnect } from '../src/index.js';
 import { createFile, fileIdBytes, testSession } from './support/smb2-client.js';
 import { CLI } from './support.js';
+import { smbclient as runSmbclient } from './support/samba.js';
 
-function smbclient(args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('smbclient', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('error', (err) => { out += String(err); });
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
-  });
-}
+const smbclient = (args: string[], cwd: string) => runSmbclient(args, { cwd, timeoutMs: 120_000 });
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

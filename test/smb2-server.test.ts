@@ -5,7 +5,7 @@
 // and with signing required signs every request, which we verify). Then crafted bytes: a
 // malformed request is answered with its status and the connection keeps serving.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
@@ -21,6 +21,7 @@ import { rc4 } from '../src/smb2/auth/legacy-crypto.js';
 import { ntHash, ntlmv2Response } from '../src/smb2/auth/ntlm.js';
 import { signMessage, signingKey, verifySignature } from '../src/smb2/signing.js';
 import { tcpMessages } from './support.js';
+import { smbclient as runSmbclient } from './support/samba.js';
 import { MAX_SESSIONS_PER_CONNECTION } from '../src/smb2/server.js';
 
 function smbclientPath(): string {
@@ -31,17 +32,8 @@ function smbclientPath(): string {
   }
 }
 
-/** Runs smbclient; resolves with its exit code and output (bounded: 30 s). */
-function smbclient(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('smbclient', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
-  });
-}
+/** smbclient, bounded: 30 s. */
+const smbclient = (args: string[]) => runSmbclient(args, { timeoutMs: 30_000 });
 
 describe('SMB2 server: NEGOTIATE, SESSION_SETUP, TREE_CONNECT against smbclient', () => {
   let server: Smb2Server;
