@@ -173,6 +173,12 @@ describe('SMB2 READ/WRITE by RDMA channel over SMB Direct (the software iWARP pr
     assert.equal(smb2.decodeSmb2Header(eof).status, smb2.STATUS_END_OF_FILE);
     assert.equal(eofInto.invalidated, true, 'a failed READ with V1_INVALIDATE invalidated its token');
     eofInto.release();
+    // descriptors that cover less than the READ's Length: refused before any byte moves
+    const short = conn.registerBuffer(new Uint8Array(4096), 'write');
+    const shortRead = await rpc(smb2ChannelRequest({ command: 'read', channel: 2, length: 8192, fileOffset: 0n, descriptors: short.descriptors,
+      messageId: s.nextId(), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes(fileId) }));
+    assert.equal(smb2.decodeSmb2Header(shortRead).status, smb2.STATUS_INVALID_PARAMETER);
+    short.release();
     const badSrc = conn.registerBuffer(new Uint8Array(4096), 'read');
     const bad = await rpc(smb2ChannelRequest({ command: 'write', channel: 2, length: 0, remainingBytes: 4096, fileOffset: 0n, descriptors: badSrc.descriptors,
       messageId: s.nextId(), sessionId: s.sessionId, treeId: s.treeId, fileId: fileIdBytes({ persistent: 999n, volatile: 999n }) }));

@@ -98,6 +98,8 @@ export interface FileCounters { rdmaBytesRead: number; rdmaBytesWritten: number;
 
 /** Direct placement for READ/WRITE over an RDMA channel (SMB Direct connections only). */
 export interface Placement {
+  /** Queues the RDMA Write and returns its completion; throws at once if it cannot be queued (a
+   * response sent after it returns reaches the client after the data). */
   write(descriptors: readonly BufferDescriptor[], data: Uint8Array): Promise<number>;
   read(descriptors: readonly BufferDescriptor[], into: Uint8Array): Promise<number>;
 }
@@ -602,6 +604,7 @@ export class FileOps {
     if (this.#locks.ioConflict(o.record.key, o, r.offset, BigInt(r.length), false)) fail(STATUS_FILE_LOCK_CONFLICT);
     const placed = r.descriptors.length > 0 && r.length > 0;
     const buf = placed ? this.#ioBuffers.take(r.length) : Buffer.allocUnsafe(r.length);
+    let lent = false; // the buffer is the RDMA Write's until it completes
     try {
       let n: number;
       try {
@@ -613,15 +616,30 @@ export class FileOps {
       if (n < r.minimumCount) fail(STATUS_END_OF_FILE);
       o.position = r.offset + BigInt(n);
       if (placed) {
-        // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's buffers
-        await placement!.write(r.descriptors, buf.subarray(0, n));
+        // direct placement ([MS-SMBD] 3.1.4.5): the bytes go by RDMA Write into the client's
+        // buffers. The response need not wait for the Write's completion: it is posted after the
+        // Write on the same reliable connection, which delivers it only once the Write's data is
+        // placed (InfiniBand's ordering of a Send after an RDMA Write, RFC 5040 5.5 on iWARP), so
+        // the client never sees the response before its data. The buffer waits for the completion.
+        // A Write that fails has failed its connection: the response is never delivered.
+        let written: Promise<number>;
+        try {
+          written = placement!.write(r.descriptors, buf.subarray(0, n));
+        } catch (err) {
+          // not queued (descriptors that do not cover the data, a registration limit): no byte
+          // went, and the response says so
+          return fail(STATUS_INVALID_PARAMETER, `READ: ${(err as Error).message}`);
+        }
+        lent = true;
+        written.catch((err: unknown) => debug('READ: the RDMA Write failed: %s', (err as Error).message))
+          .finally(() => this.#ioBuffers.give(buf));
         this.counters.rdmaBytesWritten += n;
         return { placed: n };
       }
       this.counters.inlineBytesRead += n;
       return { data: buf.subarray(0, n) };
     } finally {
-      if (placed) this.#ioBuffers.give(buf);
+      if (placed && !lent) this.#ioBuffers.give(buf);
     }
   }
 

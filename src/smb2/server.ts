@@ -1115,7 +1115,7 @@ export class Smb2Server extends EventEmitter {
   #onSmbDirect(c: SmbDirectConnection): void {
     // direct placement: READ data by RDMA Write into the client's buffers, WRITE data by RDMA Read
     // from them; a V1_INVALIDATE response is a Send with Invalidate of the first descriptor's token
-    const placement: Placement = { write: (d, data) => c.rdmaWrite(d, data), read: (d, into) => c.rdmaRead(d, into) };
+    const placement: Placement = { write: (d, data) => c.startRdmaWrite(d, data), read: (d, into) => c.rdmaRead(d, into) };
     const conn = new ServerConnection(this, (m, invalidate) => { if (m.length) c.send(m, invalidate === undefined ? {} : { invalidate }).catch(() => {}); },
       () => c.destroy(), placement, c.negotiated?.maxReadWriteSize);
     c.once('close', () => { void conn.end(); });

@@ -478,7 +478,11 @@ export class SmbDirectConnection extends EventEmitter {
   /** RDMA-reads `into.length` bytes from the peer buffers `descriptors` name ([MS-SMBD] 3.1.4.6,
    * the server side of an SMB2 WRITE). Resolves with the byte count. */
   rdmaRead(descriptors: readonly BufferDescriptor[], into: Uint8Array, opts: PlacementOptions = {}): Promise<number> {
-    return this.#transfer(true, descriptors, into, opts);
+    try {
+      return this.#transfer(true, descriptors, into, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** RDMA-writes `from` into the peer buffers `descriptors` name ([MS-SMBD] 3.1.4.5, the server
@@ -486,6 +490,21 @@ export class SmbDirectConnection extends EventEmitter {
    * on iWARP that means sent, not yet placed, so (as the spec does) send the response afterwards:
    * a reliable connection delivers it only after the data is placed. `from` may be reused then. */
   rdmaWrite(descriptors: readonly BufferDescriptor[], from: Uint8Array, opts: PlacementOptions = {}): Promise<number> {
+    try {
+      return this.#transfer(false, descriptors, from, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * rdmaWrite for a caller that sends its response right behind the Write instead of waiting for
+   * its completion (a reliable connection delivers a Send only after the RDMA Writes posted before
+   * it are placed): whatever fails before the Write is queued (a closed connection, bad
+   * descriptors, a size or registration limit) is thrown here, so the caller knows at once that
+   * no data will arrive. The promise settles as rdmaWrite's; `from` stays in use until then.
+   */
+  startRdmaWrite(descriptors: readonly BufferDescriptor[], from: Uint8Array, opts: PlacementOptions = {}): Promise<number> {
     return this.#transfer(false, descriptors, from, opts);
   }
 
@@ -1020,21 +1039,23 @@ export class SmbDirectConnection extends EventEmitter {
 
   // ---- direct placement ([MS-SMBD] 3.1.4.5 / 3.1.4.6) -----------------------------------
 
+  /** Queues an RDMA Read or Write; what fails before it is queued throws (rdmaRead/rdmaWrite turn
+   * that into a rejection, startRdmaWrite does not). */
   #transfer(read: boolean, descriptors: readonly BufferDescriptor[], buf: Uint8Array, opts: PlacementOptions): Promise<number> {
     const what = read ? 'rdmaRead' : 'rdmaWrite';
-    if (this.#state !== 'connected') return Promise.reject(this.#closedError(what));
-    if (!(buf instanceof Uint8Array)) return Promise.reject(new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `${what} needs a Uint8Array`));
+    if (this.#state !== 'connected') throw this.#closedError(what);
+    if (!(buf instanceof Uint8Array)) throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `${what} needs a Uint8Array`);
     const length = buf.length;
     const max = this.#negotiated!.maxReadWriteSize;
     if (length === 0 || length > max) {
-      return Promise.reject(new SmbDirectError('ERR_SMBD_TRANSFER_SIZE', `${what} of ${length} bytes: must be 1..MaxReadWriteSize (${max})`));
+      throw new SmbDirectError('ERR_SMBD_TRANSFER_SIZE', `${what} of ${length} bytes: must be 1..MaxReadWriteSize (${max})`);
     }
     const skip = opts.offset ?? 0;
-    if (!Number.isInteger(skip) || skip < 0) return Promise.reject(new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `offset must be a non-negative integer, got ${skip}`));
+    if (!Number.isInteger(skip) || skip < 0) throw new SmbDirectError('ERR_SMBD_INVALID_ARGUMENT', `offset must be a non-negative integer, got ${skip}`);
     // descriptors come from the peer (an SMB2 READ/WRITE's channel info): each is checked here,
     // where they enter the transport, before any of it reaches a provider
     const problem = descriptorsProblem(descriptors, skip, length);
-    if (problem) return Promise.reject(new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: ${problem}`));
+    if (problem) throw new SmbDirectError('ERR_SMBD_BAD_DESCRIPTORS', `${what}: ${problem}`);
     let mr: MemoryRegion;
     let base = 0; // where buf starts in mr
     let bounced = false;
@@ -1047,13 +1068,13 @@ export class SmbDirectConnection extends EventEmitter {
         mr = this.#register(buf, read ? { localWrite: true } : {}, what);
       }
     } catch (err) {
-      if ((err as SmbDirectError).code === 'ERR_SMBD_RESOURCE_LIMIT') return Promise.reject(err);
+      if ((err as SmbDirectError).code === 'ERR_SMBD_RESOURCE_LIMIT') throw err;
       // a provider may refuse this memory (verbs registers only whole ArrayBuffers, not pool
       // slices): go through a registered bounce buffer instead, one copy
       try {
         mr = this.#register(length, { localWrite: true }, what);
       } catch (e) {
-        return Promise.reject(asError(e));
+        throw asError(e);
       }
       bounced = true;
       if (!read) mr.buffer.set(buf);

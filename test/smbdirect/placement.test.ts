@@ -136,6 +136,32 @@ describe('direct placement', () => {
     await p.close();
   });
 
+  it('startRdmaWrite: the response sent right behind it, without waiting, arrives after the data; what cannot be queued throws at once', async () => {
+    const p = await pair();
+    const into = new Uint8Array(1 << 20);
+    const reg = p.client.registerBuffer(into, 'write');
+    const clientIn = new Inbox(p.client);
+    const data = pattern(into.length, 9);
+    // what would keep the Write from being posted throws synchronously: no promise to forget
+    assert.throws(() => p.accepted.startRdmaWrite(reg.descriptors, new Uint8Array(into.length + 1)), { code: 'ERR_SMBD_BAD_DESCRIPTORS' });
+    assert.throws(() => p.accepted.startRdmaWrite([], data), { code: 'ERR_SMBD_BAD_DESCRIPTORS' });
+    for (let i = 0; i < 4; i++) {
+      // each round: new bytes, the response queued before the Write completes
+      data[0] = i;
+      data[data.length - 1] = i;
+      const written = p.accepted.startRdmaWrite(reg.descriptors, data);
+      await p.accepted.send(new Uint8Array([i]));
+      const m = (await clientIn.count(i + 1))[i]!;
+      assert.equal(m[0], i);
+      assert.equal(into[0], i, 'the first byte is placed when the response arrives');
+      assert.equal(into[into.length - 1], i, 'and the last');
+      assert.deepEqual(Buffer.from(into), Buffer.from(data));
+      assert.equal(await written, data.length);
+    }
+    reg.release();
+    await p.close();
+  });
+
   it('rejects zero-length and oversized transfers and descriptor lists that do not cover them', async () => {
     const p = await pair();
     const reg = p.client.registerBuffer(new Uint8Array(4096), 'readwrite');
