@@ -2,7 +2,7 @@
 // and SET_INFO (2.2.39/2.2.40) of [MS-SMB2]: pure codecs over whole PDUs. READ/WRITE's RDMA channel
 // descriptors are smb2-channel.ts's; here the fields a server needs to act (FileId, data offset).
 import { checkUint, putU16le, putU32le, putU64le, u16le, u32le, u64le } from '../bytes.js';
-import { type BufferDescriptor, decodeBufferDescriptors } from '../buffer-descriptor.js';
+import { type BufferDescriptor, decodeBufferDescriptors, encodeBufferDescriptors } from '../buffer-descriptor.js';
 import { SmbDirectProtocolError } from '../errors.js';
 import { SMB2_COMMAND, SMB2_HEADER_SIZE, type Smb2Header, type Smb2HeaderInit } from './header.js';
 import { STATUS_INVALID_PARAMETER } from './ntstatus.js';
@@ -58,14 +58,38 @@ export function smb2CreditCharge(bytes: number): number {
   return Math.max(1, Math.ceil(bytes / 65536));
 }
 
-/** READ's request; CreditCharge, unless the header gives one, covers `length`. */
-export function encodeSmb2ReadRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; length: number; offset: bigint; fileId: Smb2FileId; minimumCount?: number }): Uint8Array {
-  const out = smb2Pdu(SMB2_COMMAND.READ, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(r.length) }, false, 49, 49);
+/** The channel of a READ or WRITE request: descriptors of the client's registered buffers that
+ * the server RDMA-writes (READ) or RDMA-reads (WRITE), [MS-SMB2] 2.2.19 / 2.2.21. */
+export interface Smb2RequestChannel { channel: number; descriptors: readonly BufferDescriptor[] }
+
+function channelInfo(c: Smb2RequestChannel | undefined): Uint8Array {
+  if (!c) return new Uint8Array(0);
+  if (c.channel !== SMB2_CHANNEL.RDMA_V1 && c.channel !== SMB2_CHANNEL.RDMA_V1_INVALIDATE) {
+    throw new SmbDirectProtocolError('ERR_FRAMING_INVALID_ARGUMENT', `channel ${c.channel}: RDMA_V1 or RDMA_V1_INVALIDATE`);
+  }
+  if (c.descriptors.length === 0) throw new SmbDirectProtocolError('ERR_FRAMING_INVALID_ARGUMENT', 'an RDMA channel needs descriptors');
+  const info = encodeBufferDescriptors(c.descriptors);
+  if (info.length > 0xffff) throw new SmbDirectProtocolError('ERR_FRAMING_INVALID_ARGUMENT', `${c.descriptors.length} descriptors do not fit ReadChannelInfoLength`);
+  return info;
+}
+
+/** READ's request; CreditCharge, unless the header gives one, covers `length`. With `rdma`, the
+ * server places the data by RDMA Write into the buffers it names (RemainingBytes: their length). */
+export function encodeSmb2ReadRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; length: number; offset: bigint; fileId: Smb2FileId; minimumCount?: number; rdma?: Smb2RequestChannel }): Uint8Array {
+  const info = channelInfo(r.rdma);
+  const out = smb2Pdu(SMB2_COMMAND.READ, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(r.length) }, false, 49, 48 + Math.max(1, info.length));
   const b = SMB2_HEADER_SIZE;
   putU32le(out, b + 4, checkUint('length', r.length, 32));
   putU64le(out, b + 8, r.offset);
   writeFileId(out, b + 16, r.fileId);
   putU32le(out, b + 32, checkUint('minimumCount', r.minimumCount ?? 0, 32));
+  if (r.rdma) {
+    putU32le(out, b + 36, r.rdma.channel);
+    putU32le(out, b + 40, r.length); // RemainingBytes: what the client's buffers hold (as Windows and cifs send it)
+    putU16le(out, b + 44, b + 48);
+    putU16le(out, b + 46, info.length);
+    out.set(info, b + 48);
+  }
   return out;
 }
 
@@ -110,16 +134,34 @@ export function decodeSmb2WriteRequest(pdu: Uint8Array): Smb2WriteRequest {
   return { header, offset: u64le(pdu, b + 8), fileId: readFileId(pdu, b + 16), channel, remainingBytes: u32le(pdu, b + 36), flags: u32le(pdu, b + 44), data, descriptors };
 }
 
-/** WRITE's request with inline data; CreditCharge, unless the header gives one, covers the data. */
-export function encodeSmb2WriteRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; offset: bigint; fileId: Smb2FileId; data: Uint8Array }): Uint8Array {
-  const out = smb2Pdu(SMB2_COMMAND.WRITE, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(r.data.length) }, false, 49, 48 + Math.max(1, r.data.length));
+/** WRITE's request: inline `data`, or with `rdma` none (Length 0) and `remainingBytes` that the
+ * server RDMA-reads from the buffers it names. CreditCharge, unless the header gives one, covers
+ * the bytes either way. */
+export function encodeSmb2WriteRequest(r: { header?: Omit<Smb2HeaderInit, 'command'>; offset: bigint; fileId: Smb2FileId; data: Uint8Array; rdma?: Smb2RequestChannel; remainingBytes?: number }): Uint8Array {
+  const info = channelInfo(r.rdma);
+  if (r.rdma && r.data.length) throw new SmbDirectProtocolError('ERR_FRAMING_INVALID_ARGUMENT', 'a WRITE over an RDMA channel carries no inline data');
+  const bytes = r.rdma ? checkUint('remainingBytes', r.remainingBytes ?? 0, 32) : r.data.length;
+  const out = smb2Pdu(SMB2_COMMAND.WRITE, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(bytes) }, false, 49, 48 + Math.max(1, r.data.length + info.length));
   const b = SMB2_HEADER_SIZE;
   putU16le(out, b + 2, b + 48);
   putU32le(out, b + 4, r.data.length);
   putU64le(out, b + 8, r.offset);
   writeFileId(out, b + 16, r.fileId);
   out.set(r.data, b + 48);
+  if (r.rdma) {
+    putU32le(out, b + 32, r.rdma.channel);
+    putU32le(out, b + 36, bytes);
+    putU16le(out, b + 40, b + 48);
+    putU16le(out, b + 42, info.length);
+    out.set(info, b + 48);
+  }
   return out;
+}
+
+/** WRITE's response: the bytes written. */
+export function decodeSmb2WriteResponse(pdu: Uint8Array): { header: Smb2Header; count: number } {
+  const { header, b } = smb2Body(pdu, SMB2_COMMAND.WRITE, 17, 16, true);
+  return { header, count: u32le(pdu, b + 4) };
 }
 
 export function encodeSmb2WriteResponse(r: { header?: Omit<Smb2HeaderInit, 'command'>; count: number }): Uint8Array {

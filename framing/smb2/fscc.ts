@@ -313,3 +313,62 @@ export function decodeU64Info(b: Uint8Array, what: string): bigint {
   return u64le(b, 0);
 }
 
+
+// ---- decoders for what a server sends (the client's side) ----------------------------------------
+
+function badResponse(message: string): never {
+  throw new SmbDirectProtocolError('ERR_SMB2_BAD_REQUEST', message);
+}
+
+/** A directory entry as a client reads it: its name and what the class carries about it. */
+export interface DirectoryEntry extends FileStat { name: string; shortName: string }
+
+/**
+ * The entries of a QUERY_DIRECTORY output buffer of `infoClass` (any class but FileNamesInformation),
+ * following NextEntryOffset. Every offset and length is checked against the buffer: an entry that
+ * leaves it, an offset that goes backwards or is not 8-byte aligned, or a name of an odd length is
+ * ERR_SMB2_BAD_REQUEST. At most `max` entries (a bound on what a server makes us build).
+ */
+export function decodeDirectoryEntries(infoClass: number, b: Uint8Array, max = 65536): DirectoryEntry[] {
+  const nameAt = DIR_NAME_AT[infoClass];
+  if (nameAt === undefined || infoClass === FILE_INFO.NAMES) badResponse(`directory information class ${infoClass} is not decoded here`);
+  const out: DirectoryEntry[] = [];
+  let at = 0;
+  for (;;) {
+    if (out.length >= max) badResponse(`more than ${max} directory entries in one response`);
+    if (b.length - at < nameAt) badResponse(`a directory entry at ${at} is cut short (${b.length - at} of ${nameAt} bytes)`);
+    const next = u32le(b, at);
+    const nameLength = u32le(b, at + 60);
+    if (nameLength % 2 !== 0 || nameLength > b.length - at - nameAt) badResponse(`a directory entry's name of ${nameLength} bytes leaves the buffer`);
+    if (next !== 0 && (next < nameAt + nameLength || next % 8 !== 0 || next > b.length - at)) badResponse(`NextEntryOffset ${next} at ${at} is outside the buffer or inside the entry`);
+    const name = Buffer.from(b.buffer, b.byteOffset + at + nameAt, nameLength).toString('utf16le');
+    const hasShort = infoClass === FILE_INFO.BOTH_DIRECTORY || infoClass === FILE_INFO.ID_BOTH_DIRECTORY;
+    const shortLength = hasShort ? Math.min(b[at + 68]!, 24) & ~1 : 0;
+    const attributes = u32le(b, at + 56);
+    const fileId = infoClass === FILE_INFO.ID_BOTH_DIRECTORY ? u64le(b, at + 96) : infoClass === FILE_INFO.ID_FULL_DIRECTORY ? u64le(b, at + 72) : 0n;
+    out.push({
+      name, shortName: shortLength ? Buffer.from(b.buffer, b.byteOffset + at + 70, shortLength).toString('utf16le') : '',
+      creationTime: u64le(b, at + 8), lastAccessTime: u64le(b, at + 16), lastWriteTime: u64le(b, at + 24), changeTime: u64le(b, at + 32),
+      endOfFile: u64le(b, at + 40), allocationSize: u64le(b, at + 48), attributes, fileId, nlink: 1,
+      isDirectory: (attributes & FILE_ATTRIBUTE.DIRECTORY) !== 0,
+    });
+    if (next === 0) return out;
+    at += next;
+  }
+}
+
+/** FileAllInformation (2.4.2) as a client reads it: the file's times, sizes, attributes, id, link
+ * count, delete-pending flag and name. Shorter than its fixed 100 bytes, or a name that leaves the
+ * buffer: ERR_SMB2_BAD_REQUEST. */
+export function decodeFileAllInfo(b: Uint8Array): FileStat & { deletePending: boolean; name: string } {
+  if (b.length < 100) badResponse(`FileAllInformation of ${b.length} bytes (at least 100)`);
+  const nameLength = u32le(b, 96);
+  if (nameLength % 2 !== 0 || nameLength > b.length - 100) badResponse(`FileAllInformation's name of ${nameLength} bytes leaves the buffer`);
+  const attributes = u32le(b, 32);
+  return {
+    creationTime: u64le(b, 0), lastAccessTime: u64le(b, 8), lastWriteTime: u64le(b, 16), changeTime: u64le(b, 24), attributes,
+    allocationSize: u64le(b, 40), endOfFile: u64le(b, 48), nlink: u32le(b, 56), deletePending: b[60] !== 0,
+    isDirectory: b[61] !== 0 || (attributes & FILE_ATTRIBUTE.DIRECTORY) !== 0, fileId: u64le(b, 64),
+    name: Buffer.from(b.buffer, b.byteOffset + 100, nameLength).toString('utf16le'),
+  };
+}
