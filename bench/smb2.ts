@@ -19,6 +19,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type Smb2Server, createServer } from '../src/smb2/index.js';
+import { KSMBD_DIR, KSMBD_PORT, startKsmbd } from '../test/softroce/ksmbd.js';
 
 const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
 const MiB = 1 << 20;
@@ -27,8 +28,6 @@ const FILES = Number(arg('files') ?? 200);
 const REPS = Number(arg('reps') ?? 2);
 const USER = 'root'; // ksmbd-tools maps a user to a Unix account: one that exists in the read-only root
 const PASS = 'Bench.Pass1';
-const KSMBD_DIR = '/run/smb2-bench-ksmbd'; // same path in PID 1's root (ksmbd's threads) and ours
-const KSMBD_PORT = 5445; // with an iWARP device present ksmbd listens on 5445 on every device
 
 interface Device { name: string; ip: string; ourPort: number }
 const DEVICES: Device[] = [
@@ -58,18 +57,6 @@ async function ok(cmd: string, args: string[], timeoutMs?: number): Promise<Resu
   const r = await run(cmd, args, timeoutMs);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${r.stderr}${r.stdout}`);
   return r;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Until an rdma_cm listener on `port` is in the kernel's table (ksmbd's, started asynchronously). */
-async function waitListener(port: number, present = true): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const out = (await ok('rdma', ['resource', 'show', 'cm_id'])).stdout;
-    if (out.split('\n').some((l) => l.includes('LISTEN') && l.includes(`:${port} `)) === present) return;
-    await sleep(100);
-  }
-  throw new Error(`rdma_cm listener on ${port} ${present ? 'never appeared' : 'never went away'}`);
 }
 
 interface Target { server: 'ours' | 'ksmbd'; device: Device; port: number; share: string; dir: string }
@@ -126,41 +113,6 @@ async function startOurs(d: Device, dir: string): Promise<Smb2Server> {
   return server;
 }
 
-/** ksmbd with its own config and user database under /run (the root is read-only), its share on a
- * tmpfs mounted at the same path in PID 1's root and ours. */
-async function startKsmbd(): Promise<{ stop(): Promise<void> }> {
-  const etc = '/run/smb2-bench-ksmbd-etc';
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(`/proc/1/root${KSMBD_DIR}`, { recursive: true });
-  mkdirSync(KSMBD_DIR, { recursive: true });
-  await ok('mount', ['--no-canonicalize', '-t', 'tmpfs', '-o', 'size=1G,mode=0777', 'tmpfs', `/proc/1/root${KSMBD_DIR}`]);
-  await ok('mount', ['--no-canonicalize', '--bind', `/proc/1/root${KSMBD_DIR}`, KSMBD_DIR]);
-  const conf = `${etc}/ksmbd.conf`, db = `${etc}/ksmbdpwd.db`;
-  writeFileSync(conf, `[global]\n\tnetbios name = KSMBDVM\n\tserver signing = auto\n\tserver multi channel support = no\n` +
-    `[share]\n\tpath = ${KSMBD_DIR}\n\tread only = no\n\tvalid users = ${USER}\n`);
-  await ok('ksmbd.adduser', ['-P', db, '-C', conf, '-a', USER, '-p', PASS]);
-  const mountd = spawn('ksmbd.mountd', ['-n', '-C', conf, '-P', db], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  mountd.stdout.on('data', (d: Buffer) => { log += d; });
-  mountd.stderr.on('data', (d: Buffer) => { log += d; });
-  const exited = new Promise<void>((r) => mountd.once('close', () => r()));
-  try {
-    await waitListener(KSMBD_PORT);
-  } catch (err) {
-    mountd.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}; ksmbd.mountd said:\n${log}`);
-  }
-  return {
-    async stop() {
-      await run('ksmbd.control', ['-s'], 60_000);
-      await Promise.race([exited, sleep(30_000)]);
-      await waitListener(KSMBD_PORT, false);
-      await run('umount', [KSMBD_DIR]);
-      await run('umount', [`/proc/1/root${KSMBD_DIR}`]);
-    },
-  };
-}
-
 async function main(): Promise<void> {
   if (process.env.SMBDIRECT_SOFTROCE !== '1') {
     console.error('bench/smb2.ts runs in the soft-RoCE VM: npx tsc -p tsconfig.json && bash ci/softroce.sh bench/smb2.sh');
@@ -184,7 +136,7 @@ async function main(): Promise<void> {
         rmSync(dir, { recursive: true, force: true });
       }
     }
-    const ksmbd = await startKsmbd();
+    const ksmbd = await startKsmbd(USER, PASS);
     try {
       for (const d of DEVICES) {
         results[d.name]!.ksmbd = await measure({ server: 'ksmbd', device: d, port: KSMBD_PORT, share: 'share', dir: KSMBD_DIR }, src, scratch);

@@ -14,21 +14,25 @@ PKGS=(
   cppcheck                                                         # npm run lint: the addon's C++
   smbclient                                                        # a real SMB2 peer for src/smb2 (test/smb2-server.test.ts)
   samba-testsuite                                                  # smbtorture (docs/smb2/README.md, by hand)
+  samba                                                            # smbd: a third SMB3 server for the client (test/smb2-client.test.ts)
   patch cifs-utils                                                 # the kernel SMB3 client in the VM: ci/patches, mount.cifs
   libglib2.0-0 libnl-3-200 libnl-genl-3-200                        # ksmbd-tools' libraries (installed below)
 )
-# ksmbd-tools >= 3.5.2 (the kernel SMB3 server's userspace, for the ksmbd reference runs in the VM):
+# ksmbd-tools >= 3.5.2 (the kernel SMB3 server's userspace, for the ksmbd runs in the VM):
 # bookworm's 3.4.7 no longer works with its kernel >= 6.1.191 (share-config IPC replies lack
 # payload_sz: every tree connect fails with STATUS_BAD_NETWORK_NAME); 3.5.2 is in
-# bookworm-backports, fetched through a private apt list (the host's sources stay untouched)
+# bookworm-backports, fetched through a private apt list (the host's sources stay untouched). It is
+# unpacked under KSMBD_TOOLS_DIR, not installed: the package conflicts with samba, whose smbd the
+# client's tests run. The VM sees the host's root, so the tools are there too (test/softroce/ksmbd.ts).
 KSMBD_TOOLS_MIN=3.5.2
+KSMBD_TOOLS_DIR=/opt/smbdirect/ksmbd-tools
 ksmbd_tools_ok() {
   local have
-  have=$(dpkg-query -W -f='${Version}' ksmbd-tools 2>/dev/null || true)
-  [ -n "$have" ] && dpkg --compare-versions "$have" ge "$KSMBD_TOOLS_MIN"
+  have=$(cat "$KSMBD_TOOLS_DIR/VERSION" 2>/dev/null || true)
+  [ -n "$have" ] && [ -x "$KSMBD_TOOLS_DIR/usr/sbin/ksmbd.mountd" ] && dpkg --compare-versions "$have" ge "$KSMBD_TOOLS_MIN"
 }
 install_ksmbd_tools() {
-  local dir mirror
+  local dir mirror deb
   dir=$(mktemp -d)
   mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
   [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
@@ -39,7 +43,10 @@ install_ksmbd_tools() {
              -o Dir::State::Lists="$dir/lists" -o APT::Sandbox::User=root)
   timeout 600 apt-get -q "${bpo[@]}" update >/dev/null &&
     (cd "$dir/debs" && timeout 600 apt-get -q "${bpo[@]}" download ksmbd-tools) &&
-    dpkg -i "$(ls "$dir"/debs/ksmbd-tools_*_amd64.deb | sort -V | tail -1)"
+    deb=$(ls "$dir"/debs/ksmbd-tools_*_amd64.deb | sort -V | tail -1) &&
+    rm -rf "$KSMBD_TOOLS_DIR" && mkdir -p "$KSMBD_TOOLS_DIR" &&
+    dpkg-deb -x "$deb" "$KSMBD_TOOLS_DIR" &&
+    dpkg-deb -f "$deb" Version > "$KSMBD_TOOLS_DIR/VERSION"
   local rc=$?
   rm -rf "$dir"
   return $rc

@@ -2,9 +2,9 @@
 // preauth integrity, 3.0.2, 3.0), NTLMv2 through SPNEGO, signing of requests and verification of
 // responses where the session signs, credits with multi-credit I/O, related compounds where they
 // save round trips (open + query + close), and a file API shaped like node:fs/promises. Over SMB
-// Direct, READ and WRITE above `rdmaThreshold` register the caller's buffer per I/O and let the
-// server move the bytes by RDMA (SMB2_CHANNEL_RDMA_V1_INVALIDATE on 3.0.2+, V1 on 3.0); large I/O is
-// split at the server's MaxRead/MaxWriteSize and pipelined, `window` requests in flight, in order.
+// Direct, READ and WRITE above `rdmaThreshold` register a transfer buffer for that one I/O and let
+// the server move the bytes by RDMA (SMB2_CHANNEL_RDMA_V1_INVALIDATE on 3.0.2+, V1 on 3.0); large
+// I/O is split at the server's MaxRead/MaxWriteSize and pipelined, `window` requests in flight.
 import { randomBytes } from 'node:crypto';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { debuglog } from 'node:util';
@@ -21,12 +21,14 @@ import {
   encodeSmb2SetInfoRequest, encodeSmb2TreeConnectRequest, encodeSmb2WriteRequest, encodeSpnegoInit, encodeSpnegoResp, isSmb2Transform, msOfFileTime,
   ntstatusName, preauthContext, signingContext, smb2CreditCharge, splitSmb2Compound,
 } from '../../framing/smb2/index.js';
+import type { BufferDescriptor } from '../../framing/buffer-descriptor.js';
 import { Smb2StreamFramer, frameSmb2 } from '../providers/stream.js';
 import type { SmbDirectConnection } from '../smbdirect/connection.js';
 import { connect as smbdConnect } from '../smbdirect/server.js';
 import type { ProviderChoice } from '../smbdirect/server.js';
 import { ntHash, ntlmv2Response } from './auth/ntlm.js';
 import { Smb2Error } from './errors.js';
+import { IoBuffers } from './io-buffers.js';
 import { PreauthIntegrity } from './preauth.js';
 import { signMessage, signingKey, verifySignature } from './signing.js';
 
@@ -185,6 +187,8 @@ export class Smb2Client {
   readonly #wire: Wire;
   readonly #o: Required<Pick<Smb2ConnectOptions, 'rdmaThreshold' | 'window' | 'timeoutMs'>>;
   readonly #pending = new Map<bigint, Pending>();
+  /** Transfer buffers of READ/WRITE by RDMA, reused (their registrations are per I/O). */
+  readonly #ioBuffers = new IoBuffers();
   #nextId = 0n;
   #credits = 1;
   readonly #creditWaiters: Array<() => void> = [];
@@ -217,6 +221,12 @@ export class Smb2Client {
   /** The transport under the session: 'rdma' (SMB Direct) or 'tcp'. */
   get transport(): 'rdma' | 'tcp' {
     return this.#wire.rdma ? 'rdma' : 'tcp';
+  }
+
+  /** The SMB Direct connection under the session (undefined over TCP): its stats() show the
+   * registrations and RDMA traffic. */
+  get smbDirect(): SmbDirectConnection | undefined {
+    return this.#wire.rdma;
   }
 
   /** Whether requests are signed (every user session's are; guest and anonymous ones cannot be). */
@@ -253,7 +263,7 @@ export class Smb2Client {
     if (this.#sign && this.#signingKey && h.sessionId === this.sessionId && h.sessionId !== 0n) {
       // 3.2.5.1.3: a session that signs gets signed responses (errors before the session existed aside)
       if (!(h.flags & SMB2_FLAGS.SIGNED)) {
-        if (h.status === STATUS_SUCCESS || p.command !== SMB2_COMMAND.SESSION_SETUP) throw new Smb2Error(0xc0000022, `an unsigned response to command 0x${h.command.toString(16)} on a signed session`);
+        throw new Smb2Error(0xc0000022, `an unsigned response (${ntstatusName(h.status)}) to command 0x${h.command.toString(16)} on a signed session`);
       } else if (!verifySignature(this.#signingKey, this.#signingAlgorithm, pdu)) {
         throw new Smb2Error(0xc0000022 /* STATUS_ACCESS_DENIED */, `a response to command 0x${h.command.toString(16)} with a bad signature`);
       }
@@ -449,7 +459,7 @@ export class Smb2Client {
           debug('close: %s', (err as Error).message);
         }
       }
-      this._fail(Object.assign(new Error('closed by the client'), { code: 'ERR_SMB2_CLOSED' }));
+      this._fail(Object.assign(new Error('closed by the client'), { code: 'ERR_SMBD_CLOSED' }));
     })();
     return this.#closing;
   }
@@ -487,7 +497,7 @@ export class Smb2Client {
       ax: [FILE_WRITE_DATA | FILE_APPEND_DATA, FILE_DISPOSITION.CREATE],
     };
     const m = f[flags];
-    if (!m) throw Object.assign(new TypeError(`flags must be one of ${Object.keys(f).join(', ')}, got ${JSON.stringify(flags)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+    if (!m) throw Object.assign(new TypeError(`flags must be one of ${Object.keys(f).join(', ')}, got ${JSON.stringify(flags)}`), { code: 'ERR_SMBD_INVALID_ARGUMENT' });
     const access = m[0] | FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES * Number(flags !== 'r') | FILE_READ_EA | FILE_WRITE_EA * Number(flags !== 'r') | READ_CONTROL;
     const [res] = await this.#send([this.#create(path, access, m[1], FILE_OPTION.NON_DIRECTORY_FILE)]);
     Smb2Client.#check(res!, `open ${path}`);
@@ -686,9 +696,30 @@ export class Smb2Client {
     return total;
   }
 
+  /**
+   * A registration for one READ or WRITE by RDMA: a transfer buffer of the pool (a whole
+   * ArrayBuffer: what verbs can register; the caller's memory is never exposed to the server),
+   * registered for this I/O only, and the descriptor of its first `length` bytes.
+   */
+  #register(length: number, access: 'read' | 'write'): { buf: Uint8Array; descriptors: BufferDescriptor[]; release(): void } {
+    const view = this.#ioBuffers.take(length);
+    const whole = new Uint8Array(view.buffer, 0, view.buffer.byteLength);
+    let reg;
+    try {
+      reg = this.#wire.rdma!.registerBuffer(whole, access);
+    } catch (err) {
+      this.#ioBuffers.give(view);
+      throw err;
+    }
+    const d = reg.descriptors[0]!;
+    return {
+      buf: view, descriptors: [{ ...d, length }],
+      release: () => { reg.release(); this.#ioBuffers.give(view); },
+    };
+  }
+
   async #readPiece(h: Smb2FileHandle, into: Uint8Array, position: number): Promise<number> {
-    const rdma = this.#wire.rdma && into.length >= this.#o.rdmaThreshold ? this.#wire.rdma : undefined;
-    const reg = rdma?.registerBuffer(into, 'write');
+    const reg = this.#wire.rdma && into.length >= this.#o.rdmaThreshold ? this.#register(into.length, 'write') : undefined;
     try {
       const res = await this.#one(SMB2_COMMAND.READ, (hd) => encodeSmb2ReadRequest({
         header: hd, length: into.length, offset: BigInt(position), fileId: h.fileId, rdma: reg && { channel: this.#channel(), descriptors: reg.descriptors },
@@ -697,8 +728,9 @@ export class Smb2Client {
       if (st.status === STATUS_END_OF_FILE) return 0;
       const r = decodeSmb2ReadResponse(res);
       if (reg) {
-        // the bytes are already in `into`: the server wrote them before it answered
+        // the server RDMA-wrote the bytes before it answered: the response arrives after them
         if (r.data.length !== 0 || r.dataRemaining > into.length) throw new Smb2Error(0xc000000d, `read ${h.path}: a response placing ${r.dataRemaining} bytes (${r.data.length} inline) into ${into.length}`);
+        into.set(reg.buf.subarray(0, r.dataRemaining));
         this.stats.rdmaBytesRead += r.dataRemaining;
         return r.dataRemaining;
       }
@@ -727,9 +759,9 @@ export class Smb2Client {
   }
 
   async #writePiece(h: Smb2FileHandle, from: Uint8Array, position: number): Promise<number> {
-    const rdma = this.#wire.rdma && from.length >= this.#o.rdmaThreshold ? this.#wire.rdma : undefined;
-    const reg = rdma?.registerBuffer(from, 'read');
+    const reg = this.#wire.rdma && from.length >= this.#o.rdmaThreshold ? this.#register(from.length, 'read') : undefined;
     try {
+      reg?.buf.set(from);
       const res = await this.#one(SMB2_COMMAND.WRITE, (hd) => encodeSmb2WriteRequest(reg
         ? { header: hd, offset: BigInt(position), fileId: h.fileId, data: new Uint8Array(0), rdma: { channel: this.#channel(), descriptors: reg.descriptors }, remainingBytes: from.length }
         : { header: hd, offset: BigInt(position), fileId: h.fileId, data: from }), smb2CreditCharge(from.length));
