@@ -262,9 +262,10 @@ describe('smbdirect share (the command)', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
     let port = 0;
-    for (let i = 0; i < 300 && !port; i++) {
+    // the address and the smbclient line may come in separate chunks: wait for both
+    for (let i = 0; i < 300 && !(port && /smbclient: /.test(out)); i++) {
       port = Number(/listening on tcp [^ ]+:(\d+)/.exec(out)?.[1] ?? 0);
-      if (!port) await new Promise((r) => setTimeout(r, 100));
+      if (!(port && /smbclient: /.test(out))) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(port, out);
     assert.match(out, /smbclient: smbclient \/\/127\.0\.0\.1\/data -p \d+ -U alice/);

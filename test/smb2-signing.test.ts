@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 
 import { smb2 } from '../framing/index.js';
-import { aesCmac, computeSignature, signMessage, signingKey, smb3Kdf, verifySignature } from '../src/smb2/signing.js';
+import { aesCmac, computeSignature, signMessage, signingKey, smb3Kdf, verifyKsmbdReadSignature, verifySignature } from '../src/smb2/signing.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
@@ -71,6 +71,19 @@ describe('SMB2 signing ([MS-SMB2] 3.1.4.1, 3.1.4.2)', () => {
       g.setAAD(m); // its signature field is zero here
       g.final();
       assert.equal(hex(computeSignature(key, smb2.SMB2_SIGNING.AES_GMAC, m)), hex(g.getAuthTag()), `response ${response}, cancel ${cancel}`);
+    }
+  });
+
+  it("ksmbd's signature of a READ response whose data went by RDMA (over its 4-byte length prefix too) is accepted by that check only", () => {
+    const key = new Uint8Array(16).fill(7);
+    for (const alg of [smb2.SMB2_SIGNING.AES_CMAC, smb2.SMB2_SIGNING.AES_GMAC]) {
+      const rsp = smb2.encodeSmb2ReadResponse({ header: { messageId: 9n, flags: smb2.SMB2_FLAGS.SIGNED }, dataRemaining: 65536 });
+      const prefix = Uint8Array.of(0, 0, 0, rsp.length);
+      rsp.set(computeSignature(key, alg, rsp, prefix), 48);
+      assert.equal(verifySignature(key, alg, rsp), false, 'not a standard signature');
+      assert.equal(verifyKsmbdReadSignature(key, alg, rsp), true, "ksmbd's form");
+      rsp[64 + 8] ^= 1; // DataRemaining: still covered
+      assert.equal(verifyKsmbdReadSignature(key, alg, rsp), false, 'a changed byte fails it');
     }
   });
 });

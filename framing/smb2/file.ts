@@ -85,7 +85,6 @@ export function encodeSmb2ReadRequest(r: { header?: Omit<Smb2HeaderInit, 'comman
   putU32le(out, b + 32, checkUint('minimumCount', r.minimumCount ?? 0, 32));
   if (r.rdma) {
     putU32le(out, b + 36, r.rdma.channel);
-    putU32le(out, b + 40, r.length); // RemainingBytes: what the client's buffers hold (as Windows and cifs send it)
     putU16le(out, b + 44, b + 48);
     putU16le(out, b + 46, info.length);
     out.set(info, b + 48);
@@ -143,7 +142,9 @@ export function encodeSmb2WriteRequest(r: { header?: Omit<Smb2HeaderInit, 'comma
   const bytes = r.rdma ? checkUint('remainingBytes', r.remainingBytes ?? 0, 32) : r.data.length;
   const out = smb2Pdu(SMB2_COMMAND.WRITE, { ...r.header, creditCharge: r.header?.creditCharge ?? smb2CreditCharge(bytes) }, false, 49, 48 + Math.max(1, r.data.length + info.length));
   const b = SMB2_HEADER_SIZE;
-  putU16le(out, b + 2, b + 48);
+  // DataOffset 0 over an RDMA channel (no inline data), as cifs sends it: ksmbd refuses any other
+  // with STATUS_INVALID_PARAMETER
+  putU16le(out, b + 2, r.rdma ? 0 : b + 48);
   putU32le(out, b + 4, r.data.length);
   putU64le(out, b + 8, r.offset);
   writeFileId(out, b + 16, r.fileId);

@@ -65,6 +65,8 @@ export function aesCmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   return enc(x);
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** The 12-byte AES-GMAC nonce of a message (3.1.4.1): MessageId, then bit 0 set for a response
  * (SERVER_TO_REDIR) and bit 1 for a CANCEL request. */
 function gmacNonce(message: Uint8Array): Buffer {
@@ -76,12 +78,14 @@ function gmacNonce(message: Uint8Array): Buffer {
   return nonce;
 }
 
-/** The signature of one message (a compound's item on its own), its signature field taken as zero. */
-export function computeSignature(key: Uint8Array, algorithm: number, message: Uint8Array): Uint8Array {
+/** The signature of one message (a compound's item on its own), its signature field taken as zero;
+ * `prefix`: bytes the MAC covers before the message (see verifySignature). */
+export function computeSignature(key: Uint8Array, algorithm: number, message: Uint8Array, prefix: Uint8Array = EMPTY): Uint8Array {
   const before = message.subarray(0, SMB2_SIGNATURE_OFFSET), after = message.subarray(SMB2_SIGNATURE_OFFSET + SMB2_SIGNATURE_SIZE);
-  if (algorithm === SMB2_SIGNING.AES_CMAC) return aesCmac(key, before, ZERO16, after);
+  if (algorithm === SMB2_SIGNING.AES_CMAC) return aesCmac(key, prefix, before, ZERO16, after);
   if (algorithm === SMB2_SIGNING.AES_GMAC) {
     const g = createCipheriv('aes-128-gcm', key, gmacNonce(message));
+    if (prefix.length) g.setAAD(prefix);
     g.setAAD(before);
     g.setAAD(ZERO16);
     g.setAAD(after);
@@ -89,7 +93,7 @@ export function computeSignature(key: Uint8Array, algorithm: number, message: Ui
     return new Uint8Array(g.getAuthTag());
   }
   if (algorithm === SMB2_SIGNING.HMAC_SHA256) {
-    return new Uint8Array(createHmac('sha256', key).update(before).update(ZERO16).update(after).digest().subarray(0, 16));
+    return new Uint8Array(createHmac('sha256', key).update(prefix).update(before).update(ZERO16).update(after).digest().subarray(0, 16));
   }
   throw new RangeError(`unknown signing algorithm ${algorithm}`);
 }
@@ -100,8 +104,22 @@ export function signMessage(key: Uint8Array, algorithm: number, message: Uint8Ar
   message.set(computeSignature(key, algorithm, message), SMB2_SIGNATURE_OFFSET);
 }
 
-/** Whether `message`'s signature is the one `key` gives (compared in constant time). */
-export function verifySignature(key: Uint8Array, algorithm: number, message: Uint8Array): boolean {
-  const want = computeSignature(key, algorithm, message);
+/** Whether `message`'s signature is the one `key` gives (compared in constant time); with
+ * `prefix`, the one it gives over `prefix` and the message. */
+export function verifySignature(key: Uint8Array, algorithm: number, message: Uint8Array, prefix?: Uint8Array): boolean {
+  const want = computeSignature(key, algorithm, message, prefix);
   return timingSafeEqual(want, message.subarray(SMB2_SIGNATURE_OFFSET, SMB2_SIGNATURE_OFFSET + SMB2_SIGNATURE_SIZE));
+}
+
+/**
+ * The signature the Linux kernel's ksmbd gives a READ response without inline data (placed by RDMA,
+ * or an error response): its smb2_set_sign_rsp/smb3_set_sign_rsp (fs/smb/server/smb2pdu.c) take a READ response to
+ * be two buffers, header and data, and with no data buffer sign the one before the response
+ * instead, the 4-byte RFC 1002 length in front of it (big-endian; seen on 6.1.192). The MAC still
+ * covers every byte of the message: a client accepts this form for such READ responses only.
+ */
+export function verifyKsmbdReadSignature(key: Uint8Array, algorithm: number, message: Uint8Array): boolean {
+  const prefix = new Uint8Array(4);
+  new DataView(prefix.buffer).setUint32(0, message.length, false);
+  return verifySignature(key, algorithm, message, prefix);
 }

@@ -416,3 +416,70 @@ describe('security descriptors ([MS-DTYP] 2.4.6, self-relative)', () => {
     }, 45);
   });
 });
+
+describe('the client side of READ/WRITE and the information a server returns', () => {
+  const fileId = { persistent: 0x1122334455667788n, volatile: 0x99aabbccddeeff00n };
+  const descriptors = [{ offset: 0x7f0000001000n, token: 0xabcd1234, length: 1 << 20 }];
+
+  it('READ with an RDMA channel: the descriptors at Buffer, RemainingBytes 0 (a read-ahead hint), CreditCharge for the length', () => {
+    const pdu = smb2.encodeSmb2ReadRequest({ header: { messageId: 9n }, length: 1 << 20, offset: 4096n, fileId, rdma: { channel: smb2.SMB2_CHANNEL.RDMA_V1_INVALIDATE, descriptors } });
+    const r = smb2.decodeSmb2ReadRequest(pdu);
+    assert.deepEqual({ length: r.length, offset: r.offset, channel: r.channel, remainingBytes: r.remainingBytes, descriptors: r.descriptors, charge: r.header.creditCharge },
+      { length: 1 << 20, offset: 4096n, channel: 2, remainingBytes: 0, descriptors, charge: 16 });
+    assert.throws(() => smb2.encodeSmb2ReadRequest({ length: 1, offset: 0n, fileId, rdma: { channel: 3, descriptors } }), { code: 'ERR_FRAMING_INVALID_ARGUMENT' });
+    assert.throws(() => smb2.encodeSmb2ReadRequest({ length: 1, offset: 0n, fileId, rdma: { channel: 1, descriptors: [] } }), { code: 'ERR_FRAMING_INVALID_ARGUMENT' });
+  });
+
+  it('WRITE with an RDMA channel: Length and DataOffset 0 (ksmbd refuses any other), RemainingBytes the bytes, the descriptors at Buffer', () => {
+    const pdu = smb2.encodeSmb2WriteRequest({ offset: 0n, fileId, data: new Uint8Array(0), rdma: { channel: smb2.SMB2_CHANNEL.RDMA_V1, descriptors }, remainingBytes: 1 << 20 });
+    assert.equal(pdu[64 + 2]! | (pdu[64 + 3]! << 8), 0, 'DataOffset');
+    const w = smb2.decodeSmb2WriteRequest(pdu);
+    assert.deepEqual({ channel: w.channel, remainingBytes: w.remainingBytes, data: w.data.length, descriptors: w.descriptors, charge: w.header.creditCharge },
+      { channel: 1, remainingBytes: 1 << 20, data: 0, descriptors, charge: 16 });
+    assert.throws(() => smb2.encodeSmb2WriteRequest({ offset: 0n, fileId, data: new Uint8Array(1), rdma: { channel: 1, descriptors }, remainingBytes: 1 }), { code: 'ERR_FRAMING_INVALID_ARGUMENT' });
+    assert.equal(smb2.decodeSmb2WriteResponse(smb2.encodeSmb2WriteResponse({ header: { messageId: 3n }, count: 12345 })).count, 12345);
+  });
+
+  const st = { creationTime: 1n, lastAccessTime: 2n, lastWriteTime: 3n, changeTime: 4n, endOfFile: 5000n, allocationSize: 8192n, attributes: 0x20, fileId: 77n, nlink: 2, isDirectory: false };
+
+  it('directory entries decode as the server encodes them, names, short names and ids included', () => {
+    const dir = { ...st, attributes: smb2.FILE_ATTRIBUTE.DIRECTORY, isDirectory: true, fileId: 78n };
+    for (const cls of [smb2.FILE_INFO.ID_BOTH_DIRECTORY, smb2.FILE_INFO.BOTH_DIRECTORY, smb2.FILE_INFO.DIRECTORY, smb2.FILE_INFO.FULL_DIRECTORY, smb2.FILE_INFO.ID_FULL_DIRECTORY]) {
+      const { buffer, count } = smb2.chainDirectoryEntries([smb2.encodeDirectoryEntry(cls, 'a file.txt', st, 'AFILE~1.TXT'), smb2.encodeDirectoryEntry(cls, 'sub dir', dir)], 65536);
+      assert.equal(count, 2);
+      const e = smb2.decodeDirectoryEntries(cls, buffer);
+      const hasId = cls === smb2.FILE_INFO.ID_BOTH_DIRECTORY || cls === smb2.FILE_INFO.ID_FULL_DIRECTORY;
+      assert.deepEqual(e.map((x) => [x.name, x.isDirectory, x.endOfFile, x.fileId]), [['a file.txt', false, 5000n, hasId ? 77n : 0n], ['sub dir', true, 5000n, hasId ? 78n : 0n]]);
+      if (cls === smb2.FILE_INFO.ID_BOTH_DIRECTORY) assert.equal(e[0]!.shortName, 'AFILE~1.TXT');
+    }
+  });
+
+  it('malformed directory listings are typed errors: a cut entry, a name or NextEntryOffset leaving the buffer, an unaligned or backward offset', () => {
+    const cls = smb2.FILE_INFO.ID_BOTH_DIRECTORY;
+    const { buffer } = smb2.chainDirectoryEntries([smb2.encodeDirectoryEntry(cls, 'x', st), smb2.encodeDirectoryEntry(cls, 'y', st)], 65536);
+    const bad = (mutate: (b: Uint8Array) => void, what: string) => {
+      const b = Uint8Array.from(buffer);
+      mutate(b);
+      assert.throws(() => smb2.decodeDirectoryEntries(cls, b), { code: 'ERR_SMB2_BAD_REQUEST' }, what);
+    };
+    bad((b) => b.fill(0, 0, 4).set([5], 0), 'NextEntryOffset inside the entry');
+    bad((b) => new DataView(b.buffer).setUint32(0, 0x10000, true), 'NextEntryOffset past the buffer');
+    bad((b) => new DataView(b.buffer).setUint32(0, 113, true), 'NextEntryOffset unaligned');
+    bad((b) => new DataView(b.buffer).setUint32(60, 0xfffffff0, true), 'FileNameLength past the buffer');
+    bad((b) => new DataView(b.buffer).setUint32(60, 1, true), 'odd FileNameLength');
+    assert.throws(() => smb2.decodeDirectoryEntries(cls, buffer.subarray(0, 50)), { code: 'ERR_SMB2_BAD_REQUEST' }, 'cut short');
+    assert.throws(() => smb2.decodeDirectoryEntries(smb2.FILE_INFO.NAMES, buffer), { code: 'ERR_SMB2_BAD_REQUEST' }, 'a class not decoded');
+    assert.throws(() => smb2.decodeDirectoryEntries(cls, buffer, 1), { code: 'ERR_SMB2_BAD_REQUEST' }, 'more entries than allowed');
+    mutationsDecodeOrFail(buffer, (b) => smb2.decodeDirectoryEntries(cls, b), (err) => assert.equal((err as SmbDirectProtocolError).code, 'ERR_SMB2_BAD_REQUEST'), 21, 2000);
+  });
+
+  it('FileAllInformation decodes as the server encodes it; shorter than 100 bytes or a name past its end is a typed error', () => {
+    const b = smb2.encodeFileInfo(smb2.FILE_INFO.ALL, { st, deletePending: true, position: 0n, accessMask: 0x1f01ff, mode: 0, name: '\\dir\\f.txt' })!;
+    const a = smb2.decodeFileAllInfo(b);
+    assert.deepEqual({ ...a }, { ...st, deletePending: true, name: '\\dir\\f.txt' });
+    assert.throws(() => smb2.decodeFileAllInfo(b.subarray(0, 99)), { code: 'ERR_SMB2_BAD_REQUEST' });
+    const long = Uint8Array.from(b);
+    new DataView(long.buffer).setUint32(96, 1000, true);
+    assert.throws(() => smb2.decodeFileAllInfo(long), { code: 'ERR_SMB2_BAD_REQUEST' });
+  });
+});

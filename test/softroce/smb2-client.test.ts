@@ -35,8 +35,11 @@ if (requireVm()) {
     before(async () => {
       const r = await runCommand('bash', ['ci/guest/kernel-smb.sh', 'load'], 120_000);
       assert.equal(r.code, 0, `kernel-smb.sh load: ${r.stderr}${r.stdout}`);
-      ours = processCounts();
       ksmbd = await startKsmbd(USER, PASS);
+      // librdmacm keeps a protection domain per device it has used for the life of the process:
+      // one connection on each device first, then the baseline
+      for (const p of PATHS) await (await connect({ host: p.ip, port: ksmbd.port, share: 'share', username: USER, password: PASS, transport: 'rdma', provider: p.provider })).close();
+      ours = processCounts();
     });
     after(async () => {
       await ksmbd?.stop();
@@ -63,7 +66,10 @@ if (requireVm()) {
           assert.equal(c.stats.rdmaBytesRead, 64 * MiB, 'every read byte by RDMA (ksmbd wrote them into our registrations)');
           const conn = c.smbDirect!.stats();
           assert.equal(conn.registrationsInUse, 0, 'every per-I/O registration released');
-          assert.ok(conn.remoteInvalidations > 0, 'ksmbd invalidated our tokens with its responses (RDMA_V1_INVALIDATE)');
+          // siw reports a remote invalidation to kernel consumers only (README, Limits): there our
+          // QP never sees one, and the client releases its tokens itself
+          if (!(p.provider === 'verbs' && p.ip === siw.ip)) assert.ok(conn.remoteInvalidations > 0, 'ksmbd invalidated our tokens with its responses (RDMA_V1_INVALIDATE)');
+          console.log(`${p.name}: ${JSON.stringify(c.stats)}, remote invalidations ${conn.remoteInvalidations}`);
           const st = await c.stat(`${top}/big.bin`);
           assert.equal(st.size, 64 * MiB);
           await c.rename(`${top}/small.txt`, `${top}/sub/moved.txt`);
