@@ -122,7 +122,7 @@ for (const make of [() => ourServer('tcp'), () => ourServer('rdma'), samba]) {
       const chunks = Array.from({ length: Math.ceil(data.length / 700_000) }, (_, i) => data.subarray(i * 700_000, (i + 1) * 700_000));
       await pipeline(Readable.from(chunks), c.createWriteStream('s.bin'));
       const got: Buffer[] = [];
-      await pipeline(c.createReadStream('s.bin', { highWaterMark: 3 * MiB }), async function* (src: AsyncIterable<Buffer>) { for await (const b of src) got.push(b); });
+      for await (const b of c.createReadStream('s.bin', { highWaterMark: 3 * MiB })) got.push(b as Buffer);
       assert.equal(sha(Buffer.concat(got)), sha(data));
       const part: Buffer[] = [];
       for await (const b of c.createReadStream('s.bin', { start: 1000, end: 1000 + 2 * MiB - 1 })) part.push(b as Buffer);
@@ -133,7 +133,7 @@ for (const make of [() => ourServer('tcp'), () => ourServer('rdma'), samba]) {
       w.end(Buffer.alloc(10));
       await once(w, 'finish');
       assert.equal((await c.stat('bp.bin')).size, 128 * 1024 + 10);
-      await assert.rejects(pipeline(c.createReadStream('missing.bin'), async function* (src: AsyncIterable<Buffer>) { for await (const _ of src) yield _; }), { code: 'ENOENT' });
+      await assert.rejects((async () => { for await (const _ of c.createReadStream('missing.bin')) void _; })(), { code: 'ENOENT' });
       await c.rm('s.bin');
       await c.rm('bp.bin');
     });
