@@ -6,7 +6,7 @@
 // a connection cut mid-read. Every promise settles; no registration is left.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer as createTcpServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Smb2Client, type Smb2ConnectOptions, connect, createServer } from '../src/smb2/index.js';
 import { FaultProxy, faultAt } from './support/fault-proxy.js';
 import { startSmbd } from './support/samba.js';
+import { runCli } from './support.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const MiB = 1 << 20;
@@ -218,5 +219,45 @@ describe('SMB3 client against a hostile or dying server', () => {
     const next = await connect(s.options());
     assert.equal((await next.stat('big.bin')).size, 64 * MiB);
     await next.close();
+  });
+});
+
+describe('smbdirect cp / ls (the client from the command line)', () => {
+  it('copies a file to and from a share over SMB Direct and TCP byte-identical, lists it; a missing file, a wrong password and usage errors have their exit codes', async (t) => {
+    const s = await ourServer('rdma');
+    t.after(() => s.stop());
+    const tcp = await s.server.listen({ transport: 'tcp', host: '127.0.0.1', port: 0 });
+    const local = mkdtempSync(join(tmpdir(), 'smb2-cp-'));
+    t.after(() => rmSync(local, { recursive: true, force: true }));
+    const data = randomBytes(3 * MiB + 7);
+    writeFileSync(join(local, 'up.bin'), data);
+    const rdmaUrl = `smb://alice:${PASS}@127.0.0.1:${s.options().port}/share`;
+    const tcpUrl = `smb://alice:${PASS}@127.0.0.1:${tcp.port}/share`;
+    const rdma = ['--transport', 'rdma', '--provider', 'iwarp-tcp'];
+    // to a share's root (the file keeps its name), back over TCP, then share to share
+    const up = await runCli(['cp', join(local, 'up.bin'), `${rdmaUrl}/`, ...rdma]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /copied \(rdma\) 3145735 bytes in [\d.]+ s \([\d.]+ MB\/s\)/);
+    const down = await runCli(['cp', `${tcpUrl}/up.bin`, join(local, 'down.bin'), '--transport', 'tcp']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(sha(readFileSync(join(local, 'down.bin'))), sha(data));
+    // 'auto': SMB Direct where it answers (the first URL), TCP where it does not (the second)
+    const across = await runCli(['cp', `${rdmaUrl}/up.bin`, `${tcpUrl}/copy.bin`, '--transport', 'auto', '--provider', 'iwarp-tcp']);
+    assert.equal(across.code, 0, across.stderr);
+    assert.match(across.stdout, /copied \(rdma\/tcp\)/);
+    const ls = await runCli(['ls', tcpUrl, '--transport', 'tcp']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.deepEqual(ls.stdout.trim().split('\n').map((l) => l.split(/\s+/).filter(Boolean)).map((f) => [f[0], f[1], f.at(-1)]),
+      [['-', '3145735', 'copy.bin'], ['-', '3145735', 'up.bin']]);
+    const missing = await runCli(['cp', `${tcpUrl}/nope.bin`, join(local, 'x'), '--transport', 'tcp']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /ENOENT/);
+    const badPass = await runCli(['ls', `smb://alice:wrong@127.0.0.1:${tcp.port}/share`, '--transport', 'tcp']);
+    assert.equal(badPass.code, 1);
+    assert.match(badPass.stderr, /STATUS_LOGON_FAILURE/);
+    for (const args of [['cp', join(local, 'a'), join(local, 'b')], ['cp', tcpUrl], ['ls', '/tmp'], ['cp', 'a', 'b', '--bogus']]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    }
   });
 });

@@ -89,7 +89,7 @@ else
   glog "dist/bench/verbs.js not built: perftest references only"
 fi
 # the completion-queue and SMB Direct benches, each with its own perftest references in this boot
-for b in bench/completion.sh bench/smbdirect.sh bench/smb2.sh; do
+for b in bench/completion.sh bench/smbdirect.sh bench/smb2.sh bench/smb2-client.sh; do
   [ -f "dist/${b%.sh}.js" ] || { glog "dist/${b%.sh}.js not built: $b skipped"; continue; }
   glog "$b"
   bash "$b"

@@ -1,4 +1,4 @@
-// The `smbdirect` command: devices, serve, bench, demo. Exit codes in args.ts (EXIT) and
+// The `smbdirect` command: devices, serve, bench, demo, share, cp, ls. Exit codes in args.ts (EXIT) and
 // docs/cli.md: 0 ok, 1 the work failed, 2 usage error, 130 interrupted.
 import { readFileSync } from 'node:fs';
 
@@ -6,6 +6,7 @@ import { EXIT, UsageError, describeError } from './args.js';
 import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { devicesCommand } from './devices.js';
+import { cpCommand, lsCommand } from './files.js';
 import { serveCommand } from './serve.js';
 import { shareCommand } from './share.js';
 
@@ -20,6 +21,8 @@ Commands:
   bench     measure a server: message rate, throughput, RDMA placement, latency
   demo      server and client in this process on loopback: a short run of each (npm start)
   share     serve a directory as an SMB3 share (TCP and SMB Direct)
+  cp        copy a file to, from or between SMB3 servers (smb://user@host/share/path)
+  ls        list a directory of an SMB3 share
 
 Run \`smbdirect <command> --help\` for its options.
 Exit codes: 0 ok, 1 the work failed (no connection, a transfer error), 2 usage error,
@@ -37,7 +40,7 @@ function packageVersion(): string {
 }
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
-  devices: devicesCommand, serve: serveCommand, bench: benchCommand, demo: demoCommand, share: shareCommand,
+  devices: devicesCommand, serve: serveCommand, bench: benchCommand, demo: demoCommand, share: shareCommand, cp: cpCommand, ls: lsCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -64,6 +64,8 @@ export interface Smb2ConnectOptions {
   rdmaThreshold?: number;
   /** Requests of one large read or write in flight at once (default 8). */
   window?: number;
+  /** The largest READ/WRITE request (default: the server's MaxReadSize/MaxWriteSize; cifs uses 1 MiB). */
+  maxIoSize?: number;
   /** Deadline of each request (default 60 s; a request the server answered STATUS_PENDING waits
    * for its final response up to this long again). */
   timeoutMs?: number;
@@ -391,8 +393,9 @@ export class Smb2Client {
     const neg = decodeSmb2NegotiateResponse(negRes);
     if (!dialects.includes(neg.dialect)) throw new Smb2Error(0xc00000bb, `the server chose dialect 0x${neg.dialect.toString(16)}, which was not offered`);
     this.dialect = neg.dialect;
-    this.maxRead = Math.min(neg.maxReadSize, this.#wire.maxRdma ?? Infinity);
-    this.maxWrite = Math.min(neg.maxWriteSize, this.#wire.maxRdma ?? Infinity);
+    const cap = Math.min(this.#wire.maxRdma ?? Infinity, o.maxIoSize ?? Infinity);
+    this.maxRead = Math.min(neg.maxReadSize, cap);
+    this.maxWrite = Math.min(neg.maxWriteSize, cap);
     this.maxTransact = neg.maxTransactSize;
     if (this.maxRead < 4096 || this.maxWrite < 4096) throw new Smb2Error(0xc00000bb, `MaxReadSize ${this.maxRead} / MaxWriteSize ${this.maxWrite}: too small`);
     this.#serverSigningRequired = (neg.securityMode & SMB2_NEGOTIATE_SIGNING_REQUIRED) !== 0;
