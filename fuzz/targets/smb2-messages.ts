@@ -1,5 +1,6 @@
 // The SMB2 layer's decoders (framing/smb2/): the first byte picks one, the rest is its input.
-// 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse,
+// 0: decodeSmb2NegotiateRequest (+ splitSmb2Compound), 1: decodeSmb2NegotiateResponse and what the
+// client decodes (READ/WRITE/CREATE responses, directory entries, FileAllInformation),
 // 2: decodeSpnego, 3: NTLMSSP (NEGOTIATE / CHALLENGE / AUTHENTICATE by MessageType), 4: the other
 // requests a server decodes (SESSION_SETUP, TREE_CONNECT, IOCTL + VALIDATE_NEGOTIATE_INFO, CREATE, CLOSE,
 // FLUSH, LOCK, CANCEL, OPLOCK_BREAK, a TRANSFORM_HEADER, a security descriptor), each tried on the same bytes. What decodes
@@ -28,6 +29,15 @@ export function fuzz(data: Buffer): void {
     case 1: {
       const r = decode('decodeSmb2NegotiateResponse', () => smb2.decodeSmb2NegotiateResponse(input));
       if (r) check(r.securityBuffer.byteOffset >= input.byteOffset && r.securityBuffer.byteOffset + r.securityBuffer.length <= input.byteOffset + input.length, 'a security buffer outside the PDU');
+      // what the client decodes of a server's responses
+      const rd = decode('decodeSmb2ReadResponse', () => smb2.decodeSmb2ReadResponse(input));
+      if (rd) check(rd.data.byteOffset + rd.data.length <= input.byteOffset + input.length, 'READ data outside the PDU');
+      decode('decodeSmb2WriteResponse', () => smb2.decodeSmb2WriteResponse(input));
+      decode('decodeSmb2CreateResponse', () => smb2.decodeSmb2CreateResponse(input));
+      const entries = decode('decodeDirectoryEntries', () => smb2.decodeDirectoryEntries(smb2.FILE_INFO.ID_BOTH_DIRECTORY, input));
+      if (entries) check(entries.reduce((n, e) => n + 104 + 2 * e.name.length, 0) <= input.length * 1.01 + 104, 'directory entries larger than their buffer');
+      const all = decode('decodeFileAllInfo', () => smb2.decodeFileAllInfo(input));
+      if (all) check(100 + 2 * all.name.length <= input.length, 'a FileAllInformation name past its buffer');
       return;
     }
     case 2: {
