@@ -12,13 +12,12 @@
 // cifs runs in a dd child process (its page cache bypassed with O_DIRECT); ours in this process,
 // its source and destination buffers in memory. Ours signs every request; cifs signs nothing (it
 // does not offload I/O to RDMA on a signed session). Both move the bulk bytes by RDMA.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { connect } from '../src/smb2/index.js';
-import { startKsmbd } from '../test/softroce/ksmbd.js';
+import { ok, run, startKsmbd } from '../test/softroce/ksmbd.js';
 
 const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
 const MiB = 1 << 20;
@@ -31,24 +30,7 @@ const DEVICES = [
   { name: process.env.SMBDIRECT_SIW_DEV ?? 'siw0', ip: process.env.SMBDIRECT_SIW_IP ?? '10.99.1.1' },
 ];
 
-function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<{ code: number | null; out: string; ms: number }> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d; });
-    child.stderr.on('data', (d: Buffer) => { out += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')}: still running after ${timeoutMs} ms`)); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, out, ms: performance.now() - t0 }); });
-  });
-}
-
-async function ok(cmd: string, args: string[]): Promise<number> {
-  const r = await run(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${r.out}`);
-  return r.ms;
-}
+const dd = async (args: string[]) => (await ok('dd', args, 300_000)).ms;
 
 const dropCaches = () => writeFileSync('/proc/sys/vm/drop_caches', '3');
 const WORKLOADS = ['write 1 MiB, serial', 'read 1 MiB, serial', 'write 8 MiB, pipelined (1 MiB requests)', 'read 8 MiB, pipelined (1 MiB requests)'] as const;
@@ -65,7 +47,6 @@ async function cifs(ip: string, port: number, src: string, scratch: string): Pro
   mkdirSync(mnt, { recursive: true });
   await ok('mount', ['-t', 'cifs', '-o', `rdma,vers=3.1.1,port=${port},username=${USER},password=${PASS},actimeo=0`, `//${ip}/share`, mnt]);
   try {
-    const dd = (args: string[]) => ok('dd', args);
     return {
       'write 1 MiB, serial': await best(() => dd([`if=${src}`, `of=${mnt}/s.bin`, 'bs=1M', `count=${SIZE / MiB}`, 'oflag=direct'])),
       'read 1 MiB, serial': await best(() => { dropCaches(); return dd([`if=${mnt}/s.bin`, 'of=/dev/null', 'bs=1M', 'iflag=direct']); }),
@@ -110,7 +91,7 @@ async function main(): Promise<void> {
     console.error('bench/smb2-client.ts runs in the soft-RoCE VM: npx tsc -p tsconfig.json && bash ci/softroce.sh bench/smb2-client.sh');
     process.exit(2);
   }
-  await ok('bash', ['ci/guest/kernel-smb.sh', 'load']);
+  await ok('bash', ['ci/guest/kernel-smb.sh', 'load'], 120_000);
   const scratch = mkdtempSync('/tmp/smb2-client-bench-');
   const src = join(scratch, 'src.bin');
   const data = randomBytes(SIZE);

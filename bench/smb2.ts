@@ -13,13 +13,12 @@
 //   one (actimeo=0: every stat asks the server), each by one shell process.
 // The wall time of the dd or shell process; best of REPS (TCG noise is large). Our server runs in
 // this process; every client operation runs in a child process.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type Smb2Server, createServer } from '../src/smb2/index.js';
-import { KSMBD_DIR, KSMBD_PORT, startKsmbd } from '../test/softroce/ksmbd.js';
+import { KSMBD_DIR, KSMBD_PORT, ok, run, startKsmbd } from '../test/softroce/ksmbd.js';
 
 const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
 const MiB = 1 << 20;
@@ -34,30 +33,6 @@ const DEVICES: Device[] = [
   { name: process.env.SMBDIRECT_RXE_DEV ?? 'rxe0', ip: process.env.SMBDIRECT_RXE_IP ?? '10.99.0.1', ourPort: 445 },
   { name: process.env.SMBDIRECT_SIW_DEV ?? 'siw0', ip: process.env.SMBDIRECT_SIW_IP ?? '10.99.1.1', ourPort: 5445 },
 ];
-
-interface Result { code: number | null; stdout: string; stderr: string; ms: number }
-
-function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<Result> {
-  const t0 = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')}: still running after ${timeoutMs} ms`)); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
-    });
-  });
-}
-
-async function ok(cmd: string, args: string[], timeoutMs?: number): Promise<Result> {
-  const r = await run(cmd, args, timeoutMs);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${r.stderr}${r.stdout}`);
-  return r;
-}
 
 interface Target { server: 'ours' | 'ksmbd'; device: Device; port: number; share: string; dir: string }
 

@@ -745,20 +745,8 @@ export class Smb2Client {
 
   /** @internal: reads into `into` from `position`, split at MaxReadSize and pipelined; the bytes
    * read (short only at the end of the file). */
-  async _readInto(h: Smb2FileHandle, into: Uint8Array, position: number): Promise<number> {
-    if (into.length === 0) return 0;
-    const size = this.maxRead;
-    const count = Math.ceil(into.length / size);
-    const results = await this.#pipeline(count, (i) => this.#readPiece(h, into.subarray(i * size, Math.min(into.length, (i + 1) * size)), position + i * size),
-      (i, n) => n < Math.min(size, into.length - i * size));
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const n = results[i];
-      if (n === undefined) break;
-      total += n;
-      if (n < Math.min(size, into.length - i * size)) break;
-    }
-    return total;
+  _readInto(h: Smb2FileHandle, into: Uint8Array, position: number): Promise<number> {
+    return this.#split(into, this.maxRead, (piece, at) => this.#readPiece(h, piece, position + at));
   }
 
   /**
@@ -809,16 +797,23 @@ export class Smb2Client {
   }
 
   /** @internal: writes `from` at `position`, split at MaxWriteSize and pipelined. */
-  async _writeFrom(h: Smb2FileHandle, from: Uint8Array, position: number): Promise<number> {
-    if (from.length === 0) return 0;
-    const size = this.maxWrite;
-    const count = Math.ceil(from.length / size);
-    const results = await this.#pipeline(count, (i) => this.#writePiece(h, from.subarray(i * size, Math.min(from.length, (i + 1) * size)), position + i * size),
-      (i, n) => n < Math.min(size, from.length - i * size));
+  _writeFrom(h: Smb2FileHandle, from: Uint8Array, position: number): Promise<number> {
+    return this.#split(from, this.maxWrite, (piece, at) => this.#writePiece(h, piece, position + at));
+  }
+
+  /** `buf` in pieces of `size` bytes, `window` of them in flight; the bytes done in order up to the
+   * first piece that came back short (the end of the file, a short write): none after it counts. */
+  async #split(buf: Uint8Array, size: number, io: (piece: Uint8Array, at: number) => Promise<number>): Promise<number> {
+    if (buf.length === 0) return 0;
+    const count = Math.ceil(buf.length / size);
+    const want = (i: number) => Math.min(size, buf.length - i * size);
+    const results = await this.#pipeline(count, (i) => io(buf.subarray(i * size, i * size + want(i)), i * size), (i, n) => n < want(i));
     let total = 0;
-    for (const n of results) {
+    for (let i = 0; i < count; i++) {
+      const n = results[i];
       if (n === undefined) break;
       total += n;
+      if (n < want(i)) break;
     }
     return total;
   }

@@ -13,9 +13,12 @@ const tool = (name: string) => (existsSync(`${TOOLS}/${name}`) ? `${TOOLS}/${nam
 /** With an iWARP device present ksmbd listens on 5445 on every device. */
 export const KSMBD_PORT = 5445;
 
-interface Result { code: number | null; stdout: string; stderr: string }
+/** A finished child process: its exit code, output, and wall time. */
+export interface RunResult { code: number | null; stdout: string; stderr: string; ms: number }
 
-function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<Result> {
+/** Runs `cmd` to its end (killed, and rejected, after `timeoutMs`). */
+export function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<RunResult> {
+  const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
@@ -23,11 +26,12 @@ function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<Result> {
     child.stderr.on('data', (d: Buffer) => { stderr += d; });
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')}: still running after ${timeoutMs} ms`)); }, timeoutMs);
     child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: performance.now() - t0 }); });
   });
 }
 
-async function ok(cmd: string, args: string[], timeoutMs?: number): Promise<Result> {
+/** run(), rejecting unless it exits 0 (with its output in the message). */
+export async function ok(cmd: string, args: string[], timeoutMs?: number): Promise<RunResult> {
   const r = await run(cmd, args, timeoutMs);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${r.stderr}${r.stdout}`);
   return r;
