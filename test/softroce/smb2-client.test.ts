@@ -3,13 +3,15 @@
 // verbs provider and over the software iWARP provider to siw0 (ksmbd listens on 5445 on every
 // device when an iWARP one is present). On each: readdir, mkdir, 64 MiB written and read back
 // byte-identical with every bulk byte moved by ksmbd's RDMA Read/Write into our per-I/O
-// registrations (the client's counters and its SMB Direct connection's), rename, rm, stat, every
+// registrations (the client's counters and its SMB Direct connection's), a range copied through
+// createReadStream/createWriteStream, rename, rm, stat, every
 // response signed and verified; a wrong password is STATUS_LOGON_FAILURE and a missing file
 // ENOENT, as typed errors. Nothing leaks: registrations, queue pairs, fds.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { connect } from '../../src/smb2/index.js';
@@ -72,6 +74,9 @@ if (requireVm()) {
           console.log(`${p.name}: ${JSON.stringify(c.stats)}, remote invalidations ${conn.remoteInvalidations}`);
           const st = await c.stat(`${top}/big.bin`);
           assert.equal(st.size, 64 * MiB);
+          // streams: a copy on the server through createReadStream and createWriteStream
+          await pipeline(c.createReadStream(`${top}/big.bin`, { start: MiB, end: 9 * MiB - 1 }), c.createWriteStream(`${top}/part.bin`));
+          assert.equal(sha(readFileSync(join(KSMBD_DIR, top, 'part.bin'))), sha(data.subarray(MiB, 9 * MiB)), 'a streamed range');
           await c.rename(`${top}/small.txt`, `${top}/sub/moved.txt`);
           assert.equal(String(await c.readFile(`${top}/sub/moved.txt`)), 'hello ksmbd');
           await assert.rejects(c.readFile(`${top}/small.txt`), { name: 'Smb2Error', code: 'ENOENT' });
