@@ -186,6 +186,37 @@ describe('SMB3 client against a hostile or dying server', () => {
     await c.close();
   });
 
+  it('a server that grants no credits: the next request rejects with ETIMEDOUT within timeoutMs, it does not wait forever', async (t) => {
+    const s = await ourServer('tcp');
+    t.after(() => s.stop());
+    // a proxy that zeroes CreditResponse (header bytes 14-15) of every response
+    const proxy = createTcpServer((client) => {
+      const up = tcpConnect({ host: '127.0.0.1', port: s.options().port! });
+      client.on('error', () => {});
+      up.on('error', () => {});
+      client.pipe(up);
+      let pending = Buffer.alloc(0);
+      up.on('data', (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 4 && pending.length >= 4 + pending.readUIntBE(1, 3)) {
+          const n = 4 + pending.readUIntBE(1, 3);
+          const frame = Buffer.from(pending.subarray(0, n));
+          pending = pending.subarray(n);
+          frame[4 + 14] = 0;
+          frame[4 + 15] = 0;
+          client.write(frame);
+        }
+      });
+      client.on('close', () => up.destroy());
+      up.on('close', () => client.destroy());
+    }).listen(0, '127.0.0.1');
+    t.after(() => proxy.close());
+    await once(proxy, 'listening');
+    const t0 = Date.now();
+    await assert.rejects(connect({ ...s.options(), port: (proxy.address() as AddressInfo).port, timeoutMs: 500 }), { code: 'ETIMEDOUT', message: /granted no credits/ });
+    assert.ok(Date.now() - t0 < 10_000, 'rejected at its deadline');
+  });
+
   it('a connection cut in the middle of a 32 MiB write over SMB Direct: the write rejects, no registration is left', async (t) => {
     const s = await ourServer('rdma');
     t.after(() => s.stop());

@@ -310,9 +310,20 @@ export class Smb2Client {
 
   /** Waits until `charge` credits are there and takes them (a request may never run ahead of them). */
   async #takeCredits(charge: number): Promise<void> {
+    // bounded like a response: a server that grants nothing (and has nothing outstanding that
+    // could) would otherwise leave the request waiting forever
+    const deadline = performance.now() + this.#o.timeoutMs;
     while (this.#credits < charge) {
       if (this.#error) throw this.#closedError();
-      await new Promise<void>((r) => this.#creditWaiters.push(r));
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw Object.assign(new Error(`the server granted no credits for ${this.#o.timeoutMs} ms (${this.#credits} held, ${charge} needed)`), { code: 'ETIMEDOUT' });
+      }
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, left);
+        timer.unref();
+        this.#creditWaiters.push(() => { clearTimeout(timer); r(); });
+      });
     }
     if (this.#error) throw this.#closedError();
     this.#credits -= charge;
