@@ -116,6 +116,8 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** A compound's later items resolve through the first's message: each has its own entry. */
   command: number;
+  /** The session the request was sent on (0 before SESSION_SETUP's first response). */
+  sessionId: bigint;
 }
 
 const CREDIT_TARGET = 512;
@@ -263,6 +265,10 @@ export class Smb2Client {
       p.timer.refresh();
       return;
     }
+    if (this.#sign && p.sessionId !== 0n && h.sessionId !== p.sessionId) {
+      // a signed session's response must name it: one without its SessionId would skip the check below
+      throw new Smb2Error(0xc0000022, `a response to command 0x${h.command.toString(16)} for session 0x${h.sessionId.toString(16)}, sent on 0x${p.sessionId.toString(16)}`);
+    }
     if (this.#sign && this.#signingKey && h.sessionId === this.sessionId && h.sessionId !== 0n) {
       // 3.2.5.1.3: a session that signs gets signed responses (errors before the session existed aside)
       if (!(h.flags & SMB2_FLAGS.SIGNED)) {
@@ -354,7 +360,7 @@ export class Smb2Client {
           reject(Object.assign(new Error(`no response to command 0x${item.command.toString(16)} (MessageId ${messageId}) within ${this.#o.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
         }, this.#o.timeoutMs);
         timer.unref();
-        this.#pending.set(messageId, { resolve, reject, timer, command: item.command });
+        this.#pending.set(messageId, { resolve, reject, timer, command: item.command, sessionId });
       }));
     });
     // a compound: each item 8-byte aligned, NextCommand to the next, each signed on its own
